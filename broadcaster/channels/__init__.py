@@ -1,0 +1,1 @@
+"""Channels: one account or endpoint each (channels/<id>.yaml), and their adapters."""

@@ -1,0 +1,193 @@
+"""The `broadcaster` command: thin wrappers that parse arguments and call the modules."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from broadcaster.config import config_path, read_settings
+from broadcaster.deployment import Deployment, load_deployment
+from broadcaster.limits import measure
+from broadcaster.messages import (
+    AlertContext,
+    TemplateNotApproved,
+    channel_messages,
+)
+from broadcaster.playbooks import ParamError, Playbook, validate_params
+from broadcaster.problems import ConfigError
+from broadcaster.templating import APPROVALS_FILE, Approvals, TemplateFolder
+from broadcaster.validation import PORTABLE_SHORT_TYPES
+from broadcaster.validation import validate as validate_deployment
+
+app = typer.Typer(
+    help="Emergency broadcaster: one confirmed trigger, every channel at once.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="broadcaster.yaml (default: $BROADCASTER_CONFIG, else ./broadcaster.yaml)",
+        dir_okay=False,
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(Text(message, style="bold red"))
+    return typer.Exit(code)
+
+
+def _deployment(config: Path | None) -> Deployment:
+    try:
+        return load_deployment(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(Text(str(problem)))
+        raise _fail(
+            "the configuration has errors; `broadcaster validate` lists them all", 1
+        ) from None
+
+
+def parse_param_args(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param {pair!r}: write it as name=value")
+        params[name.strip()] = value
+    return params
+
+
+def _playbook(deployment: Deployment, scenario: str, stage: str | None) -> tuple[Playbook, str]:
+    playbook = deployment.playbooks.get(scenario)
+    if playbook is None:
+        known = ", ".join(sorted(deployment.playbooks)) or "none"
+        raise _fail(f"unknown scenario {scenario!r} (playbooks: {known})")
+    stage = stage or playbook.default_stage
+    if stage not in playbook.stages:
+        raise _fail(f"unknown stage {stage!r} of {scenario} (stages: {', '.join(playbook.stages)})")
+    return playbook, stage
+
+
+@app.command()
+def validate(config: ConfigOption = None) -> None:
+    """Check playbooks, templates, limits, approvals and channels; exit 1 on any error."""
+    problems = validate_deployment(config)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        style = "red" if problem.severity == "error" else "yellow"
+        out.print(Text(str(problem), style=style), soft_wrap=True)
+    if errors:
+        out.print(Text(f"{len(errors)} error(s)", style="bold red"))
+        raise typer.Exit(1)
+    out.print(Text(f"ok ({len(problems)} warning(s))", style="bold green"))
+
+
+@app.command()
+def render(
+    scenario: Annotated[str, typer.Argument(help="playbook id, e.g. major_fire")],
+    stage: Annotated[str | None, typer.Option(help="default: the playbook's first stage")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value")] = None,
+    mode: Annotated[str, typer.Option(help="live or drill")] = "live",
+    incident: Annotated[str, typer.Option(help="incident id shown in the texts")] = "PREVIEW",
+    config: ConfigOption = None,
+) -> None:
+    """Print every channel's text, its length and its limit."""
+    if mode not in ("live", "drill"):
+        raise _fail(f"--mode must be live or drill, not {mode!r}")
+    alert_mode: Literal["live", "drill"] = "live" if mode == "live" else "drill"
+    deployment = _deployment(config)
+    playbook, stage = _playbook(deployment, scenario, stage)
+    try:
+        params = validate_params(playbook, parse_param_args(param or []))
+    except ParamError as exc:
+        raise _fail("invalid params:\n  " + "\n  ".join(exc.messages)) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    alert = AlertContext(playbook, stage, params, alert_mode, incident, datetime.now().astimezone())
+    try:
+        rendered = deployment.renderer().render(alert)
+    except TemplateNotApproved as exc:
+        lines = "\n  ".join(f"{key} {why}" for key, why in exc.refusals.items())
+        raise _fail(
+            f"template_not_approved: a live alert cannot use\n  {lines}\n"
+            "(`--mode drill` previews unapproved templates)",
+            1,
+        ) from None
+    for key, why in rendered.unapproved.items():
+        out.print(Text(f"not approved (drill only): {key} {why}", style="yellow"))
+    messages = channel_messages(playbook, deployment.channels, rendered)
+    if not messages:
+        out.print(Text("no enabled public channel uses this playbook", style="yellow"))
+    too_long = False
+    for m in messages:
+        ok = m.measurement.fits
+        too_long |= not ok
+        status = Text(f"{m.measurement}", style="green" if ok else "bold red")
+        if not ok:
+            status.append("  TOO LONG", style="bold red")
+        out.print(
+            Panel(
+                Text(m.text),
+                title=f"{m.channel_id} ({m.channel_type}, {m.language}, {m.variant})",
+                subtitle=status,
+                title_align="left",
+                subtitle_align="right",
+            )
+        )
+    for lang, texts in rendered.texts.items():
+        out.print(Text(f"title [{lang}]: {texts.title}", style="bold"))
+        sizes = [(kind, measure(kind, texts.short)) for kind in PORTABLE_SHORT_TYPES]
+        out.print(Text(f"short [{lang}] on " + ", ".join(f"{kind} {m}" for kind, m in sizes)))
+    if too_long:
+        raise typer.Exit(1)
+
+
+@app.command()
+def approve(
+    templates: Annotated[list[str], typer.Argument(help="e.g. major_fire/warning/short.de.j2")],
+    by: Annotated[str, typer.Option("--by", help="the approver's name")],
+    config: ConfigOption = None,
+) -> None:
+    """Record one approval of each template's current bytes (two different names are needed)."""
+    # Only the templates folder is needed: an unrelated broken file must not block approving.
+    file = config_path(config)
+    settings, problems = read_settings(file)
+    if settings is None:
+        for problem in problems:
+            err.print(Text(str(problem)))
+        raise _fail("cannot read the settings", 1)
+    folder = TemplateFolder(file.resolve().parent / settings.paths.templates)
+    approvals, problems = Approvals.load(folder.root / APPROVALS_FILE)
+    if problems:
+        for problem in problems:
+            err.print(Text(str(problem)))
+        raise _fail("fix approvals.yaml first", 1)
+    try:
+        keys = [folder.key_of(t) for t in templates]
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    for key in keys:
+        source = folder.load(key)
+        approval = approvals.approve(source, by, date.today())
+        why = approvals.refusal(source)
+        state = "approved for live alerts" if why is None else f"not yet usable live: {why}"
+        names = ", ".join(approval.approved_by)
+        out.print(Text(f"{key}: sha256 {approval.sha256[:12]}…, by {names} - {state}"))
+    approvals.save()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,134 @@
+"""broadcaster.yaml: the daemon's settings (contract section 2)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from broadcaster.durations import Duration
+from broadcaster.problems import Problem, display_path
+from broadcaster.yamlfiles import load_yaml, validation_problems
+
+CONFIG_ENV = "BROADCASTER_CONFIG"
+DEFAULT_CONFIG = Path("broadcaster.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    url: str | None = None  # None: the daemon starts an embedded broker on 127.0.0.1:1883
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = "broadcaster"
+    client_id: str = Field(default_factory=lambda: f"broadcaster-{socket.gethostname()}")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+") or value.endswith("/"):
+            raise ValueError("must be a plain topic without wildcards or a trailing /")
+        return value
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///var/broadcaster.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValueError("must be sqlite:///path or redis://host:port/db")
+        return value
+
+
+class HttpSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    public_url: str = "http://127.0.0.1:8080"
+    api_token: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for local trials)")
+        return value.rstrip("/")
+
+
+class SecuritySettings(_Section):
+    trigger_secret: str | None = None
+    max_trigger_age: Duration = timedelta(minutes=15)
+
+
+class PathSettings(_Section):
+    playbooks: Path = Path("playbooks")
+    templates: Path = Path("templates")
+    channels: Path = Path("channels")
+
+
+class DutyOfficer(_Section):
+    name: str = Field(min_length=1)
+    notify: list[str] = Field(min_length=1)
+    pin: str | None = None
+
+
+class DrillSettings(_Section):
+    prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
+
+
+class Settings(_Section):
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    duty_officers: list[DutyOfficer] = Field(default_factory=list)
+    escalate_after: Duration = timedelta(minutes=5)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
+
+
+def config_path(explicit: Path | None = None) -> Path:
+    """--config, else $BROADCASTER_CONFIG, else ./broadcaster.yaml."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return DEFAULT_CONFIG
+
+
+def read_settings(path: Path) -> tuple[Settings | None, list[Problem]]:
+    """Every problem of broadcaster.yaml at once, and the settings when they could be read."""
+    shown = display_path(path)
+    if not path.is_file():
+        return None, [Problem(shown, "", "config file not found", "pass --config FILE")]
+    data, problems = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [*problems, Problem(shown, "", "must be a mapping of settings")]
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        return None, problems + validation_problems(shown, exc)
+    # Settings come back even with unset variables, so `validate` can look at everything else.
+    return settings, problems

@@ -1,0 +1,245 @@
+"""Templates: finding them, rendering them in a sandbox, and their four-eyes approvals.
+
+Trigger params are data, never template code: they are passed to `render()` as values
+and Jinja2 never parses a value, so `{{ 7*7 }}` inside a param comes out literally.
+The sandbox stops template authors from reaching Python internals; StrictUndefined
+turns a misspelt variable into an error instead of an empty gap in a public warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from broadcaster.problems import Problem, display_path
+
+Variant = Literal["title", "short", "long", "instruction"]
+VARIANTS: tuple[Variant, ...] = ("title", "short", "long", "instruction")
+REQUIRED_VARIANTS: tuple[Variant, ...] = ("title", "short", "long")
+RETRACTION = "_retraction"
+RETRACTION_VARIANTS: tuple[Variant, ...] = ("title", "short", "long")
+APPROVALS_FILE = "approvals.yaml"
+MIN_APPROVERS = 2
+
+
+def template_key(playbook: str, stage: str, variant: str, language: str) -> str:
+    """The template's path relative to templates/, as approvals.yaml names it."""
+    return f"{playbook}/{stage}/{variant}.{language}.j2"
+
+
+def retraction_key(variant: str, language: str) -> str:
+    return f"{RETRACTION}/{variant}.{language}.j2"
+
+
+def _clock(value: datetime | time | str) -> str:
+    if isinstance(value, str):
+        return value
+    return value.strftime("%H:%M")
+
+
+def _date(value: datetime | date) -> str:
+    return value.strftime("%d.%m.%Y")
+
+
+def make_environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,  # plain text; each channel escapes for its own markup
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["clock"] = _clock
+    env.filters["date"] = _date
+    return env
+
+
+ENVIRONMENT = make_environment()
+
+
+@lru_cache(maxsize=1024)
+def _compiled(text: str) -> Template:
+    return ENVIRONMENT.from_string(text)
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """A template's exact bytes: the same bytes are hashed for approval and rendered."""
+
+    key: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+    def render(self, context: dict[str, Any]) -> str:
+        return _compiled(self.text).render(context).strip()
+
+    def variables(self) -> set[str]:
+        """Names the template reads from its context (raises TemplateSyntaxError)."""
+        ast = ENVIRONMENT.parse(self.text)
+        return meta.find_undeclared_variables(ast) - _guarded_names(ast)
+
+
+def _guarded_names(ast: nodes.Template) -> set[str]:
+    """Names only used in `x is defined` tests, which retraction templates use for
+    params some scenarios have and others do not."""
+    return {
+        test.node.name
+        for test in ast.find_all(nodes.Test)
+        if test.name == "defined" and isinstance(test.node, nodes.Name)
+    }
+
+
+class TemplateFolder:
+    """templates/<playbook>/<stage>/<variant>.<lang>.j2 on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def load(self, key: str) -> TemplateSource:
+        return TemplateSource(key, self.path(key).read_bytes())
+
+    def all_keys(self) -> list[str]:
+        """Every template file, as approval keys."""
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*.j2"))
+
+    def key_of(self, given: str) -> str:
+        """A key from what a person typed: the key itself or a path to the file."""
+        path = Path(given)
+        if path.is_file():
+            try:
+                return path.resolve().relative_to(self.root.resolve()).as_posix()
+            except ValueError:
+                raise ValueError(f"{given} is not inside {self.root}") from None
+        if self.exists(given):
+            return given
+        raise ValueError(f"no template {given} (looked in {self.root})")
+
+
+@dataclass(frozen=True)
+class Approval:
+    sha256: str
+    approved_by: tuple[str, ...]
+    approved_at: str
+
+
+def _same_person(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def distinct_names(names: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        if name.strip() and not any(_same_person(name, seen) for seen in out):
+            out.append(name)
+    return out
+
+
+class Approvals:
+    """templates/approvals.yaml: which template bytes two different people approved."""
+
+    def __init__(self, path: Path, entries: dict[str, Approval]) -> None:
+        self.path = path
+        self.entries = entries
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[Approvals, list[Problem]]:
+        shown = display_path(path)
+        if not path.exists():
+            return cls(path, {}), []
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            return cls(path, {}), [Problem(shown, "", f"cannot be read: {exc}")]
+        if not isinstance(data, dict):
+            return cls(path, {}), [Problem(shown, "", "must map template paths to approvals")]
+        entries: dict[str, Approval] = {}
+        problems: list[Problem] = []
+        for key, value in data.items():
+            names = value.get("approved_by") if isinstance(value, dict) else None
+            sha = value.get("sha256") if isinstance(value, dict) else None
+            if not isinstance(sha, str) or not isinstance(names, list):
+                problems.append(Problem(shown, str(key), "needs sha256 and approved_by (a list)"))
+                continue
+            entries[str(key)] = Approval(
+                sha256=sha,
+                approved_by=tuple(str(n) for n in names),
+                approved_at=str(value.get("approved_at", "")),
+            )
+        return cls(path, entries), problems
+
+    def refusal(self, source: TemplateSource) -> str | None:
+        """Why these bytes may not go out live, or None when they are approved."""
+        entry = self.entries.get(source.key)
+        if entry is None:
+            return "has no approval"
+        if entry.sha256 != source.sha256:
+            return "was changed after its approval (sha256 differs)"
+        names = distinct_names(entry.approved_by)
+        if len(names) < MIN_APPROVERS:
+            who = ", ".join(names) or "nobody"
+            return f"is approved by {who} only; four eyes need {MIN_APPROVERS} different names"
+        return None
+
+    def approve(self, source: TemplateSource, by: str, today: date) -> Approval:
+        """Record one approval of the template's current bytes; a change starts afresh."""
+        if not by.strip():
+            raise ValueError("the approver's name is empty")
+        entry = self.entries.get(source.key)
+        names: tuple[str, ...] = ()
+        if entry is not None and entry.sha256 == source.sha256:
+            names = entry.approved_by
+        if not any(_same_person(by, n) for n in names):
+            names = (*names, by.strip())
+        approval = Approval(source.sha256, names, today.isoformat())
+        self.entries[source.key] = approval
+        return approval
+
+    def save(self) -> None:
+        data = {
+            key: {
+                "sha256": a.sha256,
+                "approved_by": list(a.approved_by),
+                "approved_at": a.approved_at,
+            }
+            for key, a in sorted(self.entries.items())
+        }
+        header = (
+            "# Four-eyes approvals of the templates' exact bytes (contract section 4).\n"
+            "# Written by `broadcaster approve TEMPLATE --by NAME`; do not edit by hand.\n"
+        )
+        text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        tmp = self.path.with_suffix(".yaml.tmp")
+        tmp.write_text(header + text, encoding="utf-8")
+        tmp.replace(self.path)
+
+
+__all__ = [
+    "ENVIRONMENT",
+    "Approvals",
+    "TemplateFolder",
+    "TemplateSource",
+    "TemplateSyntaxError",
+    "retraction_key",
+    "template_key",
+]

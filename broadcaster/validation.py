@@ -1,0 +1,433 @@
+"""`broadcaster validate`: everything a communications office can get wrong, one line each.
+
+Beyond parsing, every template is rendered with worst-case params (each string param
+at its max_length, the drill prefix in front) and measured against the limit of every
+channel that uses it, so a text never turns out too long during a real incident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import TemplateError, TemplateSyntaxError
+
+from broadcaster.deployment import Deployment, read_deployment
+from broadcaster.limits import DEFAULT_LIMITS, measure
+from broadcaster.messages import (
+    AlertContext,
+    Mode,
+    Renderer,
+    channel_language,
+    fan_out_channels,
+)
+from broadcaster.playbooks import RESERVED_NAMES, ParamSpec, Playbook
+from broadcaster.problems import Problem
+from broadcaster.templating import (
+    APPROVALS_FILE,
+    REQUIRED_VARIANTS,
+    RETRACTION,
+    RETRACTION_VARIANTS,
+    VARIANTS,
+    Approvals,
+    TemplateSource,
+    retraction_key,
+    template_key,
+)
+
+# A retraction's reason is typed by a person under stress; the intake caps it so the
+# correction still fits the smallest channel.
+REASON_MAX_LENGTH = 120
+# CAP guidance: a headline of at most 160 characters.
+TITLE_MAX_LENGTH = 160
+# Short texts must fit every small-limit type, so an account added later does not break them.
+PORTABLE_SHORT_TYPES = ("x", "bluesky", "mastodon", "sms")
+WORST_CASE_ISSUED_AT = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
+_FILLER = "W"
+
+
+def worst_case_params(playbook: Playbook) -> dict[str, Any]:
+    """Every param present and as long as it may be."""
+    return {name: _longest(spec) for name, spec in playbook.params.items()}
+
+
+def minimal_params(playbook: Playbook) -> dict[str, Any]:
+    """Only the required params; optional ones at their default (None when they have none)."""
+    return {
+        name: _longest(spec) if spec.required else spec.default
+        for name, spec in playbook.params.items()
+    }
+
+
+def _longest(spec: ParamSpec) -> Any:
+    match spec.type:
+        case "string":
+            return _FILLER * (spec.max_length or 1)
+        case "integer":
+            return int(spec.max) if spec.max is not None else 999_999
+        case "number":
+            return float(spec.max) if spec.max is not None else 999_999.99
+        case "boolean":
+            return True
+        case "time":
+            return "23:59"
+    return WORST_CASE_ISSUED_AT
+
+
+class _EveryBytes(Approvals):
+    """Approvals are checked on their own; worst-case rendering looks at texts only."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(APPROVALS_FILE), {})
+
+    def refusal(self, source: TemplateSource) -> str | None:
+        return None
+
+
+class Validator:
+    def __init__(self, deployment: Deployment) -> None:
+        self.d = deployment
+        self.renderer = Renderer(
+            deployment.templates, _EveryBytes(), deployment.settings.drill.prefix
+        )
+        self.broken: set[str] = set()  # templates that cannot be parsed: not rendered again
+
+    def tpl(self, key: str) -> str:
+        return self.d.show(self.d.templates.path(key))
+
+    def run(self) -> list[Problem]:
+        problems = list(self.settings())
+        for playbook in self.d.playbooks.values():
+            problems += self.playbook(playbook)
+        problems += self.retraction()
+        problems += self.approvals()
+        problems += self.stray_templates()
+        return problems
+
+    # -- settings and references -------------------------------------------------
+    def settings(self) -> Iterator[Problem]:
+        cfg = self.d.show(self.d.config_file)
+        s = self.d.settings
+        if s.security.trigger_secret is None:
+            yield Problem(
+                cfg,
+                "security.trigger_secret",
+                "is not set: unsigned triggers are accepted",
+                "set it for production",
+                "warning",
+            )
+        if s.http.api_token is None:
+            yield Problem(
+                cfg,
+                "http.api_token",
+                "is not set: every /api/* call is refused",
+                "set it to use the HTTP API",
+                "warning",
+            )
+        for i, officer in enumerate(s.duty_officers):
+            for j, cid in enumerate(officer.notify):
+                channel = self.d.channels.get(cid)
+                if channel is None:
+                    yield Problem(
+                        cfg,
+                        f"duty_officers[{i}].notify[{j}]",
+                        f"names channel {cid!r}, which does not exist",
+                        f"add channels/{cid}.yaml with audience: internal",
+                    )
+                elif channel.audience != "internal":
+                    yield Problem(
+                        cfg,
+                        f"duty_officers[{i}].notify[{j}]",
+                        f"channel {cid!r} is public: the confirm link would go to the public",
+                        "use a channel with audience: internal",
+                    )
+        needs_officer = [p.id for p in self.d.playbooks.values() if p.confirmation.mode != "none"]
+        if needs_officer and not s.duty_officers:
+            yield Problem(
+                cfg,
+                "duty_officers",
+                f"is empty, but {', '.join(needs_officer)} need a duty officer's confirmation",
+                "add at least one duty officer",
+            )
+
+    def playbook(self, playbook: Playbook) -> Iterator[Problem]:
+        file = self.d.show(
+            self.d.base_dir / self.d.settings.paths.playbooks / f"{playbook.id}.yaml"
+        )
+        if playbook.channels != "all":
+            for i, cid in enumerate(playbook.channels):
+                channel = self.d.channels.get(cid)
+                if channel is None:
+                    yield Problem(
+                        file,
+                        f"channels[{i}]",
+                        f"names channel {cid!r}, which does not exist",
+                        f"add channels/{cid}.yaml or remove it",
+                    )
+                elif channel.audience != "public":
+                    yield Problem(
+                        file,
+                        f"channels[{i}]",
+                        f"channel {cid!r} is internal (duty officers only)",
+                        "list public channels only",
+                    )
+        for lang in playbook.languages:
+            if lang not in self.d.settings.drill.prefix:
+                yield Problem(
+                    self.d.show(self.d.config_file),
+                    "drill.prefix",
+                    f"has no prefix for language {lang!r} (playbook {playbook.id})",
+                    "add one, e.g. en: EXERCISE",
+                    "warning",
+                )
+        for cid, channel in fan_out_channels(playbook, self.d.channels).items():
+            if channel.language and channel.language not in playbook.languages:
+                yield Problem(
+                    self.d.show(self.d.base_dir / self.d.settings.paths.channels / f"{cid}.yaml"),
+                    "language",
+                    f"is {channel.language!r}, which playbook {playbook.id} lacks: "
+                    f"it posts {playbook.primary_language!r} there",
+                    "",
+                    "warning",
+                )
+        allowed = set(playbook.params) | RESERVED_NAMES - {"reason"}
+        for stage in playbook.stages:
+            for lang in playbook.languages:
+                for variant in VARIANTS:
+                    key = template_key(playbook.id, stage, variant, lang)
+                    if not self.d.templates.exists(key):
+                        if variant in REQUIRED_VARIANTS:
+                            yield Problem(
+                                self.tpl(key),
+                                "",
+                                f"is missing ({variant} of stage {stage} in language {lang})",
+                                "write the template",
+                            )
+                            self.broken.add(key)
+                        continue
+                    names = allowed - {"instruction"} if variant == "instruction" else allowed
+                    yield from self.template_names(key, names, playbook)
+            if not any(
+                template_key(playbook.id, stage, v, lang) in self.broken
+                for v in VARIANTS
+                for lang in playbook.languages
+            ):
+                yield from self.worst_case(playbook, stage)
+
+    def template_names(self, key: str, allowed: set[str], playbook: Playbook) -> Iterator[Problem]:
+        try:
+            used = self.d.templates.load(key).variables()
+        except TemplateSyntaxError as exc:
+            self.broken.add(key)
+            yield Problem(self.tpl(key), f"line {exc.lineno}", f"template syntax: {exc.message}")
+            return
+        except UnicodeDecodeError:
+            self.broken.add(key)
+            yield Problem(self.tpl(key), "", "is not UTF-8 text", "save it as UTF-8")
+            return
+        for name in sorted(used - allowed):
+            self.broken.add(key)
+            params = ", ".join(playbook.params) or "none"
+            yield Problem(
+                self.tpl(key),
+                name,
+                f"unknown param {name!r} (playbook {playbook.id} defines: {params})",
+                "add it to the playbook's params or fix the name",
+            )
+
+    # -- worst-case rendering and limits ------------------------------------------
+    def worst_case(self, playbook: Playbook, stage: str) -> Iterator[Problem]:
+        for mode in ("live", "drill"):
+            for label, params in (
+                ("worst case", worst_case_params(playbook)),
+                ("required params only", minimal_params(playbook)),
+            ):
+                alert = AlertContext(
+                    playbook, stage, params, mode, "INC-0000", WORST_CASE_ISSUED_AT
+                )
+                try:
+                    rendered = self.renderer.render(alert)
+                except TemplateError as exc:
+                    yield Problem(
+                        self.d.show(self.d.templates.root / playbook.id / stage),
+                        "",
+                        f"rendering with {label} ({mode}) fails: {exc}",
+                        "guard optional params with {% if name %}",
+                    )
+                    return
+                if label == "worst case":
+                    yield from self.lengths(
+                        playbook,
+                        mode,
+                        lambda v, lang: template_key(playbook.id, stage, v, lang),
+                        rendered.texts,
+                    )
+
+    def lengths(self, playbook: Playbook, mode: Mode, key_of: Any, texts: Any) -> Iterator[Problem]:
+        seen: set[tuple[str, str]] = set()
+        for lang, t in texts.items():
+            if "\n" in t.title:
+                yield Problem(
+                    self.tpl(key_of("title", lang)),
+                    "",
+                    "renders to more than one line",
+                    "a title is one line",
+                )
+            if len(t.title) > TITLE_MAX_LENGTH:
+                yield Problem(
+                    self.tpl(key_of("title", lang)),
+                    "",
+                    f"worst case ({mode}) is {len(t.title)} characters, at most {TITLE_MAX_LENGTH}",
+                    "shorten it or lower the params' max_length",
+                )
+        targets: list[tuple[str, str, Literal["short", "long"], str, int | None]] = [
+            (
+                f"channel {cid}",
+                c.channel_type,
+                c.variant,
+                channel_language(playbook, c),
+                c.length_limit,
+            )
+            for cid, c in fan_out_channels(playbook, self.d.channels).items()
+        ]
+        targets += [
+            (f"any {t} channel", t, "short", lang, DEFAULT_LIMITS[t])
+            for t in PORTABLE_SHORT_TYPES
+            for lang in playbook.languages
+        ]
+        for who, kind, variant, lang, limit in targets:
+            key = key_of(variant, lang)
+            m = measure(kind, texts[lang].variant(variant), limit=limit)
+            if m.fits or (key, kind) in seen:
+                continue
+            seen.add((key, kind))
+            yield Problem(
+                self.tpl(key),
+                "",
+                f"worst case ({mode}, every string param at its "
+                f"max_length) is {m} on {kind} ({who})",
+                "shorten the template or lower the params' max_length",
+            )
+
+    # -- retraction ---------------------------------------------------------------
+    def retraction(self) -> Iterator[Problem]:
+        languages = sorted({lang for p in self.d.playbooks.values() for lang in p.languages})
+        every_param = {name for p in self.d.playbooks.values() for name in p.params}
+        allowed = (RESERVED_NAMES - {"instruction"}) | every_param
+        missing = False
+        for lang in languages:
+            for variant in RETRACTION_VARIANTS:
+                key = retraction_key(variant, lang)
+                if not self.d.templates.exists(key):
+                    missing = True
+                    yield Problem(
+                        self.tpl(key),
+                        "",
+                        f"is missing (retraction {variant} in language {lang})",
+                        "write the correction template",
+                    )
+                    continue
+                try:
+                    used = self.d.templates.load(key).variables()
+                except TemplateSyntaxError as exc:
+                    missing = True
+                    yield Problem(
+                        self.tpl(key), f"line {exc.lineno}", f"template syntax: {exc.message}"
+                    )
+                    continue
+                for name in sorted(used - allowed):
+                    missing = True
+                    yield Problem(
+                        self.tpl(key),
+                        name,
+                        f"unknown name {name!r}: retraction "
+                        "templates see reason, scenario_name, incident, issued_at, "
+                        "mode and the alert's params",
+                        "guard params with `is defined`",
+                    )
+        if missing:
+            return
+        for playbook in self.d.playbooks.values():
+            for mode in ("live", "drill"):
+                alert = AlertContext(
+                    playbook,
+                    playbook.default_stage,
+                    worst_case_params(playbook),
+                    mode,
+                    "INC-0000",
+                    WORST_CASE_ISSUED_AT,
+                )
+                try:
+                    rendered = self.renderer.render_retraction(alert, _FILLER * REASON_MAX_LENGTH)
+                except TemplateError as exc:
+                    yield Problem(
+                        self.tpl(RETRACTION),
+                        "",
+                        f"rendering for {playbook.id} fails: {exc}",
+                        "guard params with `is defined`",
+                    )
+                    return
+                yield from self.lengths(playbook, mode, retraction_key, rendered.texts)
+
+    # -- approvals ----------------------------------------------------------------
+    def used_templates(self) -> list[str]:
+        keys = [
+            key
+            for p in self.d.playbooks.values()
+            for stage in p.stages
+            for lang in p.languages
+            for v in VARIANTS
+            if self.d.templates.exists(key := template_key(p.id, stage, v, lang))
+        ]
+        languages = sorted({lang for p in self.d.playbooks.values() for lang in p.languages})
+        keys += [
+            k
+            for lang in languages
+            for v in RETRACTION_VARIANTS
+            if self.d.templates.exists(k := retraction_key(v, lang))
+        ]
+        return keys
+
+    def approvals(self) -> Iterator[Problem]:
+        approvals_file = self.d.show(self.d.approvals.path)
+        for key in self.used_templates():
+            why = self.d.approvals.refusal(self.d.templates.load(key))
+            if why is not None:
+                yield Problem(
+                    self.tpl(key),
+                    "",
+                    f"{why}: a live alert cannot use it",
+                    f"broadcaster approve {key} --by NAME, by two different people",
+                )
+        for key in sorted(self.d.approvals.entries):
+            if not self.d.templates.exists(key):
+                yield Problem(
+                    approvals_file,
+                    key,
+                    "approves a template that does not exist",
+                    "remove the entry",
+                    "warning",
+                )
+
+    def stray_templates(self) -> Iterator[Problem]:
+        used = set(self.used_templates())
+        for key in self.d.templates.all_keys():
+            if key not in used and key not in self.broken:
+                yield Problem(
+                    self.tpl(key),
+                    "",
+                    "belongs to no playbook, stage or language "
+                    "(a typo in the folder or file name?)",
+                    "rename or remove it",
+                    "warning",
+                )
+
+
+def validate(config: Path | None = None) -> list[Problem]:
+    """Every problem of the deployment, errors first; empty when all is well."""
+    deployment, problems = read_deployment(config)
+    if deployment is not None:
+        problems = problems + Validator(deployment).run()
+    return sorted(problems, key=lambda p: (p.severity != "error", p.file, p.where))

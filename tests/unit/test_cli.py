@@ -1,0 +1,79 @@
+"""The `render` and `approve` commands as a person uses them."""
+
+from typer.testing import CliRunner
+
+from broadcaster.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+FIRE = ["-p", "location=Ackerstraße 12", "-p", "district=Flingern-Nord"]
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), terminal_width=200)
+
+
+def test_render_shows_every_channel_with_length_and_limit():
+    result = run("render", "major_fire", *FIRE, "--config", str(REPO / "broadcaster.yaml"))
+    assert result.exit_code == 0, result.output
+    for channel in (
+        "website_log (log, de, long)",
+        "social_log (log, de, short)",
+        "english_log (log, en, short)",
+    ):
+        assert channel in result.output
+    assert "weighted characters" in result.output and "SMS segments" in result.output
+    assert "ÜBUNG" not in result.output
+
+
+def test_render_drill_prefixes_every_text():
+    result = run(
+        "render", "major_fire", *FIRE, "--mode", "drill", "--config", str(REPO / "broadcaster.yaml")
+    )
+    assert result.exit_code == 0, result.output
+    assert "ÜBUNG: Großbrand in Flingern-Nord" in result.output
+    assert "EXERCISE: Major fire in Flingern-Nord" in result.output
+
+
+def test_render_names_bad_params_scenario_and_stage():
+    config = ["--config", str(REPO / "broadcaster.yaml")]
+    result = run("render", "major_fire", "-p", "district=" + "x" * 41, "-p", "colour=red", *config)
+    assert result.exit_code == 2
+    assert "param 'location' is required" in result.output
+    assert "param 'district' is 41 characters long, at most 40" in result.output
+    assert "unknown param 'colour'" in result.output
+    result = run("render", "flood", *config)
+    assert result.exit_code == 2 and "unknown scenario 'flood'" in result.output
+    assert "bomb_defusal, major_fire, severe_storm" in result.output
+    result = run("render", "major_fire", "--stage", "evacuation", *FIRE, *config)
+    assert result.exit_code == 2 and "unknown stage 'evacuation'" in result.output
+    result = run("render", "major_fire", "-p", "location", *config)
+    assert result.exit_code == 2 and "write it as name=value" in result.output
+
+
+def test_render_refuses_a_changed_template_live_but_previews_it_in_a_drill(deployment_copy):
+    path = deployment_copy.parent / "templates/major_fire/warning/short.de.j2"
+    path.write_text("Neuer Text {{ location }}\n", encoding="utf-8")
+    result = run("render", "major_fire", *FIRE, "--config", str(deployment_copy))
+    assert result.exit_code == 1
+    assert "template_not_approved" in result.output
+    assert "major_fire/warning/short.de.j2 was changed after its approval" in result.output
+    result = run("render", "major_fire", *FIRE, "--mode", "drill", "--config", str(deployment_copy))
+    assert result.exit_code == 0
+    assert "not approved (drill only): major_fire/warning/short.de.j2" in result.output
+    assert "ÜBUNG: Neuer Text Ackerstraße 12" in result.output
+
+
+def test_approve_twice_by_different_people_makes_a_changed_template_usable(deployment_copy):
+    path = deployment_copy.parent / "templates/major_fire/warning/short.de.j2"
+    path.write_text("Neuer Text {{ location }}\n", encoding="utf-8")
+    config = ["--config", str(deployment_copy)]
+    key = "major_fire/warning/short.de.j2"
+    first = run("approve", key, "--by", "A. Schmidt", *config)
+    assert first.exit_code == 0 and "not yet usable live" in first.output
+    same = run("approve", str(path), "--by", "a. schmidt", *config)  # a path works too
+    assert "four eyes need 2 different names" in same.output
+    second = run("approve", key, "--by", "B. Yilmaz", *config)
+    assert "approved for live alerts" in second.output
+    assert run("render", "major_fire", *FIRE, *config).exit_code == 0
+    assert run("approve", "nope.de.j2", "--by", "X", *config).exit_code == 2

@@ -1,0 +1,114 @@
+from datetime import datetime
+
+import pytest
+from pydantic import ValidationError
+
+from broadcaster.playbooks import ParamError, Playbook, validate_params
+
+PLAYBOOK = {
+    "id": "demo",
+    "name": {"de": "Demo", "en": "Demo"},
+    "languages": ["de", "en"],
+    "params": {
+        "location": {"type": "string", "required": True, "max_length": 10},
+        "direction": {"type": "string", "max_length": 5, "default": ""},
+        "radius_m": {"type": "integer", "min": 100, "max": 5000},
+        "wind": {"type": "number", "min": 0},
+        "indoors": {"type": "boolean"},
+        "at": {"type": "time"},
+        "until": {"type": "datetime"},
+    },
+    "cap": {
+        "category": "Fire",
+        "urgency": "Immediate",
+        "severity": "Severe",
+        "certainty": "Observed",
+    },
+    "stages": {"warning": {"msg_type": "Alert"}, "all_clear": {"msg_type": "Update"}},
+}
+
+
+def playbook(**changes) -> Playbook:
+    return Playbook.model_validate({**PLAYBOOK, **changes})
+
+
+def test_defaults_and_none_for_absent_optional_params():
+    values = validate_params(playbook(), {"location": "Flingern"})
+    assert values == {
+        "location": "Flingern",
+        "direction": "",
+        "radius_m": None,
+        "wind": None,
+        "indoors": None,
+        "at": None,
+        "until": None,
+    }
+    assert playbook().default_stage == "warning"
+
+
+def test_values_are_converted_from_text():
+    values = validate_params(
+        playbook(),
+        {
+            "location": "A",
+            "radius_m": "500",
+            "wind": "88.5",
+            "indoors": "yes",
+            "at": "14:30",
+            "until": "2026-11-23T18:00:00+01:00",
+        },
+    )
+    assert values["radius_m"] == 500
+    assert values["wind"] == 88.5
+    assert values["indoors"] is True
+    assert values["at"] == "14:30"
+    assert values["until"] == datetime.fromisoformat("2026-11-23T18:00:00+01:00")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "param 'location' is required"),
+        ({"location": "x" * 11}, "param 'location' is 11 characters long, at most 10"),
+        ({"location": "a\nb"}, "param 'location' must be one line"),
+        ({"location": 5}, "param 'location' must be text"),
+        ({"location": "a", "radius_m": 50}, "param 'radius_m' is 50, at least 100"),
+        ({"location": "a", "radius_m": 9000}, "param 'radius_m' is 9000, at most 5000"),
+        ({"location": "a", "radius_m": "5km"}, "param 'radius_m' must be a whole number"),
+        ({"location": "a", "radius_m": True}, "param 'radius_m' must be a whole number"),
+        ({"location": "a", "wind": "nan"}, "param 'wind' must be a number"),
+        ({"location": "a", "indoors": "maybe"}, "param 'indoors' must be true or false"),
+        ({"location": "a", "at": "25:00"}, "param 'at' must be a time HH:MM"),
+        ({"location": "a", "until": "2026-11-23T18:00"}, "param 'until' needs a UTC offset"),
+        ({"location": "a", "colour": "red"}, "unknown param 'colour'"),
+    ],
+)
+def test_bad_params_are_named(given, message):
+    with pytest.raises(ParamError) as caught:
+        validate_params(playbook(), given)
+    assert any(m.startswith(message) for m in caught.value.messages), caught.value.messages
+
+
+def test_every_bad_param_is_reported_at_once():
+    with pytest.raises(ParamError) as caught:
+        validate_params(playbook(), {"radius_m": 1, "colour": "red"})
+    assert len(caught.value.messages) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"params": {"stage": {"type": "string", "max_length": 5}}}, "hides the template variable"),
+        ({"params": {"x": {"type": "string"}}}, "needs max_length"),
+        ({"params": {"x": {"type": "integer", "max_length": 3}}}, "string params only"),
+        ({"params": {"x": {"type": "integer", "min": 5, "max": 1}}}, "min is greater than max"),
+        ({"params": {"x": {"type": "integer", "max": 5, "default": 9}}}, "at most 5"),
+        ({"params": {"x": {"type": "text"}}}, "'string'"),
+        ({"name": {"de": "Demo"}}, "no text for language 'en'"),
+        ({"stages": {}}, "at least 1 item"),
+        ({"colour": "red"}, "Extra inputs"),
+    ],
+)
+def test_bad_playbooks_are_refused(change, message):
+    with pytest.raises(ValidationError, match=message):
+        playbook(**change)

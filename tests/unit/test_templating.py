@@ -1,0 +1,88 @@
+from datetime import UTC, date, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jinja2.exceptions import SecurityError, UndefinedError
+
+from broadcaster.templating import Approvals, TemplateSource
+
+
+def render(text: str, **context) -> str:
+    return TemplateSource("t.de.j2", text.encode()).render(context)
+
+
+def test_params_are_data_never_template_code():
+    assert render("Ort: {{ location }}", location="{{ 7*7 }}") == "Ort: {{ 7*7 }}"
+    assert render("{{ a }}", a="{% for x in range(3) %}x{% endfor %}") == (
+        "{% for x in range(3) %}x{% endfor %}"
+    )
+
+
+@given(st.text())
+def test_any_param_text_comes_out_exactly_as_given(value):
+    assert render("[{{ location }}]", location=value) == f"[{value}]"
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.text(), min_size=3))
+def test_several_params_never_evaluated(values):
+    out = render("{{ a }}|{{ b }}|{{ c }}", **values)
+    assert out == f"{values['a']}|{values['b']}|{values['c']}".strip()
+
+
+def test_unknown_variable_is_an_error_not_a_gap():
+    with pytest.raises(UndefinedError, match="locaton"):
+        render("Ort: {{ locaton }}", location="x")
+
+
+def test_sandbox_blocks_python_internals():
+    with pytest.raises(SecurityError):
+        render("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+
+
+def test_filters():
+    at = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
+    assert render("{{ t | clock }} {{ t | date }} {{ s | clock }}", t=at, s="09:30") == (
+        "14:05 23.11.2026 09:30"
+    )
+
+
+def test_variables_skips_names_guarded_by_is_defined():
+    source = TemplateSource(
+        "k", b"{{ reason }}{% if location is defined %}{{ location }}{% endif %}"
+    )
+    assert source.variables() == {"reason"}
+
+
+def approvals(tmp_path) -> Approvals:
+    loaded, problems = Approvals.load(tmp_path / "approvals.yaml")
+    assert problems == []
+    return loaded
+
+
+def test_two_different_people_must_approve_the_same_bytes(tmp_path):
+    source = TemplateSource("major_fire/warning/short.de.j2", b"Warnung {{ location }}\n")
+    book = approvals(tmp_path)
+    assert book.refusal(source) == "has no approval"
+    book.approve(source, "A. Schmidt", date(2026, 11, 20))
+    assert "four eyes" in (book.refusal(source) or "")
+    book.approve(source, "  a.  SCHMIDT ", date(2026, 11, 20))  # the same person again
+    assert "four eyes" in (book.refusal(source) or "")
+    book.approve(source, "B. Yilmaz", date(2026, 11, 21))
+    assert book.refusal(source) is None
+    book.save()
+    reloaded = approvals(tmp_path)
+    assert reloaded.refusal(source) is None
+    assert reloaded.entries[source.key].approved_by == ("A. Schmidt", "B. Yilmaz")
+
+
+def test_one_changed_byte_voids_the_approval(tmp_path):
+    source = TemplateSource("k.de.j2", b"Warnung\n")
+    book = approvals(tmp_path)
+    book.approve(source, "A", date(2026, 11, 20))
+    book.approve(source, "B", date(2026, 11, 20))
+    changed = TemplateSource("k.de.j2", b"Warnung!\n")
+    assert book.refusal(changed) == "was changed after its approval (sha256 differs)"
+    book.approve(changed, "A", date(2026, 11, 22))  # approving new bytes starts afresh
+    assert book.entries["k.de.j2"].approved_by == ("A",)
+    assert book.refusal(source) is not None

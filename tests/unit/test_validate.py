@@ -1,0 +1,159 @@
+"""`broadcaster validate` on the repository and on copies broken in one way each."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from broadcaster.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def validate(config: Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["validate", "--config", str(config)])
+    return result.exit_code, result.output
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_the_repository_validates():
+    code, output = validate(REPO / "broadcaster.yaml")
+    assert code == 0, output
+    assert error_lines(output) == []
+
+
+def test_the_copy_validates_before_it_is_broken(deployment_copy):
+    assert validate(deployment_copy)[0] == 0
+
+
+def test_one_changed_byte_of_an_approved_template(deployment_copy):
+    path = deployment_copy.parent / "templates/major_fire/warning/short.de.j2"
+    data = path.read_bytes()
+    path.write_bytes(data[:-2] + (b"!" if data[-2:-1] != b"!" else b"?") + data[-1:])
+    code, output = validate(deployment_copy)
+    assert code == 1
+    [line] = error_lines(output)
+    assert "templates/major_fire/warning/short.de.j2" in line
+    assert "changed after its approval" in line
+    assert "broadcaster approve major_fire/warning/short.de.j2 --by NAME" in line
+
+
+def test_a_missing_template_for_one_language(deployment_copy):
+    (deployment_copy.parent / "templates/severe_storm/update/long.en.j2").unlink()
+    code, output = validate(deployment_copy)
+    assert code == 1
+    [line] = error_lines(output)
+    assert "templates/severe_storm/update/long.en.j2" in line
+    assert "is missing (long of stage update in language en)" in line
+
+
+def test_a_template_too_long_for_its_channel_with_worst_case_params(deployment_copy):
+    # A text well inside the limit with short params, over it when `location` is 60 long.
+    path = deployment_copy.parent / "templates/major_fire/update/short.de.j2"
+    path.write_text("Großbrand {{ location }} " + "x" * 260 + "\n", encoding="utf-8")
+    code, output = validate(deployment_copy)
+    assert code == 1
+    too_long = [line for line in error_lines(output) if "worst case" in line]
+    assert too_long, output
+    assert all("templates/major_fire/update/short.de.j2" in line for line in too_long)
+    assert any("on x" in line and "/280 weighted characters" in line for line in too_long)
+
+
+def test_a_channel_with_a_smaller_limit_is_measured(deployment_copy):
+    channel = deployment_copy.parent / "channels/tiny_sms.yaml"
+    channel.write_text(
+        "type: sms\naccount_sid: AC1\nauth_token: t\nfrom: '+4915100000000'\n"
+        "to: ['+4915100000001']\nmax_segments: 1\n",
+        encoding="utf-8",
+    )
+    code, output = validate(deployment_copy)
+    assert code == 1
+    assert any(
+        "channel tiny_sms" in line and "SMS segments" in line for line in error_lines(output)
+    )
+
+
+def test_an_unknown_param_referenced_in_a_template(deployment_copy):
+    path = deployment_copy.parent / "templates/bomb_defusal/evacuation/long.de.j2"
+    path.write_text(path.read_text(encoding="utf-8") + "{{ strasse }}\n", encoding="utf-8")
+    code, output = validate(deployment_copy)
+    assert code == 1
+    lines = [line for line in error_lines(output) if "unknown param 'strasse'" in line]
+    assert len(lines) == 1
+    assert "templates/bomb_defusal/evacuation/long.de.j2" in lines[0]
+
+
+def test_an_unset_variable(deployment_copy, monkeypatch):
+    monkeypatch.delenv("BROADCASTER_TEST_TOKEN", raising=False)
+    config = deployment_copy
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "public_url: http://127.0.0.1:8080",
+            "public_url: http://127.0.0.1:8080\n  api_token: ${BROADCASTER_TEST_TOKEN}",
+        ),
+        encoding="utf-8",
+    )
+    code, output = validate(config)
+    assert code == 1
+    [line] = error_lines(output)
+    assert (
+        "broadcaster.yaml: http.api_token: environment variable BROADCASTER_TEST_TOKEN is not set"
+        in line
+    )
+    monkeypatch.setenv("BROADCASTER_TEST_TOKEN", "t0k3n")
+    assert validate(config)[0] == 0
+
+
+def test_an_unset_variable_in_a_channel_file(deployment_copy, monkeypatch):
+    monkeypatch.delenv("MASTODON_TOKEN", raising=False)
+    (deployment_copy.parent / "channels/mastodon_city.yaml").write_text(
+        "type: mastodon\nbase_url: https://social.example.org\naccess_token: ${MASTODON_TOKEN}\n",
+        encoding="utf-8",
+    )
+    code, output = validate(deployment_copy)
+    assert code == 1
+    [line] = error_lines(output)
+    assert "channels/mastodon_city.yaml: access_token: environment variable MASTODON_TOKEN" in line
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "expected"),
+    [
+        ("channels/bad.yaml", "type: pigeon\n", "channels/bad.yaml: type: is 'pigeon'"),
+        ("channels/bad.yaml", "type: log\ncolour: red\n", "channels/bad.yaml: colour: unknown key"),
+        (
+            "channels/bad.yaml",
+            "type: sms\naccount_sid: a\nauth_token: b\nfrom: x\nto: ['0211']\n",
+            "channels/bad.yaml: to[0]",
+        ),
+        ("playbooks/broken.yaml", "id: other\n", "playbooks/broken.yaml: name: required key"),
+        ("playbooks/broken.yaml", "id: [unclosed\n", "playbooks/broken.yaml: line 2: invalid YAML"),
+        (
+            "templates/major_fire/warning/long.de.j2",
+            "{% if %}\n",
+            "long.de.j2: line 1: template syntax",
+        ),
+    ],
+)
+def test_broken_files_are_named(deployment_copy, file, text, expected):
+    (deployment_copy.parent / file).write_text(text, encoding="utf-8")
+    code, output = validate(deployment_copy)
+    assert code == 1
+    assert any(expected in line for line in error_lines(output)), output
+
+
+def test_a_drill_only_channel_mix_and_internal_channel_in_playbook(deployment_copy):
+    playbook = deployment_copy.parent / "playbooks/severe_storm.yaml"
+    text = playbook.read_text(encoding="utf-8").replace(
+        "channels: all", "channels: [officer_log, nope]"
+    )
+    playbook.write_text(text, encoding="utf-8")
+    code, output = validate(deployment_copy)
+    assert code == 1
+    lines = error_lines(output)
+    assert any("channels[0]: channel 'officer_log' is internal" in line for line in lines)
+    assert any("channels[1]: names channel 'nope', which does not exist" in line for line in lines)
