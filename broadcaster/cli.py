@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,17 +13,22 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from broadcaster.config import config_path, read_settings
+from broadcaster.config import Settings, config_path, read_settings
+from broadcaster.daemon import Daemon
 from broadcaster.deployment import Deployment, load_deployment
 from broadcaster.limits import measure
+from broadcaster.logging import configure_logging
 from broadcaster.messages import (
     AlertContext,
     TemplateNotApproved,
     channel_messages,
 )
+from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
+from broadcaster.status import alerts_table, deliveries_table, read_status
 from broadcaster.templating import APPROVALS_FILE, Approvals, TemplateFolder
+from broadcaster.triggering import build_trigger, publish_once
 from broadcaster.validation import PORTABLE_SHORT_TYPES
 from broadcaster.validation import validate as validate_deployment
 
@@ -187,6 +194,89 @@ def approve(
         names = ", ".join(approval.approved_by)
         out.print(Text(f"{key}: sha256 {approval.sha256[:12]}…, by {names} - {state}"))
     approvals.save()
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="contact no channel at all")] = False,
+    json_logs: Annotated[
+        bool | None, typer.Option("--json-logs/--console-logs", help="default: JSON unless a tty")
+    ] = None,
+) -> None:
+    """Run the daemon: MQTT and HTTP intake, confirmation, fan-out to every channel."""
+    configure_logging(json=json_logs)
+    deployment = _deployment(config)
+    try:
+        asyncio.run(Daemon(deployment, dry_run=dry_run).run())
+    except Exception as exc:  # start-up failed: say why in one line, not a traceback
+        raise _fail(f"cannot start the broadcaster: {exc}", 1) from None
+
+
+@app.command()
+def trigger(
+    scenario: Annotated[str, typer.Argument(help="playbook id, e.g. major_fire")],
+    mode: Annotated[str, typer.Option(help="live or drill (required: there is no default)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value")] = None,
+    alert_id: Annotated[str | None, typer.Option("--id", help="default: a new unique id")] = None,
+    stage: Annotated[str | None, typer.Option(help="default: the playbook's first stage")] = None,
+    incident: Annotated[str | None, typer.Option(help="default: the id")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Publish a (signed) trigger on MQTT, as the fire brigade's dispatch system does."""
+    if mode not in ("live", "drill"):
+        raise _fail(f"--mode must be live or drill, not {mode!r}")
+    settings = _settings(config)
+    try:
+        params = parse_param_args(param or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    payload = build_trigger(
+        scenario,
+        mode,
+        params,
+        alert_id=alert_id,
+        stage=stage,
+        incident=incident,
+        secret=settings.security.trigger_secret,
+    )
+    topic = f"{settings.mqtt.topic_prefix}/trigger"
+    try:
+        asyncio.run(publish_once(settings.mqtt, topic, json.dumps(payload, ensure_ascii=False)))
+    except Exception as exc:  # the broker is unreachable or refused us
+        raise _fail(f"could not publish to {broker_address(settings.mqtt)[:2]}: {exc}", 1) from None
+    signed = "signed" if "signature" in payload else "unsigned (no trigger_secret)"
+    out.print(Text(f"published {signed} trigger {payload['id']} ({scenario}, {mode}) on {topic}"))
+
+
+@app.command()
+def status(
+    alert_id: Annotated[str | None, typer.Argument(help="one alert in detail")] = None,
+    limit: Annotated[int, typer.Option(help="how many recent alerts")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """Alerts and their deliveries, from the store."""
+    settings = _settings(config)
+    base = config_path(config).resolve().parent
+    try:
+        alerts = asyncio.run(read_status(settings.store.url, base, alert_id, limit))
+    except Exception as exc:
+        raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
+    if alert_id is not None and not alerts:
+        raise _fail(f"no alert {alert_id!r}", 1)
+    if alert_id is None:
+        out.print(alerts_table(alerts))
+    else:
+        out.print(deliveries_table(*alerts[0]))
+
+
+def _settings(config: Path | None) -> Settings:
+    settings, problems = read_settings(config_path(config))
+    if settings is None or problems:
+        for problem in problems:
+            err.print(Text(str(problem)))
+        raise _fail("cannot read the settings", 1)
+    return settings
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ class MqttSettings(_Section):
     password: str | None = None
     topic_prefix: str = "broadcaster"
     client_id: str = Field(default_factory=lambda: f"broadcaster-{socket.gethostname()}")
+    # Where the embedded broker listens when `url` is absent (not in the contract; for trials).
+    embedded_listen: str = "127.0.0.1:1883"
 
     @field_validator("url")
     @classmethod
@@ -57,7 +59,7 @@ class StoreSettings(_Section):
 class HttpSettings(_Section):
     listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
-    api_token: str | None = None
+    api_token: str | None = Field(default=None, min_length=16)
 
     @field_validator("listen")
     @classmethod
@@ -76,7 +78,8 @@ class HttpSettings(_Section):
 
 
 class SecuritySettings(_Section):
-    trigger_secret: str | None = None
+    # An empty or short secret would make signatures guessable: leave the key out instead.
+    trigger_secret: str | None = Field(default=None, min_length=16)
     max_trigger_age: Duration = timedelta(minutes=15)
 
 
@@ -92,6 +95,17 @@ class DutyOfficer(_Section):
     pin: str | None = None
 
 
+class DeliverySettings(_Section):
+    """How hard the dispatcher tries (not in the contract: sensible defaults, tunable)."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    first_retry: Duration = timedelta(seconds=1)  # backoff starts here, doubles, with jitter
+    max_retry: Duration = timedelta(minutes=1)
+    deadline: Duration = timedelta(minutes=10)  # per delivery, from its first attempt
+    lease: Duration = timedelta(seconds=60)  # a crashed daemon's claim expires after this
+    shutdown_grace: Duration = timedelta(seconds=10)  # in-flight requests may finish
+
+
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
 
@@ -105,6 +119,7 @@ class Settings(_Section):
     duty_officers: list[DutyOfficer] = Field(default_factory=list)
     escalate_after: Duration = timedelta(minutes=5)
     drill: DrillSettings = Field(default_factory=DrillSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
 
 def config_path(explicit: Path | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Durations as the files write them: `30s`, `5m`, `1h`, `1h30m`."""
+"""Durations as the files write them: `30s`, `5m`, `1h`, `1h30m`, `250ms`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_PART = re.compile(r"(\d+)([smh])")
-_UNITS = {"s": 1, "m": 60, "h": 3600}
+_PART = re.compile(r"(\d+)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -27,6 +27,8 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
+    if value.total_seconds() < 1:
+        return f"{round(value.total_seconds() * 1000)}ms"
     seconds = int(value.total_seconds())
     out = ""
     for unit, size in (("h", 3600), ("m", 60), ("s", 1)):

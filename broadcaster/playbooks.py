@@ -206,7 +206,10 @@ def _number(value: Any) -> float:
     if isinstance(value, (int, float)) or (
         isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", value.strip())
     ):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a double's range
+            raise ValueError("is too large a number") from None
     else:
         raise ValueError(f"must be a number, got {value!r}")
     if number != number or number in (float("inf"), float("-inf")):

@@ -23,6 +23,7 @@ from broadcaster.messages import (
     channel_language,
     fan_out_channels,
 )
+from broadcaster.models import REASON_MAX_LENGTH
 from broadcaster.playbooks import RESERVED_NAMES, ParamSpec, Playbook
 from broadcaster.problems import Problem
 from broadcaster.templating import (
@@ -37,9 +38,6 @@ from broadcaster.templating import (
     template_key,
 )
 
-# A retraction's reason is typed by a person under stress; the intake caps it so the
-# correction still fits the smallest channel.
-REASON_MAX_LENGTH = 120
 # CAP guidance: a headline of at most 160 characters.
 TITLE_MAX_LENGTH = 160
 # Short texts must fit every small-limit type, so an account added later does not break them.

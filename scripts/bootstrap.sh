@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# Everything a fresh Debian/Ubuntu machine needs before the broadcaster runs or is tested:
-# uv (the Python package manager), then the locked dependencies in .venv.
-# Sourced by scripts/run.sh and scripts/test.sh; safe to run again.
+# What a fresh Debian/Ubuntu machine needs before the broadcaster runs: uv, then the
+# locked Python dependencies in .venv. With --test also the real servers the tests start
+# (mosquitto, redis-server). Used by scripts/run.sh and scripts/test.sh; safe to repeat.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "${1:-}" = "--test" ]; then
+  packages=()
+  for tool in mosquitto redis-server; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$tool")
+  done
+  if [ "${#packages[@]}" -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${packages[@]}" >/dev/null
+  fi
+fi
 
 if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check uv

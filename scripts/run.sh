@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Set up and start the broadcaster on its embedded defaults (broadcaster.yaml in this folder).
+# Set up and start the broadcaster on its embedded defaults (broadcaster.yaml here):
+# an embedded MQTT broker on 127.0.0.1:1883, SQLite in var/, channels that only log,
+# HTTP on 127.0.0.1:8080. Extra arguments go to `broadcaster run` (e.g. --dry-run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
-# Until the daemon lands, this checks the sample deployment and previews a warning.
 uv run broadcaster validate
-uv run broadcaster render major_fire --stage warning \
-  --param location="Ackerstraße 12" --param district=Flingern-Nord \
-  --param smoke_direction=Nordost "$@"
+exec uv run broadcaster run "$@"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import MosquittoServer, RedisServer, start_mosquitto, start_redis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,3 +20,19 @@ def deployment_copy(tmp_path: Path) -> Path:
         shutil.copytree(REPO / folder, tmp_path / folder)
     shutil.copy(REPO / "broadcaster.yaml", tmp_path / "broadcaster.yaml")
     return tmp_path / "broadcaster.yaml"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session; tests use their own key prefix or flush it."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A real mosquitto of the test's own, so a test may stop and start it."""
+    server = start_mosquitto(tmp_path)
+    yield server
+    server.stop()

@@ -20,13 +20,14 @@ def write(path: Path, text: str) -> Path:
         ("5m", timedelta(minutes=5)),
         ("1h", timedelta(hours=1)),
         ("1h30m", timedelta(minutes=90)),
+        ("250ms", timedelta(milliseconds=250)),
     ],
 )
 def test_durations(text, expected):
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["5", "5x", "m5", "", "5 m", "1.5h", 5])
+@pytest.mark.parametrize("text", ["5", "5x", "m5", "", "5 m", "1.5h", "5ns", 5])
 def test_bad_durations_say_what_is_expected(text):
     with pytest.raises(ValueError, match=r"30s|unit"):
         parse_duration(text)

@@ -112,3 +112,8 @@ def test_every_bad_param_is_reported_at_once():
 def test_bad_playbooks_are_refused(change, message):
     with pytest.raises(ValidationError, match=message):
         playbook(**change)
+
+
+def test_a_number_beyond_a_double_is_refused_not_crashing():
+    with pytest.raises(ParamError, match="too large"):
+        validate_params(playbook(), {"location": "a", "wind": 10**400})

@@ -104,7 +104,7 @@ def test_an_unset_variable(deployment_copy, monkeypatch):
         "broadcaster.yaml: http.api_token: environment variable BROADCASTER_TEST_TOKEN is not set"
         in line
     )
-    monkeypatch.setenv("BROADCASTER_TEST_TOKEN", "t0k3n")
+    monkeypatch.setenv("BROADCASTER_TEST_TOKEN", "t0k3n-long-enough-for-use")
     assert validate(config)[0] == 0
 
 

@@ -1,0 +1,174 @@
+"""`broadcaster run`: wires MQTT, the store, the HTTP server and the dispatcher into one
+asyncio process, and takes it down gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any, Literal
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from broadcaster.channels.base import Channel
+from broadcaster.channels.registry import make_channel
+from broadcaster.confirm import AwaitConfirmation, ConfirmationGate
+from broadcaster.deployment import Deployment
+from broadcaster.dispatch import Dispatcher
+from broadcaster.events import Events
+from broadcaster.metrics import Metrics
+from broadcaster.models import InboxEntry
+from broadcaster.mqtt import MqttLink, MqttPublisher, start_embedded_broker
+from broadcaster.receiving import Receiver
+from broadcaster.store import open_store
+from broadcaster.web.api import WebState, make_app
+
+log = structlog.get_logger(__name__)
+
+
+class Daemon:
+    def __init__(self, deployment: Deployment, *, dry_run: bool = False) -> None:
+        s = deployment.settings
+        self.deployment = deployment
+        self.settings = s
+        self.dry_run = dry_run
+        self.store = open_store(s.store.url, deployment.base_dir)
+        self.events = Events()
+        self.metrics = Metrics()
+        self.stopped = asyncio.Event()
+        self.intake: asyncio.Queue[InboxEntry] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.channels: dict[str, Channel] = {}  # adapters, made at start (they need a loop)
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.events,
+            self.metrics,
+            self.channels,
+            dict(deployment.channels),
+            s.delivery,
+            owner=s.mqtt.client_id,
+            dry_run=dry_run,
+        )
+        self.gate: ConfirmationGate = AwaitConfirmation(self.store, self.events)
+        self.receiver = Receiver(
+            deployment, self.store, self.events, self.metrics, self.dispatcher, self.gate
+        )
+        self.mqtt = MqttLink(s.mqtt, self.on_mqtt_message, self.on_mqtt_connect)
+        self.events.subscribe(MqttPublisher(self.mqtt))
+        self.web = WebState(
+            receiver=self.receiver,
+            store=self.store,
+            metrics=self.metrics,
+            api_token=s.http.api_token,
+            healthy=self.health,
+        )
+        self.broker: Any = None
+        self.session: aiohttp.ClientSession | None = None
+        self.runner: web.AppRunner | None = None
+        self.store_open = False
+
+    # -- start -------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        await self.store.open()
+        self.store_open = True
+        self.session = aiohttp.ClientSession()
+        self.channels.update(
+            (cid, make_channel(cid, config, self.session))
+            for cid, config in self.deployment.channels.items()
+            if config.enabled
+        )
+        if s.mqtt.url is None:
+            self.broker = await start_embedded_broker(s.mqtt.embedded_listen)
+        await self.start_http()
+        if s.security.trigger_secret is None:
+            log.warning("unsigned_triggers_accepted", hint="set security.trigger_secret")
+        if self.dry_run:
+            log.warning("dry_run", detail="no channel will be contacted")
+        # What a crash left behind: acknowledged triggers, then unfinished fan-outs.
+        await self.receiver.recover_inbox()
+        await self.dispatcher.resume()
+        self.tasks.append(asyncio.create_task(self.intake_worker(), name="intake"))
+        self.mqtt.start()
+        log.info(
+            "daemon_started",
+            http=s.http.listen,
+            store=s.store.url.split("://")[0],
+            channels=sorted(self.channels),
+        )
+
+    async def start_http(self) -> None:
+        self.runner = web.AppRunner(make_app(self.web), access_log=None)
+        await self.runner.setup()
+        host, _, port = self.settings.http.listen.rpartition(":")
+        await web.TCPSite(self.runner, host, int(port)).start()
+
+    async def health(self) -> dict[str, bool]:
+        try:
+            store_ok = await self.store.ping()
+        except Exception:
+            store_ok = False
+        return {"mqtt": self.mqtt.connected.is_set(), "store": store_ok}
+
+    # -- intake ------------------------------------------------------------------
+    async def on_mqtt_message(self, topic: str, payload: bytes) -> None:
+        """Commit the raw message to the inbox; the MQTT link acknowledges after this."""
+        kind: Literal["trigger", "retract"] = (
+            "retract" if topic == self.mqtt.topics.retract else "trigger"
+        )
+        entry = InboxEntry.new(kind, "mqtt", payload)
+        await self.store.inbox_add(entry)
+        self.intake.put_nowait(entry)
+
+    async def intake_worker(self) -> None:
+        """One at a time, in arrival order, so an incident's stages keep their order."""
+        while True:
+            entry = await self.intake.get()
+            try:
+                await self.receiver.handle(entry)
+            except Exception:
+                log.exception("intake_failed", entry_id=entry.id)
+
+    async def on_mqtt_connect(self) -> None:
+        """Republish recent alert state: changes made while disconnected were not published."""
+        for alert in await self.store.list_alerts(100):
+            await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+
+    # -- stop --------------------------------------------------------------------
+    async def stop(self) -> None:
+        grace = self.settings.delivery.shutdown_grace.total_seconds()
+        log.info("daemon_stopping", grace_seconds=grace)
+        self.mqtt.intake_open = False
+        self.web.accepting = False
+        finished = await self.dispatcher.drain(grace)
+        if not finished:
+            log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.mqtt.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.session is not None:
+            await self.session.close()
+        if self.broker is not None:
+            await self.broker.shutdown()
+        if self.store_open:
+            await self.store.close()
+        log.info("daemon_stopped")
+
+    async def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT (or `stopped`), stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self.stopped.set)
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # release what did start (store thread, ports), then report
+            raise
+        await self.stopped.wait()
+        await self.stop()

@@ -1,0 +1,336 @@
+"""Fan-out: one task per delivery, all channels at the same time.
+
+A slow or failing channel never delays the others: each delivery has its own task,
+its own rate limiter and its own retries. Every state change is written to the store
+before it is published. A delivery is claimed with a lease before it is sent, so a
+second daemon (or this one after a crash) only resumes what nobody is sending, and
+the provider's answer is recorded as soon as it arrives, so a confirmed post is never
+sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from functools import partial
+
+import structlog
+from aiolimiter import AsyncLimiter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+)
+
+from broadcaster.channels.base import (
+    Channel,
+    ChannelError,
+    OutgoingMessage,
+    PermanentError,
+    TransientError,
+)
+from broadcaster.channels.settings import ChannelConfig
+from broadcaster.config import DeliverySettings
+from broadcaster.events import Events
+from broadcaster.metrics import Metrics
+from broadcaster.models import Alert, AuditEntry, Delivery, Receipt, utcnow
+from broadcaster.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        events: Events,
+        metrics: Metrics,
+        channels: dict[str, Channel],
+        configs: dict[str, ChannelConfig],
+        policy: DeliverySettings,
+        *,
+        owner: str,
+        dry_run: bool = False,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.metrics = metrics
+        self.channels = channels
+        self.configs = configs
+        self.policy = policy
+        self.owner = owner
+        self.dry_run = dry_run
+        self.sleep = sleep
+        self.limiters = {
+            cid: AsyncLimiter(c.rate_limit.count, c.rate_limit.period)
+            for cid, c in configs.items()
+            if c.rate_limit is not None
+        }
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # -- entry points ------------------------------------------------------------
+    async def release(self, alert_id: str, by: str | None = None) -> bool:
+        """Start sending an alert that waits for release (or was just accepted)."""
+        changes: dict[str, object] = {"state": "sending", "released_at": utcnow()}
+        if by is not None:
+            changes["confirmed_by"] = by
+        alert = await self.store.update_alert(
+            alert_id, expect={"received", "awaiting_confirmation"}, **changes
+        )
+        if alert is None:
+            return False
+        await self.store.audit(
+            AuditEntry(alert_id=alert_id, event="released", actor=by or "system")
+        )
+        await self.publish(alert)
+        self.spawn(alert)
+        return True
+
+    async def resume(self) -> int:
+        """After a restart: carry on with every released alert that is not finished."""
+        alerts = await self.store.alerts_in_state("sending")
+        for alert in alerts:
+            log.info("resuming_alert", alert_id=alert.id)
+            await self.store.audit(AuditEntry(alert_id=alert.id, event="resumed"))
+            self.spawn(alert)
+        return len(alerts)
+
+    def spawn(self, alert: Alert) -> None:
+        task = asyncio.create_task(self.send_alert(alert), name=f"alert:{alert.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for in-flight alerts; True when all finished."""
+        if not self.tasks:
+            return True
+        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return not pending
+
+    # -- one alert -----------------------------------------------------------------
+    async def send_alert(self, alert: Alert) -> None:
+        deliveries = await self.store.get_deliveries(alert.id)
+        open_ = [d for d in deliveries if not d.final]
+        await asyncio.gather(*(self.deliver(alert, d) for d in open_))
+        await self.finish(alert.id)
+
+    async def finish(self, alert_id: str) -> None:
+        deliveries = await self.store.get_deliveries(alert_id)
+        if any(not d.final for d in deliveries):
+            return  # another daemon still holds a claim; it finishes the alert
+        sent = [d for d in deliveries if d.state in ("delivered", "dry_run")]
+        state = (
+            "sent" if len(sent) == len(deliveries) else "failed" if not sent else "partially_failed"
+        )
+        alert = await self.store.update_alert(alert_id, expect={"sending"}, state=state)
+        if alert is not None:
+            await self.store.audit(
+                AuditEntry(alert_id=alert_id, event=state, detail={"deliveries": len(deliveries)})
+            )
+            log.info("alert_finished", alert_id=alert_id, state=state)
+            await self.events.alert_changed(alert, deliveries)
+
+    async def deliver(self, alert: Alert, delivery: Delivery) -> None:
+        now = utcnow()
+        claimed = await self.store.claim_delivery(
+            alert.id, delivery.channel_id, self.owner, now + self.policy.lease, now
+        )
+        if claimed is None:
+            return  # final already, or another daemon is sending it
+        try:
+            await self._deliver(alert, claimed)
+        except asyncio.CancelledError:
+            raise  # shutdown: the claim expires and the delivery is resumed
+        except Exception as exc:  # a bug must not leave a delivery hanging
+            log.exception("delivery_crashed", alert_id=alert.id, channel=delivery.channel_id)
+            await self.conclude(alert, claimed, "failed", error=f"internal error: {exc!r}")
+
+    async def _deliver(self, alert: Alert, delivery: Delivery) -> None:
+        config = self.configs.get(delivery.channel_id)
+        if self.dry_run or (alert.mode == "drill" and (config is None or config.drill != "send")):
+            # A drill never reaches a channel that is not set up for drills.
+            await self.conclude(alert, delivery, "dry_run")
+            return
+        channel = self.channels.get(delivery.channel_id)
+        if channel is None or config is None:
+            await self.conclude(alert, delivery, "failed", error="channel is not configured")
+            return
+        message = await self.message(alert, delivery, channel)
+        try:
+            receipt = await self.attempts(alert, delivery, channel, message)
+        except PermanentError as exc:
+            await self.conclude(alert, delivery, "failed", error=exc.message)
+        except TransientError as exc:
+            error = f"gave up after {delivery.attempts} attempts: {exc.message}"
+            await self.conclude(alert, delivery, "failed", error=error)
+        else:
+            await self.conclude(alert, delivery, "delivered", receipt=receipt)
+
+    async def attempts(
+        self, alert: Alert, delivery: Delivery, channel: Channel, message: OutgoingMessage
+    ) -> Receipt:
+        """Send with retries: exponential backoff with jitter, the provider's wait honoured."""
+        limiter = self.limiters.get(delivery.channel_id)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts)
+            | stop_before_delay(self.policy.deadline.total_seconds()),
+            wait=self.wait,
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+            sleep=self.sleep,
+            before_sleep=partial(self.note_retry, alert, delivery),
+        )
+        async for attempt in retrying:
+            with attempt:
+                if limiter is not None:
+                    await limiter.acquire()
+                delivery.attempts += 1
+                delivery.state = "sending"
+                delivery.claimed_until = utcnow() + self.policy.lease
+                await self.save(alert, delivery)
+                try:
+                    receipt = await channel.send(replace(message, previous=delivery.receipt))
+                except TransientError as exc:
+                    self.metrics.attempts.labels(delivery.channel_id, "transient").inc()
+                    delivery.error = exc.message
+                    self.keep_partial(delivery, exc)
+                    raise
+                except PermanentError as exc:
+                    self.metrics.attempts.labels(delivery.channel_id, "permanent").inc()
+                    self.keep_partial(delivery, exc)
+                    raise
+                self.metrics.attempts.labels(delivery.channel_id, "ok").inc()
+                return receipt
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    @staticmethod
+    def keep_partial(delivery: Delivery, exc: ChannelError) -> None:
+        if exc.partial is not None:
+            delivery.receipt = exc.partial
+            delivery.recipients = exc.partial.recipients
+
+    def wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt: the provider's Retry-After when it gave one,
+        else exponential backoff (first_retry, doubling, capped at max_retry) with full jitter."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return max(0.0, exc.retry_after)
+        first = self.policy.first_retry.total_seconds()
+        cap = self.policy.max_retry.total_seconds()
+        ceiling = min(cap, first * 2 ** (state.attempt_number - 1))
+        return random.uniform(first / 2, max(first / 2, ceiling))
+
+    async def note_retry(self, alert: Alert, delivery: Delivery, state: RetryCallState) -> None:
+        wait = state.upcoming_sleep
+        exc = state.outcome.exception() if state.outcome else None
+        # Keep the claim through the wait, so no other daemon takes over a delivery
+        # that is only waiting for the provider's Retry-After.
+        delivery.claimed_until = utcnow() + timedelta(seconds=wait) + self.policy.lease
+        await self.save(alert, delivery)
+        log.warning(
+            "delivery_retry",
+            alert_id=alert.id,
+            channel=delivery.channel_id,
+            attempt=state.attempt_number,
+            wait=round(wait, 3),
+            error=str(exc),
+        )
+        await self.store.audit(
+            AuditEntry(
+                alert_id=alert.id,
+                event="retry_scheduled",
+                detail={
+                    "channel": delivery.channel_id,
+                    "attempt": state.attempt_number,
+                    "wait_seconds": round(wait, 3),
+                    "retry_after": getattr(exc, "retry_after", None),
+                    "error": str(exc),
+                },
+            )
+        )
+
+    async def message(self, alert: Alert, delivery: Delivery, channel: Channel) -> OutgoingMessage:
+        return OutgoingMessage(
+            kind="alert",
+            alert_id=alert.id,
+            incident=alert.incident,
+            scenario=alert.scenario,
+            stage=alert.stage,
+            mode=alert.mode,
+            language=delivery.language,
+            title=delivery.title,
+            text=delivery.text,
+            idempotency_key=delivery.idempotency_key,
+            reply_to=await self.thread_root(alert, delivery) if channel.can_thread else None,
+        )
+
+    async def thread_root(self, alert: Alert, delivery: Delivery) -> Receipt | None:
+        """The incident's first post on this channel, for a later stage to reply under.
+
+        Only alerts of the same mode: a drill never threads under a live post, or back.
+        """
+        for earlier in await self.store.incident_alerts(alert.incident):
+            if earlier.id == alert.id or earlier.mode != alert.mode:
+                continue
+            for d in await self.store.get_deliveries(earlier.id):
+                if d.channel_id == delivery.channel_id and d.state == "delivered" and d.receipt:
+                    return d.receipt
+        return None
+
+    async def conclude(
+        self,
+        alert: Alert,
+        delivery: Delivery,
+        state: str,
+        *,
+        receipt: Receipt | None = None,
+        error: str | None = None,
+    ) -> None:
+        delivery.state = state  # type: ignore[assignment]
+        delivery.claimed_by = None
+        delivery.claimed_until = None
+        if receipt is not None:
+            now = utcnow()
+            delivery.receipt = receipt
+            delivery.remote_id = receipt.remote_id
+            delivery.url = receipt.url
+            delivery.recipients = receipt.recipients
+            delivery.delivered_at = now
+            delivery.error = None
+            self.metrics.latency.labels(delivery.channel_id).observe(
+                _seconds(alert.created_at, now)
+            )
+        if error is not None:
+            delivery.error = error
+        await self.save(alert, delivery)
+        self.metrics.deliveries.labels(delivery.channel_id, state).inc()
+        detail = {"channel": delivery.channel_id, "attempts": delivery.attempts}
+        if delivery.remote_id:
+            detail["remote_id"] = delivery.remote_id
+        if error:
+            detail["error"] = error
+        await self.store.audit(AuditEntry(alert_id=alert.id, event=state, detail=detail))
+        log.info("delivery_" + state, alert_id=alert.id, **detail)
+
+    async def save(self, alert: Alert, delivery: Delivery) -> None:
+        await self.store.save_delivery(delivery)
+        await self.publish(alert)
+
+    async def publish(self, alert: Alert) -> None:
+        current = await self.store.get_alert(alert.id) or alert
+        await self.events.alert_changed(current, await self.store.get_deliveries(alert.id))
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start) / timedelta(seconds=1))

@@ -1,0 +1,224 @@
+"""The domain's records: trigger, alert, delivery, receipt, audit entry (contract sections 6, 7).
+
+The store keeps these; MQTT and HTTP show `Alert.public(...)`. An alert carries the texts
+rendered when it was accepted, so a crash or a later template change never alters what
+goes out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+AlertState = Literal[
+    "received",
+    "awaiting_confirmation",
+    "sending",
+    "sent",
+    "partially_failed",
+    "failed",
+    "rejected",
+    "expired",
+    "retracted",
+]
+DeliveryState = Literal["pending", "sending", "delivered", "failed", "dry_run", "retracted"]
+Mode = Literal["live", "drill"]
+ErrorCode = Literal[
+    "invalid_json",
+    "invalid_trigger",
+    "unknown_scenario",
+    "unknown_stage",
+    "invalid_params",
+    "bad_signature",
+    "stale",
+    "template_not_approved",
+    "duplicate",
+]
+
+# A delivery in one of these states is never attempted again.
+FINAL_DELIVERY_STATES: frozenset[str] = frozenset({"delivered", "failed", "dry_run", "retracted"})
+# An alert in one of these states sends nothing more.
+FINAL_ALERT_STATES: frozenset[str] = frozenset(
+    {"sent", "partially_failed", "failed", "rejected", "expired", "retracted"}
+)
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+REASON_MAX_LENGTH = 120  # a retraction's reason must still fit the smallest channel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Trigger(BaseModel):
+    """A request from the fire brigade's dispatch system, after the schema check."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    scenario: str = Field(min_length=1, max_length=64)
+    stage: str | None = Field(default=None, min_length=1, max_length=64)
+    incident: str | None = Field(default=None, pattern=ID_PATTERN)
+    mode: Mode
+    issued_at: AwareDatetime
+    params: dict[str, Any] = Field(default_factory=dict)
+    signature: str | None = None
+
+
+class RetractRequest(BaseModel):
+    """A retraction of a false alarm from MQTT (signed like a trigger)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: str = Field(pattern=ID_PATTERN)
+    issued_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=REASON_MAX_LENGTH)
+    signature: str | None = None
+
+
+class Texts(BaseModel):
+    """One language's rendered texts of an alert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    short: str
+    long: str
+    instruction: str | None = None
+
+
+class Recipients(BaseModel):
+    """Outcome per recipient, for channels that send to several (SMS, e-mail)."""
+
+    total: int
+    delivered: int = 0
+    failed: int = 0
+
+
+class Receipt(BaseModel):
+    """What a provider answered for a post: enough to reply under it or delete it later."""
+
+    model_config = ConfigDict(frozen=True)
+
+    remote_id: str | None = None
+    url: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    recipients: Recipients | None = None
+
+
+class Delivery(BaseModel):
+    """One alert on one public channel: the exact text, and what happened to it."""
+
+    alert_id: str
+    channel_id: str
+    channel_type: str
+    language: str
+    variant: Literal["short", "long"]
+    title: str
+    text: str
+    state: DeliveryState = "pending"
+    attempts: int = 0
+    remote_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+    delivered_at: datetime | None = None
+    receipt: Receipt | None = None
+    recipients: Recipients | None = None
+    # A claim with a lease: one daemon sends a delivery at a time, and a crashed
+    # daemon's claim expires so another can resume it.
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable per (alert, channel): a retry after a crash reuses it."""
+        return f"{self.alert_id}:{self.channel_id}"
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_DELIVERY_STATES
+
+    def public(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state": self.state,
+            "attempts": self.attempts,
+            "remote_id": self.remote_id,
+            "url": self.url,
+            "error": self.error,
+            "delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+        }
+        if self.recipients is not None:
+            out["recipients"] = self.recipients.model_dump()
+        return out
+
+
+class Alert(BaseModel):
+    """An accepted trigger: what to say, in which languages, and where it stands."""
+
+    id: str
+    incident: str
+    scenario: str
+    stage: str
+    mode: Mode
+    state: AlertState = "received"
+    msg_type: Literal["Alert", "Update", "Cancel"] = "Alert"
+    issued_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    params: dict[str, Any] = Field(default_factory=dict)  # JSON-safe, as the trigger sent them
+    texts: dict[str, Texts] = Field(default_factory=dict)
+    unapproved: list[str] = Field(default_factory=list)  # drills only
+    confirmed_by: str | None = None
+    released_at: datetime | None = None
+    retraction_reason: str | None = None
+
+    def public(self, deliveries: list[Delivery]) -> dict[str, Any]:
+        """The alert JSON of contract section 7."""
+        return {
+            "id": self.id,
+            "incident": self.incident,
+            "scenario": self.scenario,
+            "stage": self.stage,
+            "mode": self.mode,
+            "state": self.state,
+            "created_at": self.created_at.isoformat(),
+            "confirmed_by": self.confirmed_by,
+            "deliveries": {d.channel_id: d.public() for d in deliveries},
+        }
+
+
+class AuditEntry(BaseModel):
+    """One line of the append-only audit trail: who did what, when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime = Field(default_factory=utcnow)
+    alert_id: str | None = None
+    event: str  # trigger_received, refused, confirmation_requested, released, delivered, ...
+    actor: str = "system"
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class InboxEntry(BaseModel):
+    """A raw trigger or retraction as it arrived, kept until it has been handled.
+
+    Written first thing on receipt, so a crash right after the broker's acknowledgement
+    loses nothing: a restarted daemon handles what is still here.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: Literal["trigger", "retract"]
+    source: str  # mqtt | http | cli
+    payload: bytes
+    received_at: datetime
+
+    @classmethod
+    def new(cls, kind: Literal["trigger", "retract"], source: str, payload: bytes) -> InboxEntry:
+        return cls(
+            id=uuid.uuid4().hex, kind=kind, source=source, payload=payload, received_at=utcnow()
+        )

@@ -1,0 +1,199 @@
+"""Receiving triggers: one path for MQTT, HTTP and the command line.
+
+The raw bytes are written to the store's inbox first, before anything can fail, so a
+crash after the broker's acknowledgement loses nothing: a restarted daemon handles what
+is left in the inbox. Then the contract's checks run in order; every refusal is
+published on `<prefix>/errors`, logged, and sends nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+from jinja2 import TemplateError
+
+from broadcaster.confirm import ConfirmationGate
+from broadcaster.deployment import Deployment
+from broadcaster.dispatch import Dispatcher
+from broadcaster.events import Events
+from broadcaster.intake import Refusal, parse_trigger, resolve
+from broadcaster.messages import AlertContext, TemplateNotApproved, channel_messages
+from broadcaster.metrics import Metrics
+from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
+from broadcaster.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Literal["accepted", "duplicate", "refused"]
+    alert: Alert | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    refusal: dict[str, Any] | None = None
+
+    def public(self) -> dict[str, Any]:
+        if self.alert is not None:
+            return self.alert.public(self.deliveries)
+        return self.refusal or {}
+
+
+class Receiver:
+    def __init__(
+        self,
+        deployment: Deployment,
+        store: Store,
+        events: Events,
+        metrics: Metrics,
+        dispatcher: Dispatcher,
+        gate: ConfirmationGate,
+    ) -> None:
+        self.deployment = deployment
+        self.renderer = deployment.renderer()
+        self.store = store
+        self.events = events
+        self.metrics = metrics
+        self.dispatcher = dispatcher
+        self.gate = gate
+
+    async def receive_trigger(self, raw: bytes, source: str) -> Outcome:
+        entry = InboxEntry.new("trigger", source, raw)
+        await self.store.inbox_add(entry)
+        return await self.handle(entry)
+
+    async def handle(self, entry: InboxEntry) -> Outcome:
+        """Handle one inbox entry, then mark it done (also after a refusal)."""
+        try:
+            outcome = await self.accept(entry)
+        except Refusal as refusal:
+            outcome = await self.refuse(refusal, entry)
+        await self.store.inbox_done(entry.id)
+        return outcome
+
+    async def recover_inbox(self) -> int:
+        """Handle what a crashed daemon had acknowledged but not finished."""
+        pending = [e for e in await self.store.inbox_pending() if e.kind == "trigger"]
+        for entry in pending:
+            log.info("inbox_recovered", entry_id=entry.id, source=entry.source)
+            await self.handle(entry)
+        return len(pending)
+
+    async def accept(self, entry: InboxEntry) -> Outcome:
+        settings = self.deployment.settings
+        trigger = parse_trigger(
+            entry.payload,
+            secret=settings.security.trigger_secret,
+            max_age=settings.security.max_trigger_age,
+            now=entry.received_at,
+        )
+        existing = await self.store.get_alert(trigger.id)
+        if existing is not None:
+            return await self.duplicate(existing, entry)
+        playbook, stage, params = resolve(trigger, self.deployment.playbooks)
+        context = AlertContext(
+            playbook,
+            stage,
+            params,
+            trigger.mode,
+            trigger.incident or trigger.id,
+            trigger.issued_at,
+        )
+        try:
+            rendered = self.renderer.render(context)
+        except TemplateNotApproved as exc:
+            raise Refusal("template_not_approved", str(exc), trigger.id) from None
+        except (TemplateError, OSError) as exc:
+            raise Refusal(
+                "template_not_approved", f"templates cannot be rendered: {exc}", trigger.id
+            ) from None
+        alert = Alert(
+            id=trigger.id,
+            incident=context.incident,
+            scenario=playbook.id,
+            stage=stage,
+            mode=trigger.mode,
+            msg_type=playbook.stages[stage].msg_type,
+            issued_at=trigger.issued_at,
+            created_at=entry.received_at,
+            params=trigger.params,
+            texts={
+                lang: Texts(title=t.title, short=t.short, long=t.long, instruction=t.instruction)
+                for lang, t in rendered.texts.items()
+            },
+            unapproved=sorted(rendered.unapproved),
+        )
+        messages = channel_messages(playbook, self.deployment.channels, rendered)
+        deliveries = [
+            Delivery(
+                alert_id=alert.id,
+                channel_id=m.channel_id,
+                channel_type=m.channel_type,
+                language=m.language,
+                variant=m.variant,
+                title=m.title,
+                text=m.text,
+            )
+            for m in messages
+        ]
+        for m in messages:
+            if not m.measurement.fits:  # validate prevents this for params within max_length
+                log.warning(
+                    "text_over_limit",
+                    alert_id=alert.id,
+                    channel=m.channel_id,
+                    length=str(m.measurement),
+                )
+        if not await self.store.create_alert(alert, deliveries):
+            existing = await self.store.get_alert(trigger.id)
+            assert existing is not None  # create_alert said it exists
+            return await self.duplicate(existing, entry)
+        await self.store.audit(
+            AuditEntry(
+                alert_id=alert.id,
+                event="trigger_received",
+                actor=entry.source,
+                detail={
+                    "scenario": alert.scenario,
+                    "stage": stage,
+                    "mode": alert.mode,
+                    "incident": alert.incident,
+                },
+            )
+        )
+        self.metrics.triggers.labels("accepted").inc()
+        log.info(
+            "trigger_accepted",
+            alert_id=alert.id,
+            scenario=alert.scenario,
+            stage=stage,
+            mode=alert.mode,
+            source=entry.source,
+        )
+        await self.events.alert_changed(alert, deliveries)
+        if playbook.confirmation.mode == "none":
+            await self.dispatcher.release(alert.id)
+        else:
+            await self.gate.request(alert, playbook)
+        current = await self.store.get_alert(alert.id) or alert
+        return Outcome("accepted", current, await self.store.get_deliveries(alert.id))
+
+    async def duplicate(self, existing: Alert, entry: InboxEntry) -> Outcome:
+        refusal = Refusal(
+            "duplicate",
+            f"alert {existing.id} exists already (state {existing.state})",
+            existing.id,
+        )
+        await self.refuse(refusal, entry)
+        return Outcome("duplicate", existing, await self.store.get_deliveries(existing.id))
+
+    async def refuse(self, refusal: Refusal, entry: InboxEntry) -> Outcome:
+        public = refusal.public(entry.received_at)
+        self.metrics.triggers.labels(refusal.error).inc()
+        log.warning("trigger_refused", source=entry.source, **public)
+        await self.store.audit(
+            AuditEntry(alert_id=None, event="refused", actor=entry.source, detail=public)
+        )
+        await self.events.refused(public)
+        return Outcome("refused", refusal=public)

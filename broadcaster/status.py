@@ -1,0 +1,82 @@
+"""`broadcaster status`: alerts and their deliveries, read from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from broadcaster.models import Alert, Delivery
+from broadcaster.store import open_store
+
+STATE_STYLE = {
+    "sent": "green",
+    "delivered": "green",
+    "dry_run": "cyan",
+    "failed": "bold red",
+    "partially_failed": "red",
+    "awaiting_confirmation": "yellow",
+    "sending": "yellow",
+    "pending": "yellow",
+    "retracted": "magenta",
+    "rejected": "magenta",
+    "expired": "magenta",
+}
+
+
+async def read_status(
+    url: str, base: Path, alert_id: str | None, limit: int
+) -> list[tuple[Alert, list[Delivery]]]:
+    store = open_store(url, base)
+    await store.open()
+    try:
+        if alert_id is not None:
+            alert = await store.get_alert(alert_id)
+            alerts = [alert] if alert else []
+        else:
+            alerts = await store.list_alerts(limit)
+        return [(a, await store.get_deliveries(a.id)) for a in alerts]
+    finally:
+        await store.close()
+
+
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def alerts_table(alerts: list[tuple[Alert, list[Delivery]]]) -> Table:
+    table = Table(title="Alerts (newest first)")
+    for column in ("id", "scenario", "stage", "mode", "state", "created", "deliveries"):
+        table.add_column(column)
+    for alert, deliveries in alerts:
+        done = sum(d.state in ("delivered", "dry_run") for d in deliveries)
+        failed = sum(d.state == "failed" for d in deliveries)
+        summary = f"{done}/{len(deliveries)} done" + (f", {failed} failed" if failed else "")
+        table.add_row(
+            alert.id,
+            alert.scenario,
+            alert.stage,
+            "[bold]DRILL[/]" if alert.mode == "drill" else "live",
+            _state(alert.state),
+            alert.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            summary,
+        )
+    return table
+
+
+def deliveries_table(alert: Alert, deliveries: list[Delivery]) -> Table:
+    confirmed = f", confirmed by {alert.confirmed_by}" if alert.confirmed_by else ""
+    table = Table(
+        title=f"{alert.id}: {alert.scenario}/{alert.stage} ({alert.mode}), {alert.state}{confirmed}"
+    )
+    for column in ("channel", "type", "state", "attempts", "remote id / url", "error", "at"):
+        table.add_column(column)
+    for d in deliveries:
+        where = " ".join(x for x in (d.remote_id, d.url) if x)
+        if d.recipients is not None:
+            where += f" ({d.recipients.delivered}/{d.recipients.total} recipients)"
+        at = d.delivered_at.astimezone().strftime("%H:%M:%S") if d.delivered_at else ""
+        table.add_row(
+            d.channel_id, d.channel_type, _state(d.state), str(d.attempts), where, d.error or "", at
+        )
+    return table

@@ -1,0 +1,150 @@
+"""Stores: SQLite (embedded default) and Redis (several daemons share it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from broadcaster.models import Alert, Delivery, utcnow
+from broadcaster.store.base import Store
+
+__all__ = ["Store", "open_store"]
+
+
+def open_store(url: str, base_dir: Path) -> Store:
+    """The store that `store.url` names (contract section 2), not yet opened.
+
+    `sqlite:///rel/path.db` is relative to `base_dir` (the config file's folder),
+    `sqlite:////abs/path.db` is absolute; `redis://` and `rediss://` share a Redis.
+    """
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        return _open_sqlite(url, base_dir)
+    if scheme in ("redis", "rediss"):
+        from broadcaster.store.redis import RedisStore
+
+        return RedisStore(url)
+    raise ValueError(
+        f"store.url {_redacted(url)!r}: expected sqlite:///relative/path.db, "
+        "sqlite:////absolute/path.db, redis://host:port/db or rediss://host:port/db"
+    )
+
+
+def _open_sqlite(url: str, base_dir: Path) -> Store:
+    from broadcaster.store.sqlite import SqliteStore
+
+    head = "sqlite:///"
+    rest = url[len(head) :] if url[: len(head)].lower() == head else None
+    if not rest or "?" in rest or "#" in rest:
+        raise ValueError(
+            f"store.url {_redacted(url)!r}: expected sqlite:///relative/path.db (three slashes) "
+            "or sqlite:////absolute/path.db (four slashes), without query options"
+        )
+    path = Path(rest)
+    return SqliteStore(path if path.is_absolute() else base_dir / path)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for error messages."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+# -- rules shared by both implementations -------------------------------------------
+# Pure functions: each store reads, calls these, and writes back atomically (a SQLite
+# write transaction, or a Redis compare-and-set script), so both behave the same.
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STORE_SET_FIELDS = frozenset({"id", "updated_at"})
+
+
+def timestamp_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, for ordering; naive datetimes are refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {moment.isoformat()}: the store keeps timezone-aware datetimes"
+        )
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def check_alert_changes(changes: Mapping[str, Any]) -> None:
+    """Refuse changes that name no field of Alert, or a field only the store sets."""
+    unknown = sorted(set(changes) - set(Alert.model_fields))
+    if unknown:
+        raise TypeError(f"Alert has no field {', '.join(unknown)}")
+    fixed = sorted(set(changes) & _STORE_SET_FIELDS)
+    if fixed:
+        raise ValueError(f"{', '.join(fixed)} cannot be changed by update_alert")
+
+
+def apply_alert_changes(alert: Alert, changes: Mapping[str, Any]) -> Alert:
+    """A validated copy of `alert` with `changes` applied and updated_at bumped."""
+    check_alert_changes(changes)
+    data = alert.model_dump()
+    data.update(changes)
+    data["updated_at"] = utcnow()
+    updated = Alert.model_validate(data)
+    timestamp_us(updated.created_at)
+    return updated
+
+
+def check_delivery(delivery: Delivery) -> None:
+    if delivery.claimed_until is not None:
+        timestamp_us(delivery.claimed_until)
+
+
+def check_new_alert(alert: Alert, deliveries: list[Delivery]) -> None:
+    """Refuse deliveries of another alert, a channel twice, or naive datetimes."""
+    timestamp_us(alert.created_at)
+    channels: set[str] = set()
+    for delivery in deliveries:
+        if delivery.alert_id != alert.id:
+            raise ValueError(
+                f"delivery {delivery.idempotency_key} does not belong to alert {alert.id}"
+            )
+        if delivery.channel_id in channels:
+            raise ValueError(f"alert {alert.id} has two deliveries to {delivery.channel_id}")
+        channels.add(delivery.channel_id)
+        check_delivery(delivery)
+
+
+def touched(delivery: Delivery) -> Delivery:
+    """A copy with updated_at bumped."""
+    return delivery.model_copy(update={"updated_at": utcnow()})
+
+
+def check_claim(until: datetime, now: datetime) -> None:
+    if timestamp_us(until) <= timestamp_us(now):
+        raise ValueError(f"a claim until {until.isoformat()} has expired at {now.isoformat()}")
+
+
+def claimed(delivery: Delivery, owner: str, until: datetime, now: datetime) -> Delivery | None:
+    """`delivery` taken by `owner` until `until`, or None when it may not be taken.
+
+    It may be taken when it is not final and unclaimed, already claimed by `owner`, or
+    claimed by someone whose lease ended at or before `now`.
+    """
+    if delivery.final:
+        return None
+    held_by_other = (
+        delivery.claimed_by is not None
+        and delivery.claimed_by != owner
+        and delivery.claimed_until is not None
+        and delivery.claimed_until > now
+    )
+    if held_by_other:
+        return None
+    return delivery.model_copy(
+        update={"claimed_by": owner, "claimed_until": until, "updated_at": utcnow()}
+    )

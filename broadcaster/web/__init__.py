@@ -1,0 +1,1 @@
+"""The HTTP side: health, metrics, the trigger API and alert state (contract section 8)."""

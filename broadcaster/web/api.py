@@ -1,0 +1,104 @@
+"""HTTP routes of contract section 8: /healthz, /metrics, /api/*."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from broadcaster.intake import MAX_PAYLOAD_BYTES
+from broadcaster.metrics import Metrics
+from broadcaster.receiving import Receiver
+from broadcaster.store.base import Store
+
+
+@dataclass
+class WebState:
+    receiver: Receiver
+    store: Store
+    metrics: Metrics
+    api_token: str | None
+    healthy: Callable[[], Awaitable[dict[str, bool]]]
+    accepting: bool = True  # false while shutting down
+
+
+STATE = web.AppKey("state", WebState)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /api/* call needs `Authorization: Bearer <api_token>`; none configured: 401."""
+    if request.path.startswith("/api/"):
+        token = request.app[STATE].api_token
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if token is None:
+            return _json(
+                {"error": "unauthorized", "detail": "the HTTP API is off: set http.api_token"}, 401
+            )
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+            return _json({"error": "unauthorized", "detail": "missing or wrong bearer token"}, 401)
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    parts = await request.app[STATE].healthy()
+    return _json(parts, 200 if all(parts.values()) else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[STATE].metrics.render()
+    return web.Response(
+        body=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def post_trigger(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.accepting:
+        return _json({"error": "unavailable", "detail": "shutting down"}, 503)
+    raw = await request.content.read(MAX_PAYLOAD_BYTES + 1)
+    outcome = await state.receiver.receive_trigger(raw, "http")
+    status = {"accepted": 202, "duplicate": 200, "refused": 400}[outcome.result]
+    return _json(outcome.public(), status)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    store = request.app[STATE].store
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        return _json({"error": "bad_request", "detail": "limit must be a number"}, 400)
+    alerts = await store.list_alerts(limit)
+    return _json([a.public(await store.get_deliveries(a.id)) for a in alerts])
+
+
+async def get_alert(request: web.Request) -> web.Response:
+    store = request.app[STATE].store
+    alert = await store.get_alert(request.match_info["alert_id"])
+    if alert is None:
+        return _json({"error": "not_found", "detail": "no such alert"}, 404)
+    return _json(alert.public(await store.get_deliveries(alert.id)))
+
+
+def make_app(state: WebState) -> web.Application:
+    app = web.Application(middlewares=[require_token], client_max_size=MAX_PAYLOAD_BYTES + 1)
+    app[STATE] = state
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/triggers", post_trigger)
+    app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/api/alerts/{alert_id}", get_alert)
+    return app

@@ -1,0 +1,1 @@
+"""Each channel adapter against a fake provider over real sockets (tests/fakes/)."""

@@ -1,0 +1,1 @@
+"""Fake provider servers: each imitates the real API closely enough to test an adapter."""

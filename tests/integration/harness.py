@@ -1,0 +1,172 @@
+"""Running the real daemon against real mosquitto/redis and fake providers, and watching
+what it publishes. Waiting is on MQTT messages and fake-provider events, never on sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import yaml
+
+from broadcaster.daemon import Daemon
+from broadcaster.deployment import load_deployment
+from broadcaster.triggering import build_trigger
+from tests.conftest import REPO
+from tests.servers import free_port
+
+SECRET = "trigger-secret-für-tests"
+API_TOKEN = "api-token-for-tests"
+FIRE = {"location": "Ackerstraße 12", "district": "Flingern-Nord", "smoke_direction": "Nordost"}
+
+
+def write_deployment(
+    folder: Path,
+    *,
+    mqtt_url: str,
+    channels: dict[str, dict[str, Any]],
+    store_url: str = "sqlite:///var/broadcaster.db",
+    confirmation: str = "none",
+    delivery: dict[str, Any] | None = None,
+    client_id: str | None = None,
+) -> Path:
+    """A deployment with the repository's approved playbooks and templates, the given
+    channels, fast retries, and major_fire released without confirmation by default."""
+    for part in ("playbooks", "templates"):
+        shutil.copytree(REPO / part, folder / part)
+    for playbook_id in ("major_fire", "bomb_defusal", "severe_storm"):
+        path = folder / "playbooks" / f"{playbook_id}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["confirmation"]["mode"] = confirmation
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (folder / "channels").mkdir()
+    for cid, channel in channels.items():
+        (folder / "channels" / f"{cid}.yaml").write_text(yaml.safe_dump(channel), encoding="utf-8")
+    settings: dict[str, Any] = {
+        "mqtt": {
+            "url": mqtt_url,
+            "topic_prefix": "bc",
+            "client_id": client_id or f"broadcaster-test-{uuid.uuid4().hex[:8]}",
+        },
+        "store": {"url": store_url},
+        "http": {"listen": f"127.0.0.1:{free_port()}", "api_token": API_TOKEN},
+        "security": {"trigger_secret": SECRET, "max_trigger_age": "15m"},
+        "delivery": {
+            "first_retry": "20ms",
+            "max_retry": "100ms",
+            "deadline": "30s",
+            **(delivery or {}),
+        },
+    }
+    config = folder / "broadcaster.yaml"
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    return config
+
+
+def webhook(url: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "webhook", "url": url, "drill": "send", **extra}
+
+
+def signed_trigger(alert_id: str | None = None, **changes: Any) -> dict[str, Any]:
+    params = changes.pop("params", FIRE)
+    return build_trigger(
+        changes.pop("scenario", "major_fire"),
+        changes.pop("mode", "live"),
+        params,
+        alert_id=alert_id,
+        secret=changes.pop("secret", SECRET),
+        **changes,
+    )
+
+
+@asynccontextmanager
+async def running_daemon(config: Path, *, dry_run: bool = False) -> AsyncIterator[Daemon]:
+    daemon = Daemon(load_deployment(config), dry_run=dry_run)
+    await daemon.start()
+    try:
+        await asyncio.wait_for(daemon.mqtt.connected.wait(), 15)
+        yield daemon
+    finally:
+        await daemon.stop()
+
+
+class Watcher:
+    """Everything published under the prefix, kept in order, with waiting on conditions."""
+
+    def __init__(self, url: str, prefix: str = "bc") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.changed = asyncio.Condition()
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        host, port = self.url.removeprefix("mqtt://").split(":")
+        async with aiomqtt.Client(host, int(port)) as client:
+            await client.subscribe(f"{self.prefix}/#", qos=1)
+            self.ready.set()
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else b""
+                async with self.changed:
+                    self.messages.append((str(message.topic), payload, message.retain))
+                    self.changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+        async with self.changed:
+            return await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
+
+    def on(self, topic: str) -> list[Any]:
+        return [json.loads(p) for t, p, _ in self.messages if t == f"{self.prefix}/{topic}" and p]
+
+    def alert(self, alert_id: str) -> dict[str, Any] | None:
+        states = self.on(f"alerts/{alert_id}")
+        return states[-1] if states else None
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self.on("errors")
+
+    async def alert_in(self, alert_id: str, *states: str, timeout: float = 20.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            alert = self.alert(alert_id)
+            return alert if alert and alert["state"] in states else None
+
+        result: dict[str, Any] = await self.wait_for(reached, timeout)
+        return result
+
+    async def error_for(
+        self, trigger_id: str | None, code: str, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next(
+                (e for e in self.errors() if e["error"] == code and e["trigger_id"] == trigger_id),
+                None,
+            )
+
+        result: dict[str, Any] = await self.wait_for(found, timeout)
+        return result
+
+
+@asynccontextmanager
+async def watching(url: str, prefix: str = "bc") -> AsyncIterator[Watcher]:
+    watcher = Watcher(url, prefix)
+    watcher.task = asyncio.create_task(watcher.run())
+    await asyncio.wait_for(watcher.ready.wait(), 10)
+    try:
+        yield watcher
+    finally:
+        watcher.task.cancel()
+        await asyncio.gather(watcher.task, return_exceptions=True)
+
+
+async def publish(url: str, topic: str, payload: dict[str, Any] | bytes | str) -> None:
+    host, port = url.removeprefix("mqtt://").split(":")
+    body = json.dumps(payload, ensure_ascii=False) if isinstance(payload, dict) else payload
+    async with aiomqtt.Client(host, int(port)) as client:
+        await client.publish(topic, body, qos=1)
