@@ -16,6 +16,8 @@ from rich.text import Text
 from broadcaster.config import Settings, config_path, read_settings
 from broadcaster.daemon import Daemon
 from broadcaster.deployment import Deployment, load_deployment
+from broadcaster.drill import render_text, run_drill, write_report
+from broadcaster.intake import sign
 from broadcaster.limits import measure
 from broadcaster.logging import configure_logging
 from broadcaster.messages import (
@@ -268,6 +270,54 @@ def status(
         out.print(alerts_table(alerts))
     else:
         out.print(deliveries_table(*alerts[0]))
+
+
+@app.command()
+def retract(
+    alert_id: Annotated[str, typer.Argument(help="the alert to retract")],
+    reason: Annotated[str, typer.Option(help="why: shown in the correction on every channel")],
+    config: ConfigOption = None,
+) -> None:
+    """Retract a false alarm: publish a signed retraction on MQTT (no confirmation)."""
+    settings = _settings(config)
+    request: dict[str, str] = {
+        "alert_id": alert_id,
+        "issued_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "reason": reason.strip(),
+    }
+    if settings.security.trigger_secret is not None:
+        request["signature"] = sign(request, settings.security.trigger_secret)
+    topic = f"{settings.mqtt.topic_prefix}/retract"
+    try:
+        asyncio.run(publish_once(settings.mqtt, topic, json.dumps(request, ensure_ascii=False)))
+    except Exception as exc:
+        raise _fail(f"could not publish to {broker_address(settings.mqtt)[:2]}: {exc}", 1) from None
+    out.print(Text(f"published retraction of {alert_id} on {topic}"))
+
+
+@app.command()
+def drill(
+    scenario: Annotated[str, typer.Argument(help="playbook id, e.g. major_fire")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value")] = None,
+    stage: Annotated[str | None, typer.Option(help="default: the playbook's first stage")] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where the JSON and HTML reports go")
+    ] = Path("drill-reports"),
+    config: ConfigOption = None,
+) -> None:
+    """A full drill in-process and in dry-run (nothing is contacted), with a timeline report."""
+    deployment = _deployment(config)
+    _playbook(deployment, scenario, stage)
+    try:
+        params = parse_param_args(param or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    report = asyncio.run(run_drill(deployment, scenario, params, stage))
+    out.print(Text(render_text(report)))
+    json_path, html_path = write_report(report, out_dir)
+    out.print(Text(f"\nreport: {json_path} and {html_path}", style="bold"))
+    if report.outcome not in ("sent",):
+        raise typer.Exit(1)
 
 
 def _settings(config: Path | None) -> Settings:

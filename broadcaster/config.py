@@ -106,6 +106,14 @@ class DeliverySettings(_Section):
     shutdown_grace: Duration = timedelta(seconds=10)  # in-flight requests may finish
 
 
+class ConfirmSettings(_Section):
+    """The duty officer's page (not in the contract: sensible defaults, tunable)."""
+
+    undo_window: Duration = timedelta(seconds=5)  # after release, before anything goes out
+    pin_attempts: int = Field(default=5, ge=1, le=20)  # wrong PINs before a link locks
+    link_valid_after_decision: Duration = timedelta(hours=24)  # status and retraction
+
+
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
 
@@ -120,6 +128,7 @@ class Settings(_Section):
     escalate_after: Duration = timedelta(minutes=5)
     drill: DrillSettings = Field(default_factory=DrillSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    confirm: ConfirmSettings = Field(default_factory=ConfirmSettings)
 
 
 def config_path(explicit: Path | None = None) -> Path:

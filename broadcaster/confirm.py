@@ -1,18 +1,42 @@
-"""The confirmation gate: what happens to an accepted alert before it may go out.
+"""The confirmation gate: the duty officer's link, escalation, timeouts, the undo window.
 
-`confirmation.mode: none` releases at once. `required` and `auto` park the alert in
-`awaiting_confirmation`; the duty officer's link, page, escalation and timers plug in
-here (ConfirmationGate), the rest of the engine does not change.
+`confirmation.mode: none` releases at once (the receiver does that). `required` and
+`auto` park the alert in `awaiting_confirmation` and send the first duty officer a
+single-use, random, expiring link through their internal channels; if nobody acts
+within `escalate_after`, the next officer gets a link of their own. When the playbook's
+timeout passes, `on_timeout` decides (abort: `expired`; send: released by "timeout");
+`auto` releases after the timeout unless someone rejected.
+
+A release first waits out a short undo window (`confirm.undo_window`), in which nothing
+has left the building and a false alarm costs nothing to stop. Timers are recomputed
+from the stored alert, so a restarted daemon carries on where the old one stopped.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
+import structlog
+
+from broadcaster.channels.base import OutgoingMessage
+from broadcaster.config import Settings
 from broadcaster.events import Events
-from broadcaster.models import Alert, AuditEntry
+from broadcaster.models import Alert, AuditEntry, ConfirmToken, utcnow
 from broadcaster.playbooks import Playbook
 from broadcaster.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+Notify = Callable[[str, OutgoingMessage], Awaitable[bool]]
+Release = Callable[[str, str], Awaitable[bool]]
 
 
 class ConfirmationGate(Protocol):
@@ -20,16 +44,67 @@ class ConfirmationGate(Protocol):
         """Ask for a release of `alert` (state `received`); must not block for long."""
 
 
-class AwaitConfirmation:
-    """Parks the alert in `awaiting_confirmation` until someone releases or rejects it."""
+def token_hash(secret_part: str) -> str:
+    return hashlib.sha256(secret_part.encode()).hexdigest()
 
-    def __init__(self, store: Store, events: Events) -> None:
+
+def split_token(token: str) -> tuple[str, str]:
+    """`<alert id>.<random>`: the alert id locates the alert, the random part proves the link."""
+    alert_id, dot, secret_part = token.rpartition(".")
+    return (alert_id, secret_part) if dot and alert_id and secret_part else ("", "")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A confirm link opened by someone: the alert and whose link it is."""
+
+    alert: Alert
+    token: ConfirmToken
+
+    @property
+    def decided(self) -> bool:
+        return self.alert.state != "awaiting_confirmation" or self.alert.release_at is not None
+
+
+Outcome = Literal[
+    "release_pending",
+    "released",
+    "undone",
+    "rejected",
+    "wrong_pin",
+    "locked",
+    "too_late",
+    "expired",
+]
+
+
+class ConfirmDesk:
+    def __init__(
+        self,
+        settings: Settings,
+        playbooks: dict[str, Playbook],
+        store: Store,
+        events: Events,
+        notify: Notify,
+        release: Release,
+    ) -> None:
+        self.settings = settings
+        self.playbooks = playbooks
         self.store = store
         self.events = events
+        self.notify = notify
+        self.release = release
+        self.wakeups: dict[str, asyncio.Event] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.pin_lock = asyncio.Lock()
 
+    # -- the gate --------------------------------------------------------------------
     async def request(self, alert: Alert, playbook: Playbook) -> None:
         parked = await self.store.update_alert(
-            alert.id, expect={"received"}, state="awaiting_confirmation"
+            alert.id,
+            expect={"received"},
+            state="awaiting_confirmation",
+            confirmation_requested_at=utcnow(),
         )
         if parked is None:
             return
@@ -39,8 +114,332 @@ class AwaitConfirmation:
                 event="confirmation_requested",
                 detail={
                     "mode": playbook.confirmation.mode,
-                    "timeout": playbook.confirmation.timeout.total_seconds(),
+                    "timeout_seconds": playbook.confirmation.timeout.total_seconds(),
+                    "on_timeout": playbook.confirmation.on_timeout,
                 },
             )
         )
-        await self.events.alert_changed(parked, await self.store.get_deliveries(alert.id))
+        await self.publish(parked)
+        if self.settings.duty_officers:
+            await self.ask(parked, 0)
+        self.watch(alert.id)
+
+    async def resume(self) -> int:
+        """After a restart: watch every alert still waiting for its duty officer."""
+        waiting = await self.store.alerts_in_state("awaiting_confirmation")
+        for alert in waiting:
+            self.watch(alert.id)
+        return len(waiting)
+
+    def expires_at(self, alert: Alert) -> datetime:
+        start = alert.confirmation_requested_at or alert.created_at
+        return start + self.playbooks[alert.scenario].confirmation.timeout
+
+    async def ask(self, alert: Alert, index: int) -> str | None:
+        """Give duty officer `index` a link of their own and send it; returns the link."""
+        officer = self.settings.duty_officers[index]
+        secret_part = secrets.token_urlsafe(32)
+        token = f"{alert.id}.{secret_part}"
+        entry = ConfirmToken(
+            hash=token_hash(secret_part),
+            officer=officer.name,
+            officer_index=index,
+            issued_at=utcnow(),
+            expires_at=self.expires_at(alert),
+        )
+        updated = await self.store.update_alert(
+            alert.id,
+            expect={"awaiting_confirmation"},
+            confirm_tokens=[*alert.confirm_tokens, entry],
+        )
+        if updated is None:
+            return None
+        url = f"{self.settings.http.public_url}/confirm/{token}"
+        await self.store.audit(
+            AuditEntry(
+                alert_id=alert.id,
+                event="officer_asked",
+                detail={
+                    "officer": officer.name,
+                    "channels": officer.notify,
+                    "expires_at": entry.expires_at.isoformat(),
+                },
+            )
+        )
+        message = self.request_message(updated, url, entry.expires_at)
+        for channel_id in officer.notify:
+            if not await self.notify(channel_id, message):
+                await self.store.audit(
+                    AuditEntry(
+                        alert_id=alert.id,
+                        event="officer_notification_failed",
+                        detail={"officer": officer.name, "channel": channel_id},
+                    )
+                )
+        return url
+
+    def request_message(self, alert: Alert, url: str, expires_at: datetime) -> OutgoingMessage:
+        playbook = self.playbooks[alert.scenario]
+        lang = playbook.primary_language
+        where = next(
+            (str(alert.params[k]) for k in ("location", "area", "district") if alert.params.get(k)),
+            "",
+        )
+        until = expires_at.astimezone().strftime("%H:%M")
+        if lang == "de":
+            text = (
+                f"Freigabe nötig: {playbook.name[lang]} ({alert.stage})"
+                f"{', ' + where if where else ''}. Prüfen und freigeben oder ablehnen: {url}"
+                f" (gültig bis {until} Uhr)"
+            )
+        else:
+            text = (
+                f"Release needed: {playbook.name[lang]} ({alert.stage})"
+                f"{', ' + where if where else ''}. Check, then release or reject: {url}"
+                f" (valid until {until})"
+            )
+        title = alert.texts[lang].title if lang in alert.texts else playbook.name[lang]
+        if alert.mode == "drill":
+            prefix = self.settings.drill.prefix.get(lang, "EXERCISE")
+            text = f"{prefix}: {text}"
+            title = title if title.startswith(prefix) else f"{prefix}: {title}"
+        return OutgoingMessage(
+            kind="confirmation_request",
+            alert_id=alert.id,
+            incident=alert.incident,
+            scenario=alert.scenario,
+            stage=alert.stage,
+            mode=alert.mode,
+            language=lang,
+            title=title,
+            text=text,
+            idempotency_key=f"{alert.id}:confirm:{len(alert.confirm_tokens)}",
+            confirm_url=url,
+            expires_at=expires_at,
+        )
+
+    # -- timers ----------------------------------------------------------------------
+    def watch(self, alert_id: str) -> None:
+        if alert_id in self.tasks and not self.tasks[alert_id].done():
+            self.wake(alert_id)
+            return
+        self.wakeups[alert_id] = asyncio.Event()
+        task = asyncio.create_task(self.timers(alert_id), name=f"confirm:{alert_id}")
+        self.tasks[alert_id] = task
+        task.add_done_callback(lambda _: self.forget(alert_id, task))
+
+    def forget(self, alert_id: str, task: asyncio.Task[None]) -> None:
+        if self.tasks.get(alert_id) is task:
+            del self.tasks[alert_id]
+            self.wakeups.pop(alert_id, None)
+
+    def wake(self, alert_id: str) -> None:
+        if alert_id in self.wakeups:
+            self.wakeups[alert_id].set()
+
+    async def timers(self, alert_id: str) -> None:
+        try:
+            while await self.tick(alert_id):
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("confirmation_timer_failed", alert_id=alert_id)
+
+    async def tick(self, alert_id: str) -> bool:
+        """Act on what is due for one alert; False when there is nothing more to watch."""
+        alert = await self.store.get_alert(alert_id)
+        if alert is None or alert.state != "awaiting_confirmation":
+            return False
+        playbook = self.playbooks[alert.scenario]
+        now = utcnow()
+        if alert.release_at is not None:
+            if now >= alert.release_at:
+                await self.release(alert.id, alert.confirmed_by or "duty officer")
+                return False
+            return await self.sleep(alert_id, alert.release_at - now)
+        timeout_at = self.expires_at(alert)
+        if now >= timeout_at:
+            await self.timed_out(alert, playbook)
+            return False
+        due = [timeout_at]
+        asked = max((t.officer_index for t in alert.confirm_tokens), default=-1)
+        if asked + 1 < len(self.settings.duty_officers):
+            last = max((t.issued_at for t in alert.confirm_tokens), default=now)
+            escalate_at = last + self.settings.escalate_after
+            if now >= escalate_at:
+                log.info("confirmation_escalated", alert_id=alert.id, officer_index=asked + 1)
+                await self.ask(alert, asked + 1)
+                return True
+            due.append(escalate_at)
+        return await self.sleep(alert_id, min(due) - now)
+
+    async def sleep(self, alert_id: str, wait: timedelta) -> bool:
+        event = self.wakeups.setdefault(alert_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max(wait.total_seconds(), 0.0) + 0.01)
+        event.clear()
+        return True
+
+    async def timed_out(self, alert: Alert, playbook: Playbook) -> None:
+        sends = playbook.confirmation.mode == "auto" or playbook.confirmation.on_timeout == "send"
+        await self.store.audit(
+            AuditEntry(
+                alert_id=alert.id,
+                event="confirmation_timeout",
+                detail={"mode": playbook.confirmation.mode, "then": "send" if sends else "abort"},
+            )
+        )
+        if sends:
+            await self.release(alert.id, "timeout")
+            return
+        expired = await self.store.update_alert(
+            alert.id, expect={"awaiting_confirmation"}, state="expired", decided_by="timeout"
+        )
+        if expired is not None:
+            await self.store.audit(AuditEntry(alert_id=alert.id, event="expired"))
+            await self.publish(expired)
+
+    # -- the officer's actions ---------------------------------------------------------
+    async def open(self, token: str) -> Link | None:
+        """The alert and link behind a token; None for a forged or unknown one."""
+        alert_id, secret_part = split_token(token)
+        if not alert_id:
+            return None
+        alert = await self.store.get_alert(alert_id)
+        if alert is None:
+            return None
+        digest = token_hash(secret_part)
+        for entry in alert.confirm_tokens:
+            if hmac.compare_digest(entry.hash, digest):
+                return Link(alert, entry)
+        return None
+
+    def usable(self, link: Link, now: datetime | None = None) -> bool:
+        """Within its time: until expiry for a decision, a day longer to follow it."""
+        now = now or utcnow()
+        if link.alert.state == "expired":
+            return False
+        if link.decided:
+            return now < link.token.expires_at + self.settings.confirm.link_valid_after_decision
+        return now < link.token.expires_at
+
+    def pin_of(self, link: Link) -> str | None:
+        officers = self.settings.duty_officers
+        index = link.token.officer_index
+        return officers[index].pin if index < len(officers) else None
+
+    def locked(self, link: Link) -> bool:
+        return link.token.pin_failures >= self.settings.confirm.pin_attempts
+
+    async def check_pin(self, link: Link, pin: str | None) -> Outcome | None:
+        """None when the PIN is right or none is needed; counts wrong ones."""
+        expected = self.pin_of(link)
+        if expected is None:
+            return None
+        if self.locked(link):
+            return "locked"
+        if pin is not None and hmac.compare_digest(pin.strip().encode(), expected.encode()):
+            return None
+        async with self.pin_lock:
+            alert = await self.store.get_alert(link.alert.id)
+            if alert is None:
+                return "too_late"
+            tokens = [
+                t.model_copy(update={"pin_failures": t.pin_failures + 1})
+                if t.hash == link.token.hash
+                else t
+                for t in alert.confirm_tokens
+            ]
+            await self.store.update_alert(alert.id, confirm_tokens=tokens)
+        failures = link.token.pin_failures + 1
+        await self.store.audit(
+            AuditEntry(
+                alert_id=link.alert.id,
+                event="wrong_pin",
+                actor=link.token.officer,
+                detail={"failures": failures},
+            )
+        )
+        if failures >= self.settings.confirm.pin_attempts:
+            await self.store.audit(
+                AuditEntry(alert_id=link.alert.id, event="link_locked", actor=link.token.officer)
+            )
+            return "locked"
+        return "wrong_pin"
+
+    async def decide(self, link: Link, action: str, pin: str | None) -> Outcome:
+        """release (after the undo window), undo, or reject, by the link's officer."""
+        if not self.usable(link):
+            return "expired"
+        if action in ("release", "reject"):
+            refused = await self.check_pin(link, pin)
+            if refused is not None:
+                return refused
+        officer = link.token.officer
+        if action == "release":
+            release_at = utcnow() + self.settings.confirm.undo_window
+            alert = await self.store.update_alert(
+                link.alert.id,
+                expect={"awaiting_confirmation"},
+                release_at=release_at,
+                confirmed_by=officer,
+                decided_by=officer,
+            )
+            if alert is None or link.alert.release_at is not None:
+                return "too_late"
+            await self.store.audit(
+                AuditEntry(
+                    alert_id=alert.id,
+                    event="release_requested",
+                    actor=officer,
+                    detail={"release_at": release_at.isoformat()},
+                )
+            )
+            await self.publish(alert)
+            if self.settings.confirm.undo_window <= timedelta(0):
+                await self.release(alert.id, officer)
+                return "released"
+            self.watch(alert.id)
+            return "release_pending"
+        if action == "undo":
+            current = await self.store.get_alert(link.alert.id)
+            if current is None or current.release_at is None:
+                return "too_late"
+            alert = await self.store.update_alert(
+                link.alert.id,
+                expect={"awaiting_confirmation"},
+                release_at=None,
+                confirmed_by=None,
+                decided_by=None,
+            )
+            if alert is None:
+                return "too_late"
+            await self.store.audit(
+                AuditEntry(alert_id=alert.id, event="release_undone", actor=officer)
+            )
+            await self.publish(alert)
+            self.watch(alert.id)
+            return "undone"
+        if action == "reject":
+            alert = await self.store.update_alert(
+                link.alert.id,
+                expect={"awaiting_confirmation"},
+                state="rejected",
+                decided_by=officer,
+            )
+            if alert is None:
+                return "too_late"
+            await self.store.audit(AuditEntry(alert_id=alert.id, event="rejected", actor=officer))
+            await self.publish(alert)
+            self.wake(alert.id)
+            return "rejected"
+        raise ValueError(f"unknown action {action!r}")
+
+    async def publish(self, alert: Alert) -> None:
+        await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+
+    async def close(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)

@@ -11,10 +11,16 @@ from typing import Any, Literal
 import aiohttp
 import structlog
 from aiohttp import web
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
-from broadcaster.channels.base import Channel
+from broadcaster.channels.base import Channel, ChannelError, OutgoingMessage, TransientError
 from broadcaster.channels.registry import make_channel
-from broadcaster.confirm import AwaitConfirmation, ConfirmationGate
+from broadcaster.confirm import ConfirmDesk
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
@@ -22,8 +28,10 @@ from broadcaster.metrics import Metrics
 from broadcaster.models import InboxEntry
 from broadcaster.mqtt import MqttLink, MqttPublisher, start_embedded_broker
 from broadcaster.receiving import Receiver
+from broadcaster.retraction import Retractor
 from broadcaster.store import open_store
 from broadcaster.web.api import WebState, make_app
+from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +59,23 @@ class Daemon:
             owner=s.mqtt.client_id,
             dry_run=dry_run,
         )
-        self.gate: ConfirmationGate = AwaitConfirmation(self.store, self.events)
+        self.desk = ConfirmDesk(
+            s,
+            deployment.playbooks,
+            self.store,
+            self.events,
+            self.notify_officer,
+            self.dispatcher.release,
+        )
+        self.retractor = Retractor(deployment, self.store, self.events, self.dispatcher)
         self.receiver = Receiver(
-            deployment, self.store, self.events, self.metrics, self.dispatcher, self.gate
+            deployment,
+            self.store,
+            self.events,
+            self.metrics,
+            self.dispatcher,
+            self.desk,
+            self.retractor,
         )
         self.mqtt = MqttLink(s.mqtt, self.on_mqtt_message, self.on_mqtt_connect)
         self.events.subscribe(MqttPublisher(self.mqtt))
@@ -63,6 +85,7 @@ class Daemon:
             metrics=self.metrics,
             api_token=s.http.api_token,
             healthy=self.health,
+            retractor=self.retractor,
         )
         self.broker: Any = None
         self.session: aiohttp.ClientSession | None = None
@@ -76,7 +99,7 @@ class Daemon:
         self.store_open = True
         self.session = aiohttp.ClientSession()
         self.channels.update(
-            (cid, make_channel(cid, config, self.session))
+            (cid, make_channel(cid, config, self.session, public_url=s.http.public_url))
             for cid, config in self.deployment.channels.items()
             if config.enabled
         )
@@ -90,6 +113,7 @@ class Daemon:
         # What a crash left behind: acknowledged triggers, then unfinished fan-outs.
         await self.receiver.recover_inbox()
         await self.dispatcher.resume()
+        await self.desk.resume()
         self.tasks.append(asyncio.create_task(self.intake_worker(), name="intake"))
         self.mqtt.start()
         log.info(
@@ -100,7 +124,12 @@ class Daemon:
         )
 
     async def start_http(self) -> None:
-        self.runner = web.AppRunner(make_app(self.web), access_log=None)
+        app = make_app(self.web)
+        add_confirm_routes(
+            app, ConfirmState(self.desk, self.retractor, self.deployment, self.store)
+        )
+        # No access log: confirm URLs carry a secret token.
+        self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         host, _, port = self.settings.http.listen.rpartition(":")
         await web.TCPSite(self.runner, host, int(port)).start()
@@ -131,6 +160,39 @@ class Daemon:
             except Exception:
                 log.exception("intake_failed", entry_id=entry.id)
 
+    async def notify_officer(self, channel_id: str, message: OutgoingMessage) -> bool:
+        """Send a duty officer their link on one internal channel (a few quick tries)."""
+        if self.dry_run:
+            log.info(
+                "officer_notification_skipped",
+                channel=channel_id,
+                alert_id=message.alert_id,
+                reason="dry run",
+            )
+            return True
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            log.error("officer_channel_missing", channel=channel_id)
+            return False
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(3),
+                wait=wait_random_exponential(0.2, 2),
+                retry=retry_if_exception_type(TransientError),
+                reraise=True,
+            ):
+                with attempt:
+                    await channel.send(message)
+        except ChannelError as exc:
+            log.error(
+                "officer_notification_failed",
+                channel=channel_id,
+                alert_id=message.alert_id,
+                error=exc.message,
+            )
+            return False
+        return True
+
     async def on_mqtt_connect(self) -> None:
         """Republish recent alert state: changes made while disconnected were not published."""
         for alert in await self.store.list_alerts(100):
@@ -145,6 +207,7 @@ class Daemon:
         finished = await self.dispatcher.drain(grace)
         if not finished:
             log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
+        await self.desk.close()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

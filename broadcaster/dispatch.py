@@ -11,8 +11,8 @@ sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,7 +43,8 @@ from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
+class Retracted(Exception):
+    """The alert was retracted while this delivery waited: it must not go out."""
 
 
 class Dispatcher:
@@ -58,7 +59,6 @@ class Dispatcher:
         *,
         owner: str,
         dry_run: bool = False,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.store = store
         self.events = events
@@ -68,13 +68,14 @@ class Dispatcher:
         self.policy = policy
         self.owner = owner
         self.dry_run = dry_run
-        self.sleep = sleep
+        self.stops: dict[str, asyncio.Event] = {}  # set when an alert is retracted
         self.limiters = {
             cid: AsyncLimiter(c.rate_limit.count, c.rate_limit.period)
             for cid, c in configs.items()
             if c.rate_limit is not None
         }
         self.tasks: set[asyncio.Task[None]] = set()
+        self.by_alert: dict[str, asyncio.Task[None]] = {}
 
     # -- entry points ------------------------------------------------------------
     async def release(self, alert_id: str, by: str | None = None) -> bool:
@@ -106,7 +107,29 @@ class Dispatcher:
     def spawn(self, alert: Alert) -> None:
         task = asyncio.create_task(self.send_alert(alert), name=f"alert:{alert.id}")
         self.tasks.add(task)
+        self.by_alert[alert.id] = task
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda done: self.forget(alert.id, done))
+
+    def forget(self, alert_id: str, task: asyncio.Task[None]) -> None:
+        if self.by_alert.get(alert_id) is task:
+            del self.by_alert[alert_id]
+            self.stops.pop(alert_id, None)
+
+    async def pause(self, alert_id: str, seconds: float) -> None:
+        """Wait between attempts; a retraction cuts the wait short."""
+        stop = self.stops.setdefault(alert_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    async def settled(self, alert_id: str, timeout: float) -> None:
+        """Stop an alert's fan-out and wait (bounded) for it: deliveries waiting to retry
+        stop at once, requests already on their way get their answer, so a retraction
+        knows what was posted."""
+        self.stops.setdefault(alert_id, asyncio.Event()).set()
+        task = self.by_alert.get(alert_id)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for in-flight alerts; True when all finished."""
@@ -169,6 +192,10 @@ class Dispatcher:
         message = await self.message(alert, delivery, channel)
         try:
             receipt = await self.attempts(alert, delivery, channel, message)
+        except Retracted:
+            # The false alarm was retracted before this channel got it: it never will.
+            await self.conclude(alert, delivery, "retracted", error="retracted before sending")
+            return
         except PermanentError as exc:
             await self.conclude(alert, delivery, "failed", error=exc.message)
         except TransientError as exc:
@@ -176,6 +203,8 @@ class Dispatcher:
             await self.conclude(alert, delivery, "failed", error=error)
         else:
             await self.conclude(alert, delivery, "delivered", receipt=receipt)
+            if alert.retracts is not None:
+                await self.remove_original(alert, delivery, channel)
 
     async def attempts(
         self, alert: Alert, delivery: Delivery, channel: Channel, message: OutgoingMessage
@@ -188,13 +217,15 @@ class Dispatcher:
             wait=self.wait,
             retry=retry_if_exception_type(TransientError),
             reraise=True,
-            sleep=self.sleep,
+            sleep=partial(self.pause, alert.id),
             before_sleep=partial(self.note_retry, alert, delivery),
         )
         async for attempt in retrying:
             with attempt:
                 if limiter is not None:
                     await limiter.acquire()
+                if alert.retracts is None and await self.retracted(alert.id):
+                    raise Retracted(alert.id)
                 delivery.attempts += 1
                 delivery.state = "sending"
                 delivery.claimed_until = utcnow() + self.policy.lease
@@ -260,9 +291,71 @@ class Dispatcher:
             )
         )
 
+    async def retracted(self, alert_id: str) -> bool:
+        current = await self.store.get_alert(alert_id)
+        return current is not None and current.state == "retracted"
+
+    async def original(self, alert: Alert, channel_id: str) -> Delivery | None:
+        """On a correction: the retracted alert's delivery to the same channel."""
+        if alert.retracts is None:
+            return None
+        deliveries = await self.store.get_deliveries(alert.retracts)
+        return next((d for d in deliveries if d.channel_id == channel_id), None)
+
+    async def remove_original(self, alert: Alert, correction: Delivery, channel: Channel) -> None:
+        """After the correction is out (so a reply has its parent), delete the false
+        alarm where the provider allows it; either way the original counts as retracted."""
+        original = await self.original(alert, correction.channel_id)
+        if original is None or original.state != "delivered":
+            return
+        deleted = False
+        if channel.can_delete and original.receipt is not None:
+            receipt = original.receipt
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.policy.max_attempts)
+                    | stop_before_delay(self.policy.deadline.total_seconds()),
+                    wait=self.wait,
+                    retry=retry_if_exception_type(TransientError),
+                    reraise=True,
+                    sleep=partial(self.pause, alert.id),
+                ):
+                    with attempt:
+                        await channel.delete(receipt)
+                deleted = True
+            except ChannelError as exc:
+                await self.store.audit(
+                    AuditEntry(
+                        alert_id=original.alert_id,
+                        event="delete_failed",
+                        detail={"channel": original.channel_id, "error": exc.message},
+                    )
+                )
+        original.state = "retracted"
+        await self.store.save_delivery(original)
+        await self.store.audit(
+            AuditEntry(
+                alert_id=original.alert_id,
+                event="retracted",
+                detail={
+                    "channel": original.channel_id,
+                    "deleted": deleted,
+                    "correction": correction.remote_id,
+                },
+            )
+        )
+        retracted = await self.store.get_alert(original.alert_id)
+        if retracted is not None:
+            await self.publish(retracted)
+
     async def message(self, alert: Alert, delivery: Delivery, channel: Channel) -> OutgoingMessage:
+        if alert.retracts is not None:
+            original = await self.original(alert, delivery.channel_id)
+            reply_to = original.receipt if original and channel.can_thread else None
+        else:
+            reply_to = await self.thread_root(alert, delivery) if channel.can_thread else None
         return OutgoingMessage(
-            kind="alert",
+            kind="alert" if alert.retracts is None else "retraction",
             alert_id=alert.id,
             incident=alert.incident,
             scenario=alert.scenario,
@@ -272,7 +365,7 @@ class Dispatcher:
             title=delivery.title,
             text=delivery.text,
             idempotency_key=delivery.idempotency_key,
-            reply_to=await self.thread_root(alert, delivery) if channel.can_thread else None,
+            reply_to=reply_to,
         )
 
     async def thread_root(self, alert: Alert, delivery: Delivery) -> Receipt | None:

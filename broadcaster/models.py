@@ -155,6 +155,17 @@ class Delivery(BaseModel):
         return out
 
 
+class ConfirmToken(BaseModel):
+    """One duty officer's confirm link. Only the hash of its secret part is kept."""
+
+    hash: str  # sha256 hex of the random part of the token
+    officer: str
+    officer_index: int
+    issued_at: datetime
+    expires_at: datetime
+    pin_failures: int = 0
+
+
 class Alert(BaseModel):
     """An accepted trigger: what to say, in which languages, and where it stands."""
 
@@ -174,6 +185,13 @@ class Alert(BaseModel):
     confirmed_by: str | None = None
     released_at: datetime | None = None
     retraction_reason: str | None = None
+    retracted_by: str | None = None
+    retracts: str | None = None  # on a correction: the id of the alert it retracts
+    # Confirmation: the links handed out, and a release waiting out its undo window.
+    confirm_tokens: list[ConfirmToken] = Field(default_factory=list)
+    confirmation_requested_at: datetime | None = None
+    release_at: datetime | None = None
+    decided_by: str | None = None  # who released or rejected (or "timeout")
 
     def public(self, deliveries: list[Delivery]) -> dict[str, Any]:
         """The alert JSON of contract section 7."""

@@ -18,10 +18,11 @@ from broadcaster.confirm import ConfirmationGate
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
-from broadcaster.intake import Refusal, parse_trigger, resolve
+from broadcaster.intake import Refusal, parse_retraction, parse_trigger, resolve
 from broadcaster.messages import AlertContext, TemplateNotApproved, channel_messages
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
+from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -49,6 +50,7 @@ class Receiver:
         metrics: Metrics,
         dispatcher: Dispatcher,
         gate: ConfirmationGate,
+        retractor: Retractor | None = None,
     ) -> None:
         self.deployment = deployment
         self.renderer = deployment.renderer()
@@ -57,6 +59,7 @@ class Receiver:
         self.metrics = metrics
         self.dispatcher = dispatcher
         self.gate = gate
+        self.retractor = retractor
 
     async def receive_trigger(self, raw: bytes, source: str) -> Outcome:
         entry = InboxEntry.new("trigger", source, raw)
@@ -66,7 +69,10 @@ class Receiver:
     async def handle(self, entry: InboxEntry) -> Outcome:
         """Handle one inbox entry, then mark it done (also after a refusal)."""
         try:
-            outcome = await self.accept(entry)
+            if entry.kind == "retract":
+                outcome = await self.retract(entry)
+            else:
+                outcome = await self.accept(entry)
         except Refusal as refusal:
             outcome = await self.refuse(refusal, entry)
         await self.store.inbox_done(entry.id)
@@ -74,7 +80,7 @@ class Receiver:
 
     async def recover_inbox(self) -> int:
         """Handle what a crashed daemon had acknowledged but not finished."""
-        pending = [e for e in await self.store.inbox_pending() if e.kind == "trigger"]
+        pending = await self.store.inbox_pending()
         for entry in pending:
             log.info("inbox_recovered", entry_id=entry.id, source=entry.source)
             await self.handle(entry)
@@ -178,6 +184,27 @@ class Receiver:
             await self.gate.request(alert, playbook)
         current = await self.store.get_alert(alert.id) or alert
         return Outcome("accepted", current, await self.store.get_deliveries(alert.id))
+
+    async def retract(self, entry: InboxEntry) -> Outcome:
+        """A signed retraction from MQTT: no confirmation, speed matters most."""
+        settings = self.deployment.settings
+        request = parse_retraction(
+            entry.payload,
+            secret=settings.security.trigger_secret,
+            max_age=settings.security.max_trigger_age,
+            now=entry.received_at,
+        )
+        if self.retractor is None:
+            raise Refusal("invalid_trigger", "retraction is not available here", request.alert_id)
+        result = await self.retractor.retract(request.alert_id, request.reason, entry.source)
+        if result.outcome == "not_found":
+            raise Refusal("invalid_trigger", result.detail, request.alert_id)
+        if result.outcome == "not_retractable":
+            raise Refusal("invalid_trigger", f"cannot retract: {result.detail}", request.alert_id)
+        if result.outcome == "refused":
+            raise Refusal("template_not_approved", result.detail, request.alert_id)
+        assert result.alert is not None
+        return Outcome("accepted", result.alert, await self.store.get_deliveries(result.alert.id))
 
     async def duplicate(self, existing: Alert, entry: InboxEntry) -> Outcome:
         refusal = Refusal(

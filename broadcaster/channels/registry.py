@@ -5,18 +5,34 @@ from __future__ import annotations
 import aiohttp
 
 from broadcaster.channels.base import Channel
+from broadcaster.channels.cap_feed import CapFeedAdapter
+from broadcaster.channels.email import EmailAdapter
 from broadcaster.channels.log import LogAdapter
-from broadcaster.channels.settings import ChannelConfig, LogChannel, WebhookChannel
+from broadcaster.channels.settings import (
+    CapFeedChannel,
+    ChannelConfig,
+    EmailChannel,
+    LogChannel,
+    SmsChannel,
+    WebhookChannel,
+)
+from broadcaster.channels.sms import SmsAdapter
 from broadcaster.channels.webhook import WebhookAdapter
 
 
-def make_channel(channel_id: str, config: ChannelConfig, session: aiohttp.ClientSession) -> Channel:
-    """The adapter for one channels/<id>.yaml; NotImplementedError for types without one.
-
-    `cap_feed` never gets an adapter: the daemon serves the feed itself.
-    """
-    if isinstance(config, LogChannel):
-        return LogAdapter(channel_id)
-    if isinstance(config, WebhookChannel):
-        return WebhookAdapter(channel_id, config, session)
+def make_channel(
+    channel_id: str, config: ChannelConfig, session: aiohttp.ClientSession, *, public_url: str
+) -> Channel:
+    """The adapter for one channels/<id>.yaml."""
+    match config:
+        case LogChannel():
+            return LogAdapter(channel_id)
+        case WebhookChannel():
+            return WebhookAdapter(channel_id, config, session)
+        case EmailChannel():
+            return EmailAdapter(channel_id, config, session)
+        case SmsChannel():
+            return SmsAdapter(channel_id, config, session)
+        case CapFeedChannel():
+            return CapFeedAdapter(channel_id, public_url)
     raise NotImplementedError(f"channel type {config.channel_type} has no adapter yet")

@@ -12,7 +12,9 @@ from aiohttp import web
 
 from broadcaster.intake import MAX_PAYLOAD_BYTES
 from broadcaster.metrics import Metrics
+from broadcaster.models import REASON_MAX_LENGTH
 from broadcaster.receiving import Receiver
+from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 
 
@@ -23,6 +25,7 @@ class WebState:
     metrics: Metrics
     api_token: str | None
     healthy: Callable[[], Awaitable[dict[str, bool]]]
+    retractor: Retractor
     accepting: bool = True  # false while shutting down
 
 
@@ -93,6 +96,39 @@ async def get_alert(request: web.Request) -> web.Response:
     return _json(alert.public(await store.get_deliveries(alert.id)))
 
 
+async def retract_alert(request: web.Request) -> web.Response:
+    """POST /api/alerts/{id}/retract {"reason": "..."}: no confirmation, speed matters most."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _json({"error": "invalid_json", "detail": 'expected {"reason": "..."}'}, 400)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return _json({"error": "invalid_request", "detail": "reason is required"}, 400)
+    reason = reason.strip()
+    if len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
+        return _json(
+            {
+                "error": "invalid_request",
+                "detail": f"reason: one line of at most {REASON_MAX_LENGTH} characters",
+            },
+            400,
+        )
+    result = await state.retractor.retract(request.match_info["alert_id"], reason, "http")
+    if result.outcome == "not_found":
+        return _json({"error": "not_found", "detail": result.detail}, 404)
+    if result.outcome == "not_retractable":
+        return _json({"error": "conflict", "detail": result.detail}, 409)
+    if result.outcome == "refused":
+        return _json({"error": "template_not_approved", "detail": result.detail}, 409)
+    assert result.alert is not None
+    body = result.alert.public(await state.store.get_deliveries(result.alert.id))
+    if result.correction is not None:
+        body["correction"] = result.correction.id
+    return _json(body, 202)
+
+
 def make_app(state: WebState) -> web.Application:
     app = web.Application(middlewares=[require_token], client_max_size=MAX_PAYLOAD_BYTES + 1)
     app[STATE] = state
@@ -101,4 +137,5 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_post("/api/triggers", post_trigger)
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_get("/api/alerts/{alert_id}", get_alert)
+    app.router.add_post("/api/alerts/{alert_id}/retract", retract_alert)
     return app

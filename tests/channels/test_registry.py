@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
-from broadcaster.channels.base import Channel
+from broadcaster.channels.cap_feed import CapFeedAdapter
+from broadcaster.channels.email import EmailAdapter
 from broadcaster.channels.log import LogAdapter
 from broadcaster.channels.registry import make_channel
 from broadcaster.channels.settings import parse_channel
+from broadcaster.channels.sms import SmsAdapter
 from broadcaster.channels.webhook import WebhookAdapter
 
+CONFIGS: list[tuple[dict[str, Any], type]] = [
+    ({"type": "log"}, LogAdapter),
+    ({"type": "webhook", "url": "https://hooks.example/in"}, WebhookAdapter),
+    (
+        {"type": "email", "host": "smtp.example", "from": "a@example.org", "to": ["b@example.org"]},
+        EmailAdapter,
+    ),
+    (
+        {
+            "type": "sms",
+            "account_sid": "AC1",
+            "auth_token": "t",
+            "from": "+4915100000000",
+            "to": ["+4915100000001"],
+        },
+        SmsAdapter,
+    ),
+    ({"type": "cap_feed"}, CapFeedAdapter),
+]
 
-async def test_log_and_webhook_have_adapters(session: aiohttp.ClientSession) -> None:
-    log: Channel = make_channel("trial", parse_channel({"type": "log"}), session)
-    hook: Channel = make_channel(
-        "hook", parse_channel({"type": "webhook", "url": "https://hooks.example/in"}), session
-    )
 
-    assert isinstance(log, LogAdapter)
-    assert log.channel_id == "trial"
-    assert isinstance(hook, WebhookAdapter)
-    assert hook.channel_id == "hook"
-
-
-async def test_other_types_have_none_yet(session: aiohttp.ClientSession) -> None:
-    config = parse_channel(
-        {"type": "mastodon", "base_url": "https://social.example", "access_token": "t"}
-    )
-
-    with pytest.raises(NotImplementedError, match="channel type mastodon has no adapter yet"):
-        make_channel("toot", config, session)
+@pytest.mark.parametrize(("config", "adapter"), CONFIGS)
+async def test_each_type_gets_its_adapter(
+    session: aiohttp.ClientSession, config: dict[str, Any], adapter: type
+) -> None:
+    channel = make_channel("c1", parse_channel(config), session, public_url="https://a.example")
+    assert isinstance(channel, adapter)
+    assert channel.channel_id == "c1"

@@ -32,9 +32,10 @@ def write_deployment(
     mqtt_url: str,
     channels: dict[str, dict[str, Any]],
     store_url: str = "sqlite:///var/broadcaster.db",
-    confirmation: str = "none",
+    confirmation: str | dict[str, Any] = "none",
     delivery: dict[str, Any] | None = None,
     client_id: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """A deployment with the repository's approved playbooks and templates, the given
     channels, fast retries, and major_fire released without confirmation by default."""
@@ -43,11 +44,15 @@ def write_deployment(
     for playbook_id in ("major_fire", "bomb_defusal", "severe_storm"):
         path = folder / "playbooks" / f"{playbook_id}.yaml"
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data["confirmation"]["mode"] = confirmation
+        if isinstance(confirmation, str):
+            data["confirmation"]["mode"] = confirmation
+        else:
+            data["confirmation"] = confirmation
         path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (folder / "channels").mkdir()
     for cid, channel in channels.items():
         (folder / "channels" / f"{cid}.yaml").write_text(yaml.safe_dump(channel), encoding="utf-8")
+    listen = f"127.0.0.1:{free_port()}"
     settings: dict[str, Any] = {
         "mqtt": {
             "url": mqtt_url,
@@ -55,7 +60,7 @@ def write_deployment(
             "client_id": client_id or f"broadcaster-test-{uuid.uuid4().hex[:8]}",
         },
         "store": {"url": store_url},
-        "http": {"listen": f"127.0.0.1:{free_port()}", "api_token": API_TOKEN},
+        "http": {"listen": listen, "public_url": f"http://{listen}", "api_token": API_TOKEN},
         "security": {"trigger_secret": SECRET, "max_trigger_age": "15m"},
         "delivery": {
             "first_retry": "20ms",
@@ -64,6 +69,7 @@ def write_deployment(
             **(delivery or {}),
         },
     }
+    settings.update(extra or {})
     config = folder / "broadcaster.yaml"
     config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     return config

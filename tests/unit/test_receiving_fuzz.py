@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broadcaster.channels.base import OutgoingMessage
-from broadcaster.confirm import AwaitConfirmation
+from broadcaster.confirm import ConfirmDesk
 from broadcaster.deployment import load_deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
@@ -70,16 +70,23 @@ class Harness:
             self.deployment.settings.delivery,
             owner="fuzz",
         )
-        self.receiver = Receiver(
-            self.deployment,
+        desk = ConfirmDesk(
+            self.deployment.settings,
+            self.deployment.playbooks,
             self.store,
             events,
-            metrics,
-            self.dispatcher,
-            AwaitConfirmation(self.store, events),
+            self.never_notify,
+            self.dispatcher.release,
+        )
+        self.receiver = Receiver(
+            self.deployment, self.store, events, metrics, self.dispatcher, desk
         )
         self.accepted: set[str] = set()
         self.runner.run(self.store.open())
+
+    @staticmethod
+    async def never_notify(channel_id: str, message: OutgoingMessage) -> bool:
+        raise AssertionError("the fuzzed playbooks need no confirmation")
 
     def feed(self, raw: bytes) -> str:
         async def go() -> str:

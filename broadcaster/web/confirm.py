@@ -1,0 +1,252 @@
+"""The duty officer's page: GET/POST /confirm/{token} and its live state.
+
+Server-rendered HTML (Jinja2 with autoescaping: every param from a trigger is shown as
+text, never markup), a little JavaScript for the second tap and the live delivery
+states. Actions are POST only; the token in the URL is the capability, so it is never
+logged (the access log is off) and only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from broadcaster.confirm import ConfirmDesk, Link
+from broadcaster.deployment import Deployment
+from broadcaster.limits import measure
+from broadcaster.models import REASON_MAX_LENGTH, Alert, Delivery, utcnow
+from broadcaster.retraction import Retractor
+from broadcaster.store.base import Store
+from broadcaster.web.i18n import TEXTS, pick_language
+
+STATIC = Path(__file__).parent / "static"
+RELEASED = frozenset({"sending", "sent", "partially_failed", "failed"})
+
+
+@dataclass
+class ConfirmState:
+    desk: ConfirmDesk
+    retractor: Retractor
+    deployment: Deployment
+    store: Store
+
+
+CONFIRM = web.AppKey("confirm", ConfirmState)
+PAGES = Environment(
+    loader=PackageLoader("broadcaster.web", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%d.%m.%Y %H:%M:%S") if moment else ""
+
+
+def view_of(alert: Alert, locked: bool) -> str:
+    if locked and alert.state == "awaiting_confirmation":
+        return "locked"
+    if alert.state == "awaiting_confirmation":
+        return "pending_release" if alert.release_at else "decide"
+    if alert.state in RELEASED or alert.state == "retracted":
+        return "released"
+    return "rejected" if alert.state == "rejected" else "expired"
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",  # the token must not leak to linked posts
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+            "style-src 'self'; img-src 'self' data:; form-action 'self'; "
+            "frame-ancestors 'none'",
+        },
+    )
+
+
+def message_page(lang: str, key: str, status: int, drill: bool = False) -> web.Response:
+    t = TEXTS[lang]
+    page = PAGES.get_template("message.html.j2").render(
+        lang=lang, t=t, title=t[f"{key}_title"], text=t[f"{key}_text"], drill=drill
+    )
+    return _html(page, status)
+
+
+class ConfirmPage:
+    def __init__(self, state: ConfirmState) -> None:
+        self.s = state
+
+    async def link(self, request: web.Request) -> Link | None:
+        return await self.s.desk.open(request.match_info["token"])
+
+    def context(
+        self,
+        request: web.Request,
+        link: Link,
+        deliveries: list[Delivery],
+        lang: str,
+        error: str | None = None,
+        notice: str | None = None,
+    ) -> dict[str, Any]:
+        alert = link.alert
+        playbook = self.s.deployment.playbooks[alert.scenario]
+        channels = self.s.deployment.channels
+        now = utcnow()
+        messages = []
+        for d in deliveries:
+            config = channels.get(d.channel_id)
+            limit = config.length_limit if config else None
+            m = measure(d.channel_type, d.text, limit=limit)
+            messages.append(
+                {
+                    "channel_id": d.channel_id,
+                    "channel_type": d.channel_type,
+                    "language": d.language,
+                    "variant": d.variant,
+                    "title": d.title,
+                    "text": d.text,
+                    "length": str(m),
+                    "fits": m.fits,
+                }
+            )
+        token_url = f"/confirm/{request.match_info['token']}"
+        return {
+            "lang": lang,
+            "t": TEXTS[lang],
+            "view": view_of(alert, self.s.desk.locked(link)),
+            "token_url": token_url,
+            "state_url": f"{token_url}/state",
+            "drill": alert.mode == "drill",
+            "alert": {
+                "id": alert.id,
+                "scenario_name": playbook.name.get(lang, playbook.name[playbook.primary_language]),
+                "stage": alert.stage,
+                "stage_label": alert.stage.replace("_", " "),
+                "incident": alert.incident,
+                "state": alert.state,
+                "created_at": _local(alert.created_at),
+                "params": [(k, "" if v is None else str(v)) for k, v in alert.params.items()],
+            },
+            "officer": link.token.officer,
+            "expires_at": _local(link.token.expires_at),
+            "expires_in_seconds": max(0, int((link.token.expires_at - now).total_seconds())),
+            "messages": messages,
+            "pin_required": self.s.desk.pin_of(link) is not None,
+            "error": error,
+            "notice": notice,
+            "undo_seconds": int(self.s.deployment.settings.confirm.undo_window.total_seconds()),
+            "release_at": alert.release_at.isoformat() if alert.release_at else None,
+            "retractable": alert.state in RELEASED,
+            "reason_max_length": REASON_MAX_LENGTH,
+        }
+
+    async def page(
+        self,
+        request: web.Request,
+        link: Link,
+        *,
+        error: str | None = None,
+        notice: str | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        lang = pick_language(request.headers.get("Accept-Language"))
+        deliveries = await self.s.store.get_deliveries(link.alert.id)
+        context = self.context(request, link, deliveries, lang, error, notice)
+        return _html(PAGES.get_template("confirm.html.j2").render(**context), status)
+
+    async def get(self, request: web.Request) -> web.Response:
+        lang = pick_language(request.headers.get("Accept-Language"))
+        link = await self.link(request)
+        if link is None:
+            return message_page(lang, "invalid", 404)
+        if not self.s.desk.usable(link):
+            return message_page(lang, "expired", 410, link.alert.mode == "drill")
+        notice = request.query.get("done")
+        t = TEXTS[lang]
+        return await self.page(request, link, notice=t.get(f"done_{notice}") if notice else None)
+
+    async def post(self, request: web.Request) -> web.Response:
+        lang = pick_language(request.headers.get("Accept-Language"))
+        t = TEXTS[lang]
+        link = await self.link(request)
+        if link is None:
+            return message_page(lang, "invalid", 404)
+        form = await request.post()
+        action = str(form.get("action", ""))
+        pin = str(form["pin"]) if "pin" in form else None
+        if action == "retract":
+            return await self.retract(request, link, str(form.get("reason", "")).strip(), lang)
+        if action not in ("release", "reject", "undo"):
+            return await self.page(request, link, error=t["error_action"], status=400)
+        outcome = await self.s.desk.decide(link, action, pin)
+        if outcome == "expired":
+            return message_page(lang, "expired", 410, link.alert.mode == "drill")
+        if outcome in ("wrong_pin", "locked", "too_late"):
+            fresh = await self.link(request) or link
+            left = max(
+                0, self.s.deployment.settings.confirm.pin_attempts - fresh.token.pin_failures
+            )
+            error = t[f"error_{outcome}"].format(left=left)
+            return await self.page(request, fresh, error=error, status=403)
+        raise web.HTTPSeeOther(f"{request.path}?done={outcome}")
+
+    async def retract(
+        self, request: web.Request, link: Link, reason: str, lang: str
+    ) -> web.Response:
+        t = TEXTS[lang]
+        if not reason or len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
+            return await self.page(request, link, error=t["error_reason"], status=400)
+        if not self.s.desk.usable(link):
+            return message_page(lang, "expired", 410, link.alert.mode == "drill")
+        result = await self.s.retractor.retract(link.alert.id, reason, link.token.officer)
+        if result.outcome not in ("retracted", "cancelled"):
+            fresh = await self.link(request) or link
+            return await self.page(request, fresh, error=result.detail, status=409)
+        raise web.HTTPSeeOther(f"{request.path}?done=retracted")
+
+    async def state(self, request: web.Request) -> web.Response:
+        link = await self.link(request)
+        if link is None or not self.s.desk.usable(link):
+            return web.json_response({"error": "invalid or expired link"}, status=404)
+        alert = link.alert
+        deliveries = await self.s.store.get_deliveries(alert.id)
+        seconds = (alert.release_at - utcnow()).total_seconds() if alert.release_at else None
+        body = {
+            "state": alert.state,
+            "release_at": alert.release_at.isoformat() if alert.release_at else None,
+            "seconds_to_release": max(0.0, seconds) if seconds is not None else None,
+            "deliveries": {
+                d.channel_id: {
+                    "state": d.state,
+                    "attempts": d.attempts,
+                    "url": d.url,
+                    "error": d.error,
+                }
+                for d in deliveries
+            },
+        }
+        return web.json_response(
+            body,
+            dumps=lambda d: json.dumps(d, ensure_ascii=False),
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+def add_confirm_routes(app: web.Application, state: ConfirmState) -> None:
+    app[CONFIRM] = state
+    page = ConfirmPage(state)
+    app.router.add_get("/confirm/{token}", page.get)
+    app.router.add_post("/confirm/{token}", page.post)
+    app.router.add_get("/confirm/{token}/state", page.state)
+    app.router.add_static("/static", STATIC, append_version=False)

@@ -1,0 +1,385 @@
+"""Twilio's Messages API as far as the SMS adapter uses it, on a free 127.0.0.1 port.
+
+    async with FakeTwilio.start() as fake:
+        config = SmsChannel(type="sms", base_url=fake.base_url, account_sid=fake.account_sid,
+                            auth_token=fake.auth_token, ...)
+        fake.fail_number("+4915100000002", 21610)          # that number replied STOP
+        fake.fail_number("+4915100000003", 20503, times=1)  # one 503, then fine
+        ...
+        assert fake.sent_to("+4915100000001") == 1
+
+What it does with each request, in this order (shapes from
+twilio.com/docs/messaging/api/message-resource and twilio.com/docs/api/errors/<code>):
+
+1. records it in `requests` (method, path, headers, body, parsed form, time, and later the
+   status it was answered with);
+2. 404 `20404` for any path but `/2010-04-01/Accounts/{sid}/Messages.json`, 405 `20004`
+   for any method but POST;
+3. waits while `hold()` is in force, then `delay(seconds)`;
+4. a scripted answer, if one is queued with `script(...)` (an outage in front of the API:
+   taken verbatim);
+5. 401 `20003` ("Authenticate", with `WWW-Authenticate: Basic realm="Twilio API"`) unless
+   HTTP Basic auth is exactly account_sid:auth_token; 404 `20404` when the path names
+   another account;
+6. the form (application/x-www-form-urlencoded; a JSON body is not read, as with Twilio):
+   400 `21604` without To, `21603` without From, `21602` without Body, `21211` when To is
+   not E.164, `21606` when From is not one of `senders` (when given), `21617` when Body is
+   over 1 600 characters;
+7. a failure set for the To number with `fail_number(number, code, ...)`;
+8. otherwise 201 with the Message resource (`sid` "SM" + 32 hex, `status` "queued",
+   `num_segments` as a string, `date_created` in RFC 2822, ...), appended to `messages`.
+
+Errors are `{"code", "message", "more_info", "status"}`. A 429 (`20429`) carries no
+Retry-After, as Twilio's does not; `rate_limit(retry_after=...)` adds one for a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from broadcaster.limits import sms_encoding
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "fake-auth-token-Äß"
+API_PREFIX = "/2010-04-01/Accounts/"
+BODY_LIMIT = 1600  # characters
+_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+# Code -> (HTTP status, message template), as Twilio words them. {to} and {from_} are filled in.
+ERRORS: dict[int, tuple[int, str]] = {
+    20003: (401, "Authenticate"),
+    20004: (405, "Method not allowed"),
+    20404: (404, "The requested resource {path} was not found"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "An internal server error has occurred"),
+    20503: (503, "Service is unavailable. Please try again"),
+    21211: (400, "Invalid 'To' Phone Number: {to}"),
+    21408: (
+        400,
+        "Permission to send an SMS has not been enabled for the region indicated by the "
+        "'To' number: {to}",
+    ),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' phone number is required."),
+    21604: (400, "A 'To' phone number is required."),
+    21606: (
+        400,
+        "The 'From' phone number provided ({from_}) is not a valid message-capable Twilio "
+        "phone number for this destination/account.",
+    ),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21612: (
+        400,
+        "The 'To' phone number: {to}, is not currently reachable using the 'From' phone "
+        "number: {from_} via SMS.",
+    ),
+    21614: (400, "'To' number {to} is not a valid mobile number"),
+    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+}
+
+# One scripted answer: a status, a status and headers, or a status, headers and a body
+# (bytes or str verbatim, anything else as JSON; default: Twilio's error for the status).
+ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    form: dict[str, str]  # the first value of each form field
+    at: datetime
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.status, body=self.body, headers=dict(self.headers))
+
+
+@dataclass
+class _NumberFailure:
+    code: int
+    status: int
+    message: str | None
+    times: int | None
+    headers: Mapping[str, str]
+
+    def take(self) -> bool:
+        if self.times is None:
+            return True
+        if self.times <= 0:
+            return False
+        self.times -= 1
+        return True
+
+
+def _json(status: int, data: Any, headers: Mapping[str, str] | None = None) -> _Answer:
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return _Answer(
+        status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+    )
+
+
+def twilio_error(
+    code: int,
+    *,
+    status: int | None = None,
+    message: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **values: str,
+) -> _Answer:
+    """Twilio's error body for a code."""
+    known_status, template = ERRORS.get(code, (400, "Error {code}"))
+    text = message or template.format(code=code, **{"to": "", "from_": "", "path": "", **values})
+    data: dict[str, Any] = {
+        "code": code,
+        "message": text,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status or known_status,
+    }
+    if code == 20003:
+        data["detail"] = "Your AccountSid or AuthToken was incorrect."
+        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"', **(headers or {})}
+    return _json(status or known_status, data, headers)
+
+
+_BY_STATUS = {401: 20003, 404: 20404, 405: 20004, 429: 20429, 500: 20500, 503: 20503}
+
+
+def _scripted(item: ScriptedAnswer) -> _Answer:
+    if isinstance(item, int):
+        return twilio_error(_BY_STATUS.get(item, 20500), status=item)
+    status, headers = item[0], item[1]
+    if len(item) == 2:
+        return twilio_error(_BY_STATUS.get(status, 20500), status=status, headers=headers)
+    body = item[2]
+    if isinstance(body, bytes | str):
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        return _Answer(status, raw, dict(headers))
+    return _json(status, body, headers)
+
+
+class FakeTwilio:
+    def __init__(self, *, account_sid: str, auth_token: str, senders: set[str] | None) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.senders = senders  # None: any From is accepted
+        self.base_url = ""  # set once listening
+        self.requests: list[RecordedRequest] = []
+        self.messages: list[dict[str, Any]] = []  # created Message resources
+        self._failures: dict[str, _NumberFailure] = {}
+        self._script: deque[_Answer] = deque()
+        self._delay = 0.0
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._changed = asyncio.Condition()
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        *,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        senders: set[str] | None = None,
+    ) -> AsyncIterator[FakeTwilio]:
+        fake = cls(account_sid=account_sid, auth_token=auth_token, senders=senders)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", fake._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            fake.base_url = f"http://{host}:{port}"
+            yield fake
+        finally:
+            fake.release()
+            fake._delay = 0.0
+            await runner.cleanup()
+
+    @property
+    def messages_path(self) -> str:
+        return f"{API_PREFIX}{self.account_sid}/Messages.json"
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def script(self, *answers: ScriptedAnswer) -> None:
+        """Answer the next requests with these, one each, then behave normally again."""
+        self._script.extend(_scripted(answer) for answer in answers)
+
+    def rate_limit(self, times: int = 1, retry_after: str | None = None) -> None:
+        """The next `times` requests get 429 / 20429 (with Retry-After only if given)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self._script.extend(twilio_error(20429, headers=headers) for _ in range(times))
+
+    def fail_number(
+        self,
+        number: str,
+        code: int,
+        *,
+        status: int | None = None,
+        message: str | None = None,
+        times: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Refuse messages to this number with Twilio's error `code` (`times`, or always)."""
+        known_status = ERRORS.get(code, (400, ""))[0]
+        self._failures[number] = _NumberFailure(
+            code, status or known_status, message, times, headers or {}
+        )
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def hold(self) -> None:
+        """Keep every request open, unanswered, until `release()`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def sent_to(self, number: str) -> int:
+        """How many messages were created for this number."""
+        return sum(1 for m in self.messages if m["to"] == number)
+
+    def message(self, sid: str) -> dict[str, Any]:
+        return next(m for m in self.messages if m["sid"] == sid)
+
+    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
+        await self._wait(lambda: len(self.requests) >= count, timeout)
+
+    async def wait_for_answers(self, count: int, timeout: float = 5.0) -> None:
+        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
+
+    # -- serving -----------------------------------------------------------------------
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        form: dict[str, str] = {}
+        if request.content_type == "application/x-www-form-urlencoded":
+            parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            form = {name: values[0] for name, values in parsed.items()}
+        record = RecordedRequest(
+            request.method, request.path, request.headers, body, form, datetime.now(UTC)
+        )
+        self.requests.append(record)
+        await self._notify()
+        try:
+            response = (await self._answer(request, record)).response()
+            record.status = response.status
+            return response
+        finally:
+            await self._notify()
+
+    async def _answer(self, request: web.Request, record: RecordedRequest) -> _Answer:
+        match = _PATH.match(request.path)
+        if match is None:
+            return twilio_error(20404, path=request.path)
+        if request.method != "POST":
+            return twilio_error(20004, headers={"Allow": "GET, POST"})
+        await self._gate.wait()
+        if self._delay:
+            await asyncio.sleep(self._delay)  # the fake's latency, not test synchronisation
+        if self._script:
+            return self._script.popleft()
+        if not self._authorised(request.headers.get("Authorization", "")):
+            return twilio_error(20003)
+        if match["account"] != self.account_sid:
+            return twilio_error(20404, path=request.path)
+        return self._create(record.form)
+
+    def _authorised(self, header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except ValueError:
+            return False
+        user, _, password = decoded.partition(":")
+        return user == self.account_sid and password == self.auth_token
+
+    def _create(self, form: dict[str, str]) -> _Answer:
+        to, from_, body = form.get("To"), form.get("From"), form.get("Body")
+        if not to:
+            return twilio_error(21604)
+        if not from_ and not form.get("MessagingServiceSid"):
+            return twilio_error(21603)
+        if not body:
+            return twilio_error(21602)
+        if not _E164.match(to):
+            return twilio_error(21211, to=to)
+        if self.senders is not None and from_ not in self.senders:
+            return twilio_error(21606, from_=from_ or "")
+        if len(body) > BODY_LIMIT:
+            return twilio_error(21617)
+        failure = self._failures.get(to)
+        if failure is not None and failure.take():
+            return twilio_error(
+                failure.code,
+                status=failure.status,
+                message=failure.message,
+                headers=failure.headers,
+                to=to,
+                from_=from_ or "",
+            )
+        sid = "SM" + secrets.token_hex(16)
+        now = format_datetime(datetime.now(UTC), usegmt=False)
+        uri = f"{API_PREFIX}{self.account_sid}/Messages/{sid}"
+        resource: dict[str, Any] = {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": from_,
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": str(sms_encoding(body).segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": to,
+            "uri": f"{uri}.json",
+        }
+        self.messages.append(resource)
+        return _json(201, resource)

@@ -1,0 +1,244 @@
+"""The duty officer's confirmation over HTTP: links, escalation, timeouts, undo, PIN."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.webhook import FakeWebhook
+from tests.integration.harness import (
+    Watcher,
+    publish,
+    running_daemon,
+    signed_trigger,
+    webhook,
+    write_deployment,
+)
+
+
+def officers_config(a: FakeWebhook, b: FakeWebhook, **confirm: Any) -> dict[str, Any]:
+    return {
+        "channels": {
+            "public_hook": {"type": "webhook", "url": "", "drill": "send"},  # set per test
+            "officer_a": webhook(a.url, audience="internal"),
+            "officer_b": webhook(b.url, audience="internal"),
+        },
+        "extra": {
+            "duty_officers": [
+                {"name": "A. Schmidt", "notify": ["officer_a"]},
+                {"name": "B. Yilmaz", "notify": ["officer_b"], "pin": "4711"},
+            ],
+            "escalate_after": "300ms",
+            "confirm": {"undo_window": "0s", **confirm},
+        },
+    }
+
+
+def deploy(tmp_path, mosquitto, public: FakeWebhook, a, b, confirmation, **confirm) -> Any:
+    cfg = officers_config(a, b, **confirm)
+    cfg["channels"]["public_hook"] = webhook(public.url)
+    return write_deployment(
+        tmp_path,
+        mqtt_url=mosquitto.url,
+        channels=cfg["channels"],
+        extra=cfg["extra"],
+        confirmation=confirmation,
+    )
+
+
+def link_in(fake: FakeWebhook, index: int = 0) -> str:
+    body = fake.posts[index].json
+    assert body["kind"] == "confirmation_request"
+    return str(body["confirm_url"])
+
+
+async def post(http: aiohttp.ClientSession, url: str, **form: str) -> tuple[int, str]:
+    async with http.post(url, data=form, allow_redirects=True) as r:
+        return r.status, await r.text()
+
+
+REQUIRED = {"mode": "required", "timeout": "20s", "on_timeout": "abort"}
+
+
+async def test_nobody_answers_so_the_second_officer_is_asked_and_releases(
+    tmp_path, mosquitto, watcher: Watcher, hooks
+):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED)
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-ESC"))
+        await a.wait_for_requests(1)
+        assert (await watcher.alert_in("FW-ESC", "awaiting_confirmation"))["deliveries"]
+        await b.wait_for_requests(1)  # A did nothing within escalate_after
+        url_b = link_in(b)
+        assert url_b.startswith(f"{daemon.settings.http.public_url}/confirm/FW-ESC.")
+        assert (
+            "Großbrand" in b.posts[0].json["text"] and "Ackerstraße 12" in b.posts[0].json["text"]
+        )
+        assert b.posts[0].json["expires_at"]
+        status, page = await post(http, url_b, action="release", pin="4711")
+        assert status == 200, page
+        alert = await watcher.alert_in("FW-ESC", "sent")
+        trail = await daemon.store.audit_trail("FW-ESC")
+    assert alert["confirmed_by"] == "B. Yilmaz"
+    asked = [e.detail["officer"] for e in trail if e.event == "officer_asked"]
+    assert asked == ["A. Schmidt", "B. Yilmaz"]
+    assert [e.actor for e in trail if e.event == "release_requested"] == ["B. Yilmaz"]
+    assert len(public.posts) == 1 and len(a.posts) == 1 and len(b.posts) == 1
+
+
+async def test_on_timeout_abort_expires_and_sends_nothing(tmp_path, mosquitto, watcher, hooks):
+    public, a, b = hooks
+    confirmation = {"mode": "required", "timeout": "400ms", "on_timeout": "abort"}
+    config = deploy(tmp_path, mosquitto, public, a, b, confirmation)
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-ABORT"))
+        alert = await watcher.alert_in("FW-ABORT", "expired")
+        trail = await daemon.store.audit_trail("FW-ABORT")
+    assert public.posts == []
+    assert all(d["state"] == "pending" for d in alert["deliveries"].values())
+    assert [e.detail["then"] for e in trail if e.event == "confirmation_timeout"] == ["abort"]
+
+
+async def test_on_timeout_send_releases_when_waiting_costs_more(
+    tmp_path, mosquitto, watcher, hooks
+):
+    public, a, b = hooks
+    confirmation = {"mode": "required", "timeout": "400ms", "on_timeout": "send"}
+    config = deploy(tmp_path, mosquitto, public, a, b, confirmation)
+    async with running_daemon(config):
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-SEND"))
+        alert = await watcher.alert_in("FW-SEND", "sent")
+    assert alert["confirmed_by"] == "timeout"
+    assert len(public.posts) == 1
+
+
+async def test_auto_releases_after_the_timeout_unless_rejected(tmp_path, mosquitto, watcher, hooks):
+    public, a, b = hooks
+    confirmation = {"mode": "auto", "timeout": "600ms", "on_timeout": "abort"}
+    config = deploy(tmp_path, mosquitto, public, a, b, confirmation)
+    async with running_daemon(config), aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-AUTO"))
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-AUTO-NO"))
+        await a.wait_for_requests(2)
+        url = next(p.json["confirm_url"] for p in a.posts if p.json["alert_id"] == "FW-AUTO-NO")
+        status, _ = await post(http, url, action="reject")
+        assert status == 200
+        await watcher.alert_in("FW-AUTO-NO", "rejected")
+        alert = await watcher.alert_in("FW-AUTO", "sent")
+    assert alert["confirmed_by"] == "timeout"
+    assert [p.json["alert_id"] for p in public.posts] == ["FW-AUTO"]
+
+
+async def test_release_waits_out_the_undo_window_and_undo_stops_it(
+    tmp_path, mosquitto, watcher, hooks
+):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED, undo_window="30s")
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-UNDO"))
+        await a.wait_for_requests(1)
+        url = link_in(a)
+        status, _ = await post(http, url, action="release")
+        assert status == 200
+        pending = await daemon.store.get_alert("FW-UNDO")
+        assert pending and pending.state == "awaiting_confirmation" and pending.release_at
+        status, _ = await post(http, url, action="undo")
+        assert status == 200
+        undone = await daemon.store.get_alert("FW-UNDO")
+        assert undone and undone.release_at is None and undone.confirmed_by is None
+        await post(http, url, action="reject")
+        await watcher.alert_in("FW-UNDO", "rejected")
+        trail = [e.event for e in await daemon.store.audit_trail("FW-UNDO")]
+    assert public.posts == []  # nothing left the building
+    assert (
+        trail.index("release_requested") < trail.index("release_undone") < trail.index("rejected")
+    )
+
+
+async def test_forged_reused_and_expired_links_change_nothing(tmp_path, mosquitto, watcher, hooks):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED)
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
+        base = daemon.settings.http.public_url
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-LINK"))
+        await a.wait_for_requests(1)
+        url = link_in(a)
+        forged = url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB")
+        for bad in (forged, f"{base}/confirm/nothing-here", f"{base}/confirm/FW-LINK.x"):
+            async with http.get(bad) as r:
+                assert r.status == 404
+            status, _ = await post(http, bad, action="release")
+            assert status == 404
+        async with http.get(url, allow_redirects=False) as r:
+            assert r.status == 200
+        async with http.get(url.replace("/confirm/", "/confirm/") + "?x=1") as r:
+            assert r.status == 200
+        async with http.get(url + "x") as r:
+            assert r.status == 404
+        status, _ = await post(http, url, action="release")
+        assert status == 200
+        await watcher.alert_in("FW-LINK", "sent")
+        status, _ = await post(http, url, action="release")  # the link was used
+        assert status == 403
+        status, _ = await post(http, url, action="reject")
+        assert status == 403
+        async with http.get(url, allow_redirects=False) as r:  # still shows the outcome
+            assert r.status == 200
+        assert (await daemon.store.get_alert("FW-LINK")).state == "sent"  # type: ignore[union-attr]
+    assert len(public.posts) == 1
+
+
+async def test_a_link_expires_with_the_confirmation_timeout(tmp_path, mosquitto, watcher, hooks):
+    public, a, b = hooks
+    confirmation = {"mode": "required", "timeout": "300ms", "on_timeout": "abort"}
+    config = deploy(tmp_path, mosquitto, public, a, b, confirmation)
+    async with running_daemon(config), aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-EXP"))
+        await a.wait_for_requests(1)
+        await watcher.alert_in("FW-EXP", "expired")
+        url = link_in(a)
+        async with http.get(url) as r:
+            assert r.status == 410
+        status, _ = await post(http, url, action="release")
+        assert status == 410
+    assert public.posts == []
+
+
+async def test_wrong_pins_lock_the_link_after_five(tmp_path, mosquitto, watcher, hooks):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED)
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-PIN"))
+        await b.wait_for_requests(1)  # B (with a PIN) is asked after the escalation
+        url = link_in(b)
+        for attempt in range(1, 5):
+            status, page = await post(http, url, action="release", pin="0000")
+            assert status == 403
+            assert re.search(rf"\b{5 - attempt}\b", page), page
+        status, _ = await post(http, url, action="release", pin="0000")
+        assert status == 403
+        status, _ = await post(http, url, action="release", pin="4711")  # right, too late
+        assert status == 403
+        alert = await daemon.store.get_alert("FW-PIN")
+        trail = [e.event for e in await daemon.store.audit_trail("FW-PIN")]
+    assert alert is not None and alert.state == "awaiting_confirmation"
+    assert trail.count("wrong_pin") == 5 and "link_locked" in trail
+    assert public.posts == []
+
+
+@pytest.mark.parametrize("mode", ["live", "drill"])
+async def test_the_officer_hears_of_drills_too_marked_as_exercise(
+    tmp_path, mosquitto, watcher, hooks, mode
+):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED)
+    async with running_daemon(config):
+        await publish(mosquitto.url, "bc/trigger", signed_trigger(f"FW-{mode}", mode=mode))
+        await a.wait_for_requests(1)
+    text = a.posts[0].json["text"]
+    assert text.startswith("ÜBUNG: ") == (mode == "drill")
+    assert a.posts[0].json["mode"] == mode
