@@ -57,7 +57,6 @@ from broadcaster.channels.base import (
     PermanentError,
     TransientError,
 )
-from broadcaster.channels.email import RecipientProgress
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
     excerpt,
@@ -65,6 +64,7 @@ from broadcaster.channels.http import (
     retry_after_seconds,
     transport_error,
 )
+from broadcaster.channels.recipients import RecipientProgress
 from broadcaster.channels.settings import SmsChannel
 from broadcaster.limits import is_gsm7
 from broadcaster.models import Receipt
