@@ -7,17 +7,23 @@ import aiohttp
 from broadcaster.channels.base import Channel
 from broadcaster.channels.cap_feed import CapFeedAdapter
 from broadcaster.channels.email import EmailAdapter
+from broadcaster.channels.facebook import FacebookAdapter
 from broadcaster.channels.log import LogAdapter
 from broadcaster.channels.settings import (
     CapFeedChannel,
     ChannelConfig,
     EmailChannel,
+    FacebookChannel,
     LogChannel,
     SmsChannel,
+    TelegramChannel,
     WebhookChannel,
+    XChannel,
 )
 from broadcaster.channels.sms import SmsAdapter
+from broadcaster.channels.telegram import TelegramAdapter
 from broadcaster.channels.webhook import WebhookAdapter
+from broadcaster.channels.x import XAdapter
 
 
 def make_channel(
@@ -33,6 +39,12 @@ def make_channel(
             return EmailAdapter(channel_id, config, session)
         case SmsChannel():
             return SmsAdapter(channel_id, config, session)
+        case TelegramChannel():
+            return TelegramAdapter(channel_id, config, session)
+        case FacebookChannel():
+            return FacebookAdapter(channel_id, config, session)
+        case XChannel():
+            return XAdapter(channel_id, config, session)
         case CapFeedChannel():
             return CapFeedAdapter(channel_id, public_url)
     raise NotImplementedError(f"channel type {config.channel_type} has no adapter yet")

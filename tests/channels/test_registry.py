@@ -9,11 +9,14 @@ import pytest
 
 from broadcaster.channels.cap_feed import CapFeedAdapter
 from broadcaster.channels.email import EmailAdapter
+from broadcaster.channels.facebook import FacebookAdapter
 from broadcaster.channels.log import LogAdapter
 from broadcaster.channels.registry import make_channel
 from broadcaster.channels.settings import parse_channel
 from broadcaster.channels.sms import SmsAdapter
+from broadcaster.channels.telegram import TelegramAdapter
 from broadcaster.channels.webhook import WebhookAdapter
+from broadcaster.channels.x import XAdapter
 
 CONFIGS: list[tuple[dict[str, Any], type]] = [
     ({"type": "log"}, LogAdapter),
@@ -33,6 +36,12 @@ CONFIGS: list[tuple[dict[str, Any], type]] = [
         SmsAdapter,
     ),
     ({"type": "cap_feed"}, CapFeedAdapter),
+    ({"type": "telegram", "bot_token": "1:x", "chat_id": "@city"}, TelegramAdapter),
+    ({"type": "facebook", "page_id": "1", "page_access_token": "t"}, FacebookAdapter),
+    (
+        {"type": "x", "api_key": "k", "api_secret": "s", "access_token": "a", "access_secret": "b"},
+        XAdapter,
+    ),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 
@@ -27,7 +28,7 @@ def channels(hooks):
     }
 
 
-async def retract_http(daemon, alert_id: str, reason: str) -> tuple[int, dict]:
+async def retract_http(daemon, alert_id: str, reason: str) -> tuple[int, dict[str, Any]]:
     url = f"http://{daemon.settings.http.listen}/api/alerts/{alert_id}/retract"
     async with (
         aiohttp.ClientSession() as http,
