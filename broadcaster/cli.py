@@ -306,6 +306,7 @@ def drill(
     config: ConfigOption = None,
 ) -> None:
     """A full drill in-process and in dry-run (nothing is contacted), with a timeline report."""
+    configure_logging(level="WARNING")  # the report is the output; the log only for trouble
     deployment = _deployment(config)
     _playbook(deployment, scenario, stage)
     try:

@@ -114,6 +114,14 @@ class ConfirmSettings(_Section):
     link_valid_after_decision: Duration = timedelta(hours=24)  # status and retraction
 
 
+class CapSettings(_Section):
+    """The CAP feed (not in the contract): who sends, and how long an alert is valid."""
+
+    sender: str | None = None  # default: the host of http.public_url
+    sender_name: str | None = None  # e.g. "Feuerwehr Düsseldorf"
+    expires_after: Duration = timedelta(hours=6)
+
+
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
 
@@ -129,6 +137,7 @@ class Settings(_Section):
     drill: DrillSettings = Field(default_factory=DrillSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     confirm: ConfirmSettings = Field(default_factory=ConfirmSettings)
+    cap: CapSettings = Field(default_factory=CapSettings)
 
 
 def config_path(explicit: Path | None = None) -> Path:

@@ -18,6 +18,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from broadcaster.cap import default_sender
 from broadcaster.channels.base import Channel, ChannelError, OutgoingMessage, TransientError
 from broadcaster.channels.registry import make_channel
 from broadcaster.confirm import ConfirmDesk
@@ -31,6 +32,7 @@ from broadcaster.receiving import Receiver
 from broadcaster.retraction import Retractor
 from broadcaster.store import open_store
 from broadcaster.web.api import WebState, make_app
+from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 
 log = structlog.get_logger(__name__)
@@ -127,6 +129,15 @@ class Daemon:
         app = make_app(self.web)
         add_confirm_routes(
             app, ConfirmState(self.desk, self.retractor, self.deployment, self.store)
+        )
+        cap = self.settings.cap
+        add_cap_routes(
+            app,
+            self.deployment.playbooks,
+            self.settings.http.public_url,
+            cap.sender or default_sender(self.settings.http.public_url),
+            cap.expires_after,
+            sender_name=cap.sender_name,
         )
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)

@@ -43,6 +43,7 @@ from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
 
+
 class Retracted(Exception):
     """The alert was retracted while this delivery waited: it must not go out."""
 
@@ -191,7 +192,22 @@ class Dispatcher:
             return
         message = await self.message(alert, delivery, channel)
         try:
-            receipt = await self.attempts(alert, delivery, channel, message)
+            try:
+                receipt = await self.attempts(alert, delivery, channel, message)
+            except PermanentError as exc:
+                if message.reply_to is None:
+                    raise
+                # The post to reply under may be gone (deleted by hand, too old): an
+                # update must not be lost for that, so it goes out on its own.
+                await self.store.audit(
+                    AuditEntry(
+                        alert_id=alert.id,
+                        event="thread_fallback",
+                        detail={"channel": delivery.channel_id, "error": exc.message},
+                    )
+                )
+                message = replace(message, reply_to=None)
+                receipt = await self.attempts(alert, delivery, channel, message)
         except Retracted:
             # The false alarm was retracted before this channel got it: it never will.
             await self.conclude(alert, delivery, "retracted", error="retracted before sending")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -64,6 +65,10 @@ class DrillReport:
         return json.dumps(self.__dict__, ensure_ascii=False, indent=2, default=str)
 
 
+def drill_id() -> str:
+    return f"DRILL-{uuid.uuid4().hex[:12]}"
+
+
 def _ms(start: datetime, moment: datetime) -> int:
     return round((moment - start).total_seconds() * 1000)
 
@@ -94,6 +99,7 @@ async def run_drill(
                 scenario,
                 "drill",
                 params,
+                alert_id=drill_id(),
                 stage=stage,
                 secret=deployment.settings.security.trigger_secret,
             )

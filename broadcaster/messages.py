@@ -195,6 +195,8 @@ def channel_message(
 ) -> ChannelMessage:
     texts = rendered.texts[channel_language(playbook, channel)]
     text = texts.variant(channel.variant)
+    # Telegram's limit covers the whole message, which carries the title in bold above.
+    counted = f"{texts.title}\n\n{text}" if channel.channel_type == "telegram" else text
     return ChannelMessage(
         channel_id=channel_id,
         channel_type=channel.channel_type,
@@ -202,7 +204,7 @@ def channel_message(
         variant=channel.variant,
         title=texts.title,
         text=text,
-        measurement=measure(channel.channel_type, text, limit=channel.length_limit),
+        measurement=measure(channel.channel_type, counted, limit=channel.length_limit),
     )
 
 

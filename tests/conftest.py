@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import MosquittoServer, RedisServer, start_mosquitto, start_redis
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.fakes.webhook import FakeWebhook
+from tests.integration.harness import Watcher, watching
+from tests.servers import REPO, MosquittoServer, RedisServer, start_mosquitto, start_redis
 
 
 @pytest.fixture
@@ -36,3 +36,20 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
     server = start_mosquitto(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[list[FakeWebhook]]:
+    """Three independent fake webhook providers."""
+    async with (
+        FakeWebhook.start() as a,
+        FakeWebhook.start() as b,
+        FakeWebhook.start() as c,
+    ):
+        yield [a, b, c]
+
+
+@pytest.fixture
+async def watcher(mosquitto: MosquittoServer) -> AsyncIterator[Watcher]:
+    async with watching(mosquitto.url) as w:
+        yield w

@@ -18,8 +18,7 @@ import yaml
 from broadcaster.daemon import Daemon
 from broadcaster.deployment import load_deployment
 from broadcaster.triggering import build_trigger
-from tests.conftest import REPO
-from tests.servers import free_port
+from tests.servers import REPO, free_port
 
 SECRET = "trigger-secret-für-tests"
 API_TOKEN = "api-token-for-tests"

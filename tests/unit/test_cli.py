@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 from broadcaster.cli import app
-from tests.conftest import REPO
+from tests.servers import REPO
 
 runner = CliRunner()
 FIRE = ["-p", "location=Ackerstraße 12", "-p", "district=Flingern-Nord"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from broadcaster.deployment import Deployment, load_deployment
 from broadcaster.messages import AlertContext, TemplateNotApproved, channel_messages
 from broadcaster.playbooks import validate_params
-from tests.conftest import REPO
+from tests.servers import REPO
 
 FIRE = {"location": "Ackerstraße 12", "district": "Flingern-Nord", "smoke_direction": "Nordost"}
 ISSUED = datetime(2026, 11, 23, 10, 15, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from broadcaster.cli import app
-from tests.conftest import REPO
+from tests.servers import REPO
 
 runner = CliRunner()
 
