@@ -8,6 +8,16 @@ import sys
 import structlog
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the moment of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
     """`json=None` picks JSON unless standard error is a terminal."""
     as_json = not sys.stderr.isatty() if json is None else json
@@ -26,6 +36,6 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
