@@ -5,16 +5,20 @@ from __future__ import annotations
 import aiohttp
 
 from broadcaster.channels.base import Channel
+from broadcaster.channels.bluesky import BlueskyAdapter
 from broadcaster.channels.cap_feed import CapFeedAdapter
 from broadcaster.channels.email import EmailAdapter
 from broadcaster.channels.facebook import FacebookAdapter
 from broadcaster.channels.log import LogAdapter
+from broadcaster.channels.mastodon import MastodonAdapter
 from broadcaster.channels.settings import (
+    BlueskyChannel,
     CapFeedChannel,
     ChannelConfig,
     EmailChannel,
     FacebookChannel,
     LogChannel,
+    MastodonChannel,
     SmsChannel,
     TelegramChannel,
     WebhookChannel,
@@ -29,7 +33,8 @@ from broadcaster.channels.x import XAdapter
 def make_channel(
     channel_id: str, config: ChannelConfig, session: aiohttp.ClientSession, *, public_url: str
 ) -> Channel:
-    """The adapter for one channels/<id>.yaml."""
+    """The adapter for one channels/<id>.yaml; made once per daemon and kept (Bluesky
+    caches its session on the adapter)."""
     match config:
         case LogChannel():
             return LogAdapter(channel_id)
@@ -39,6 +44,10 @@ def make_channel(
             return EmailAdapter(channel_id, config, session)
         case SmsChannel():
             return SmsAdapter(channel_id, config, session)
+        case MastodonChannel():
+            return MastodonAdapter(channel_id, config, session)
+        case BlueskyChannel():
+            return BlueskyAdapter(channel_id, config, session)
         case TelegramChannel():
             return TelegramAdapter(channel_id, config, session)
         case FacebookChannel():

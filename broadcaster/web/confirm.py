@@ -171,7 +171,7 @@ class ConfirmPage:
         if link is None:
             return message_page(lang, "invalid", 404)
         if not self.s.desk.usable(link):
-            return message_page(lang, "expired", 410, link.alert.mode == "drill")
+            return self.unusable(lang, link)
         notice = request.query.get("done")
         t = TEXTS[lang]
         return await self.page(request, link, notice=t.get(f"done_{notice}") if notice else None)
@@ -191,7 +191,7 @@ class ConfirmPage:
             return await self.page(request, link, error=t["error_action"], status=400)
         outcome = await self.s.desk.decide(link, action, pin)
         if outcome == "expired":
-            return message_page(lang, "expired", 410, link.alert.mode == "drill")
+            return self.unusable(lang, link)
         if outcome in ("wrong_pin", "locked", "too_late"):
             fresh = await self.link(request) or link
             left = max(
@@ -208,12 +208,18 @@ class ConfirmPage:
         if not reason or len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
             return await self.page(request, link, error=t["error_reason"], status=400)
         if not self.s.desk.usable(link):
-            return message_page(lang, "expired", 410, link.alert.mode == "drill")
+            return self.unusable(lang, link)
         result = await self.s.retractor.retract(link.alert.id, reason, link.token.officer)
         if result.outcome not in ("retracted", "cancelled"):
             fresh = await self.link(request) or link
             return await self.page(request, fresh, error=result.detail, status=409)
         raise web.HTTPSeeOther(f"{request.path}?done=retracted")
+
+    @staticmethod
+    def unusable(lang: str, link: Link) -> web.Response:
+        """Out of time: undecided (nothing was sent), or decided long ago."""
+        key = "expired" if not link.decided or link.alert.state == "expired" else "used"
+        return message_page(lang, key, 410, link.alert.mode == "drill")
 
     async def state(self, request: web.Request) -> web.Response:
         link = await self.link(request)

@@ -7,10 +7,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from broadcaster.channels.bluesky import BlueskyAdapter
 from broadcaster.channels.cap_feed import CapFeedAdapter
 from broadcaster.channels.email import EmailAdapter
 from broadcaster.channels.facebook import FacebookAdapter
 from broadcaster.channels.log import LogAdapter
+from broadcaster.channels.mastodon import MastodonAdapter
 from broadcaster.channels.registry import make_channel
 from broadcaster.channels.settings import parse_channel
 from broadcaster.channels.sms import SmsAdapter
@@ -36,6 +38,11 @@ CONFIGS: list[tuple[dict[str, Any], type]] = [
         SmsAdapter,
     ),
     ({"type": "cap_feed"}, CapFeedAdapter),
+    (
+        {"type": "mastodon", "base_url": "https://social.example", "access_token": "t"},
+        MastodonAdapter,
+    ),
+    ({"type": "bluesky", "identifier": "city.example", "app_password": "p"}, BlueskyAdapter),
     ({"type": "telegram", "bot_token": "1:x", "chat_id": "@city"}, TelegramAdapter),
     ({"type": "facebook", "page_id": "1", "page_access_token": "t"}, FacebookAdapter),
     (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from contextlib import AsyncExitStack
+from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,12 @@ from tests.integration.harness import (
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 NUMBERS = ["+4915111111111", "+4915122222222"]
 MAILBOXES = ["presse@duesseldorf.example", "lagedienst@duesseldorf.example"]
+
+
+def body(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
 
 
 class Fakes:
@@ -141,8 +148,8 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
     first_x, second_x = fakes.x.posts[:2]
     assert second_x["reply_to"] == first_x["id"]
     mails = fakes.smtp.messages
-    first_mail = next(m.message for m in mails if "Süd" not in m.message.get_body().get_content())
-    update_mail = next(m.message for m in mails if "Süd" in m.message.get_body().get_content())
+    first_mail = next(m.message for m in mails if "Süd" not in body(m.message))
+    update_mail = next(m.message for m in mails if "Süd" in body(m.message))
     assert update_mail["In-Reply-To"] == first_mail["Message-ID"]
     assert first_mail["Subject"].startswith("Warnung")
     hook_update = next(p.json for p in fakes.webhook.posts if p.json["alert_id"] == "FW-ALL-2")

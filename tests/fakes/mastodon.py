@@ -1,0 +1,456 @@
+"""A Mastodon instance's statuses API, on a free 127.0.0.1 port.
+
+    async with FakeMastodon.start() as fake:
+        config = MastodonChannel(type="mastodon", base_url=fake.base_url, access_token=TOKEN)
+        fake.rate_limit(reset_in=90)        # the next answer: 429, X-RateLimit-Reset now+90 s
+        ...
+        assert fake.posts[0]["text"] == "Großbrand"
+
+Imitated from docs.joinmastodon.org (methods/statuses, api/rate-limits, entities/Error)
+and Mastodon's own code (Api::V1::StatusesController, PostStatusService,
+config/initializers/rack_attack.rb). What it does with each request, in this order:
+
+1. records it in `requests` (method, path, headers, body, the parameters, time, later the
+   answered status and whether it was an idempotent replay);
+2. 404 `{"error": "Record not found"}` for anything but POST /api/v1/statuses and
+   GET or DELETE /api/v1/statuses/:id;
+3. for a POST with an Idempotency-Key that another request is still processing: 503
+   `{"error": "There was a temporary problem serving your request, please try again"}`
+   (the key's Redis lock is taken; Mastodon::RaceConditionError);
+4. waits while `hold()` is in force, then `delay(seconds)`;
+5. a scripted answer, if one is queued (`script`, `rate_limit`): an outage in front of
+   the application, taken verbatim, not processed;
+6. the `fail_permanently(status, message)` answer, if set;
+7. for POST and DELETE: 401 `{"error": "The access token is invalid"}` unless
+   `Authorization: Bearer <token>` names the account's token; 403
+   `{"error": "Your login is currently disabled"}` after `disable_account()`;
+8. the rate limits: 300 API requests per 5 minutes per token, and DELETE of a status 30
+   per 30 minutes per account; over a limit: 429 `{"error": "Too many requests"}`;
+9. POST /api/v1/statuses, form data or JSON: a repeated Idempotency-Key (kept one hour
+   per account) answers the original status again, whatever the body, and posts
+   nothing; else 422 `{"error": "Validation failed: Text can't be blank"}` without
+   `status`, 422 for an unknown visibility, 404 `{"error": "The post you are trying to
+   reply to does not appear to exist."}` for a reply to an unknown or deleted status, 422
+   `{"error": "Validation failed: Text character limit of 500 exceeded"}` over
+   `max_characters` (graphemes, a URL counts 23: StatusLengthValidator); otherwise 200
+   with the new Status (`content` is the text HTML-escaped, as Mastodon renders it),
+   appended to `posts`. `answer_after_commit(...)` lets the next POST be processed and
+   then answers it with an error instead (an answer lost after the status was made);
+10. DELETE /api/v1/statuses/:id: 200 with the Status and its source `text`; 404
+    `{"error": "Record not found"}` for an unknown or deleted one.
+
+Every API answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (ISO 8601 with
+microseconds, as Ruby's `iso8601(6)` writes it); a 429 has no Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import json
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from broadcaster.limits import mastodon_length
+
+TOKEN = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0"
+USERNAME = "feuerwehr_dus"
+DOMAIN = "social.example"
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+IDEMPOTENCY_TTL = 3600.0  # seconds Mastodon keeps an Idempotency-Key (redis setex 3_600)
+API_LIMIT, API_PERIOD = 300, 300  # throttle_per_token_api
+DELETE_LIMIT, DELETE_PERIOD = 30, 1800  # throttle_api_delete
+_STATUS = re.compile(r"^/api/v1/statuses/(?P<id>[^/]+)$")
+
+TOKEN_INVALID = "The access token is invalid"
+LOGIN_DISABLED = "Your login is currently disabled"
+NOT_FOUND = "Record not found"
+REPLY_NOT_FOUND = "The post you are trying to reply to does not appear to exist."
+TEMPORARY = "There was a temporary problem serving your request, please try again"
+TOO_MANY = "Too many requests"
+
+# One scripted answer: a status, a status and headers, or a status, headers and a body
+# (bytes or str verbatim, anything else as JSON; default `{"error": <reason phrase>}`).
+ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    params: dict[str, Any]  # form fields or JSON object, as Rails would see them
+    at: datetime
+    status: int | None = None
+    replayed: bool = False  # answered from the Idempotency-Key store
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def response(self, **extra_headers: str) -> web.Response:
+        return web.Response(
+            status=self.status, body=self.body, headers={**extra_headers, **self.headers}
+        )
+
+
+def _json_answer(status: int, data: Any, headers: Mapping[str, str] | None = None) -> _Answer:
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return _Answer(
+        status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+    )
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
+    return _json_answer(status, {"error": message}, headers)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _scripted(item: ScriptedAnswer) -> _Answer:
+    if isinstance(item, int):
+        return _error(item, _phrase(item))
+    status, headers = item[0], item[1]
+    if len(item) == 2:
+        return _error(status, _phrase(status), headers)
+    body = item[2]
+    if isinstance(body, bytes | str):
+        return _Answer(status, body.encode() if isinstance(body, str) else body, dict(headers))
+    return _json_answer(status, body, headers)
+
+
+def iso_reset(moment: datetime) -> str:
+    """A time the way Mastodon writes X-RateLimit-Reset: `2026-11-23T10:25:00.019685Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _created_at(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def render_content(text: str) -> str:
+    """The HTML `content` Mastodon makes of a plain-text status (escaped, paragraphs)."""
+    paragraphs = [p for p in re.split(r"\n{2,}", text.strip()) if p]
+    return "".join(
+        "<p>" + html.escape(p, quote=True).replace("\n", "<br />") + "</p>" for p in paragraphs
+    )
+
+
+class FakeMastodon:
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        max_characters: int = 500,
+        delete_limit: int = DELETE_LIMIT,
+        api_limit: int = API_LIMIT,
+    ) -> None:
+        self.token = token
+        self.max_characters = max_characters
+        self.delete_limit = delete_limit
+        self.api_limit = api_limit
+        self.base_url = ""  # set once listening
+        self.requests: list[RecordedRequest] = []
+        self.posts: list[dict[str, Any]] = []  # every status made, in order (with "text")
+        self.statuses: dict[str, dict[str, Any]] = {}  # live statuses by id
+        self.deleted: set[str] = set()
+        self.disabled = False
+        self._keys: dict[str, tuple[str, float]] = {}  # Idempotency-Key -> (id, stored at)
+        self._locked: set[str] = set()
+        self._windows: dict[tuple[str, int], int] = {}  # (throttle, window) -> count
+        self._ids = itertools.count(1)
+        self._script: deque[_Answer] = deque()
+        self._after_commit: deque[_Answer] = deque()
+        self._permanent: _Answer | None = None
+        self._delay = 0.0
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._changed = asyncio.Condition()
+
+    @classmethod
+    @asynccontextmanager
+    async def start(cls, **options: Any) -> AsyncIterator[FakeMastodon]:
+        fake = cls(**options)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", fake._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            fake.base_url = f"http://{host}:{port}"
+            yield fake
+        finally:
+            fake.release()
+            fake._delay = 0.0
+            await runner.cleanup()
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def script(self, *answers: ScriptedAnswer) -> None:
+        """Answer the next requests with these, one each, then behave normally again."""
+        self._script.extend(_scripted(answer) for answer in answers)
+
+    def rate_limit(self, reset_in: float, *, limit: int = API_LIMIT) -> None:
+        """The next answer: 429 as rack-attack gives it, resetting `reset_in` seconds on."""
+        reset = datetime.now(UTC) + timedelta(seconds=reset_in)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": iso_reset(reset),
+        }
+        self._script.append(_error(429, TOO_MANY, headers))
+
+    def answer_after_commit(self, *answers: ScriptedAnswer) -> None:
+        """Process the next POSTs normally, then answer them with these instead."""
+        self._after_commit.extend(_scripted(answer) for answer in answers)
+
+    def fail_permanently(self, status: int, message: str) -> None:
+        """Answer every request with `{"error": message}` until `recover()`."""
+        self._permanent = _error(status, message)
+
+    def recover(self) -> None:
+        self._permanent = None
+
+    def disable_account(self) -> None:
+        self.disabled = True
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def hold(self) -> None:
+        """Keep every request open, unanswered, until `release()`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def forget_keys(self) -> None:
+        """Let every Idempotency-Key expire (as after Mastodon's hour)."""
+        self._keys.clear()
+
+    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
+        await self._wait(lambda: len(self.requests) >= count, timeout)
+
+    async def wait_for_answers(self, count: int, timeout: float = 5.0) -> None:
+        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
+
+    # -- serving -----------------------------------------------------------------------
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        record = RecordedRequest(
+            request.method,
+            request.path,
+            request.headers,
+            body,
+            await _params(request, body),
+            datetime.now(UTC),
+        )
+        self.requests.append(record)
+        await self._notify()
+        try:
+            response = await self._answer(request, record)
+            record.status = response.status
+            return response
+        finally:
+            await self._notify()
+
+    async def _answer(self, request: web.Request, record: RecordedRequest) -> web.Response:
+        status_match = _STATUS.match(request.path)
+        posting = request.path == "/api/v1/statuses" and request.method == "POST"
+        if not posting and not (status_match and request.method in ("GET", "DELETE")):
+            return _error(404, NOT_FOUND).response()
+        key = request.headers.get("Idempotency-Key") if posting else None
+        if key:
+            if key in self._locked:
+                return _error(503, TEMPORARY).response()
+            self._locked.add(key)
+        try:
+            await self._gate.wait()
+            if self._delay:
+                await asyncio.sleep(self._delay)  # the fake's latency, not test synchronisation
+            if self._script:
+                return self._script.popleft().response()
+            if self._permanent is not None:
+                return self._permanent.response()
+            public = request.method == "GET"  # a public status needs no token
+            if not public and request.headers.get("Authorization") != f"Bearer {self.token}":
+                challenge = (
+                    'Bearer realm="Doorkeeper", error="invalid_token", '
+                    f'error_description="{TOKEN_INVALID}"'
+                )
+                return _error(401, TOKEN_INVALID, {"WWW-Authenticate": challenge}).response()
+            if self.disabled and not public:
+                return _error(403, LOGIN_DISABLED).response()
+            limited, limit_headers = self._throttle(request)
+            if limited is not None:
+                return limited.response()
+            if posting:
+                answer = self._post(record, key)
+                if 200 <= answer.status < 300 and not record.replayed and self._after_commit:
+                    answer = self._after_commit.popleft()
+            elif request.method == "DELETE":
+                assert status_match is not None
+                answer = self._delete(status_match["id"])
+            else:
+                assert status_match is not None
+                answer = self._show(status_match["id"])
+            return answer.response(**limit_headers)
+        finally:
+            if key:
+                self._locked.discard(key)
+
+    def _throttle(self, request: web.Request) -> tuple[_Answer | None, dict[str, str]]:
+        """rack-attack's fixed windows; the headers of the tightest throttle."""
+        now = time.time()
+        throttles = [("api", self.api_limit, API_PERIOD)]
+        if request.method == "DELETE":
+            throttles.append(("delete", self.delete_limit, DELETE_PERIOD))
+        headers: dict[str, str] = {}
+        tightest: int | None = None
+        for name, limit, period in throttles:
+            window = int(now) // period
+            count = self._windows.get((name, window), 0) + 1
+            self._windows[(name, window)] = count
+            reset = datetime.fromtimestamp(now + (period - int(now) % period), UTC)
+            remaining = max(0, limit - count)
+            if tightest is None or remaining <= tightest:
+                tightest = remaining
+                headers = {
+                    "X-RateLimit-Limit": str(limit),
+                    "X-RateLimit-Remaining": str(remaining),
+                    "X-RateLimit-Reset": iso_reset(reset),
+                }
+            if count > limit:
+                return _error(429, TOO_MANY, headers), headers
+        return None, headers
+
+    def _post(self, record: RecordedRequest, key: str | None) -> _Answer:
+        if key:
+            stored = self._keys.get(key)
+            if stored is not None and time.monotonic() - stored[1] < IDEMPOTENCY_TTL:
+                record.replayed = True
+                original = self.statuses.get(stored[0])
+                if original is None:  # deleted since: `@account.statuses.find` fails
+                    return _error(404, NOT_FOUND)
+                return _json_answer(200, self._entity(original))
+        params = record.params
+        text = params.get("status")
+        text = text if isinstance(text, str) else ""
+        if not text.strip():
+            return _error(422, "Validation failed: Text can't be blank")
+        visibility = params.get("visibility") or "public"
+        if visibility not in VISIBILITIES:
+            return _error(422, f"'{visibility}' is not a valid visibility")
+        parent_id = params.get("in_reply_to_id") or None
+        parent = self.statuses.get(str(parent_id)) if parent_id is not None else None
+        if parent_id is not None and parent is None:
+            return _error(404, REPLY_NOT_FOUND)
+        spoiler = params.get("spoiler_text")
+        spoiler = spoiler if isinstance(spoiler, str) else ""
+        if mastodon_length(text, spoiler_text=spoiler) > self.max_characters:
+            return _error(
+                422, f"Validation failed: Text character limit of {self.max_characters} exceeded"
+            )
+        now = datetime.now(UTC)
+        status_id = str((int(now.timestamp() * 1000) << 16) + next(self._ids))
+        language = params.get("language")
+        status: dict[str, Any] = {
+            "id": status_id,
+            "created_at": _created_at(now),
+            "in_reply_to_id": parent["id"] if parent else None,
+            "in_reply_to_account_id": "109302" if parent else None,
+            "sensitive": False,
+            "spoiler_text": spoiler,
+            "visibility": visibility,
+            "language": language if isinstance(language, str) and language else None,
+            "uri": f"https://{DOMAIN}/users/{USERNAME}/statuses/{status_id}",
+            "url": f"https://{DOMAIN}/@{USERNAME}/{status_id}",
+            "replies_count": 0,
+            "reblogs_count": 0,
+            "favourites_count": 0,
+            "edited_at": None,
+            "content": render_content(text),
+            "reblog": None,
+            "application": {"name": "broadcaster", "website": None},
+            "account": {
+                "id": "109302",
+                "username": USERNAME,
+                "acct": USERNAME,
+                "display_name": "Feuerwehr Düsseldorf",
+                "url": f"https://{DOMAIN}/@{USERNAME}",
+            },
+            "media_attachments": [],
+            "mentions": [],
+            "tags": [],
+            "emojis": [],
+            "card": None,
+            "poll": None,
+            "text": text,  # source text: shown only by DELETE (delete and redraft)
+        }
+        self.statuses[status_id] = status
+        self.posts.append(status)
+        if key:
+            self._keys[key] = (status_id, time.monotonic())
+        return _json_answer(200, self._entity(status))
+
+    def _delete(self, status_id: str) -> _Answer:
+        status = self.statuses.pop(status_id, None)
+        if status is None:
+            return _error(404, NOT_FOUND)
+        self.deleted.add(status_id)
+        return _json_answer(200, status)
+
+    def _show(self, status_id: str) -> _Answer:
+        status = self.statuses.get(status_id)
+        return _json_answer(200, self._entity(status)) if status else _error(404, NOT_FOUND)
+
+    @staticmethod
+    def _entity(status: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in status.items() if name != "text"}
+
+
+async def _params(request: web.Request, body: bytes) -> dict[str, Any]:
+    """The parameters as Rails reads them: query, then a form or JSON body."""
+    params: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            data = {}
+        if isinstance(data, dict):
+            params.update(data)
+    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        params.update({name: value for name, value in form.items() if isinstance(value, str)})
+    return params
