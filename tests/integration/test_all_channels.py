@@ -11,8 +11,10 @@ from typing import Any
 
 import aiohttp
 
-from tests.fakes import facebook, sms, telegram, x
+from tests.fakes import bluesky, facebook, mastodon, sms, telegram, x
+from tests.fakes.bluesky import FakePds
 from tests.fakes.facebook import FakeGraph
+from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.sms import FakeTwilio
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
@@ -46,10 +48,25 @@ class Fakes:
         self.sms: FakeTwilio = await stack.enter_async_context(FakeTwilio.start())
         self.smtp: FakeSmtp = await stack.enter_async_context(FakeSmtp.start())
         self.webhook: FakeWebhook = await stack.enter_async_context(FakeWebhook.start())
+        self.mastodon: FakeMastodon = await stack.enter_async_context(FakeMastodon.start())
+        self.bluesky: FakePds = await stack.enter_async_context(FakePds.start())
 
     def channels(self) -> dict[str, dict[str, Any]]:
         send = {"drill": "send"}
         return {
+            "mastodon_city": {
+                "type": "mastodon",
+                "base_url": self.mastodon.base_url,
+                "access_token": mastodon.TOKEN,
+                **send,
+            },
+            "bluesky_city": {
+                "type": "bluesky",
+                "base_url": self.bluesky.base_url,
+                "identifier": bluesky.IDENTIFIER,
+                "app_password": bluesky.APP_PASSWORD,
+                **send,
+            },
             "telegram_city": {
                 "type": "telegram",
                 "base_url": self.telegram.base_url,
@@ -110,7 +127,7 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
             await publish(mosquitto.url, "bc/trigger", first)
             alert = await watcher.alert_in("FW-ALL-1", "sent", "partially_failed", "failed")
             assert alert["state"] == "sent", alert
-            assert len(alert["deliveries"]) == 8
+            assert len(alert["deliveries"]) == 10
             assert alert["deliveries"]["sms_residents"]["recipients"] == {
                 "total": 2,
                 "delivered": 2,
@@ -154,6 +171,11 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
     assert first_mail["Subject"].startswith("Warnung")
     hook_update = next(p.json for p in fakes.webhook.posts if p.json["alert_id"] == "FW-ALL-2")
     assert fakes.webhook.post(hook_update["in_reply_to"]).json["alert_id"] == "FW-ALL-1"
+    first_toot, second_toot = fakes.mastodon.posts[:2]
+    assert second_toot["in_reply_to_id"] == first_toot["id"]
+    first_sky, second_sky = fakes.bluesky.created[:2]
+    assert second_sky["value"]["reply"]["root"]["uri"] == first_sky["uri"]
+    assert second_sky["value"]["reply"]["parent"]["cid"] == first_sky["cid"]
     # SMS cannot thread: standalone texts, each number reached once per alert.
     assert sorted(m["to"] for m in fakes.sms.messages[:4]) == sorted(NUMBERS * 2)
     # The CAP update names the incident's first message.
@@ -165,5 +187,8 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
     assert (telegram.CHANNEL.id, first_tg["message_id"]) in fakes.telegram.deleted
     assert first_fb["id"] in fakes.facebook.deleted
     assert first_x["id"] in fakes.x.deleted
+    assert first_toot["id"] in fakes.mastodon.deleted
+    assert first_sky["uri"].rsplit("/", 1)[1] in fakes.bluesky.deleted
+    assert any("Fehlalarm" in p["text"] for p in fakes.mastodon.posts[2:])
     assert any("Fehlalarm" in m["body"] for m in fakes.sms.messages[4:])
     assert len(mails) == 6  # two recipients x (alert, update, correction): mail is not recalled
