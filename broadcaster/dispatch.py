@@ -71,9 +71,9 @@ class Dispatcher:
         self.dry_run = dry_run
         self.stops: dict[str, asyncio.Event] = {}  # set when an alert is retracted
         self.limiters = {
-            cid: AsyncLimiter(c.rate_limit.count, c.rate_limit.period)
+            cid: AsyncLimiter(limit.count, limit.period)
             for cid, c in configs.items()
-            if c.rate_limit is not None
+            if (limit := c.effective_rate_limit) is not None
         }
         self.tasks: set[asyncio.Task[None]] = set()
         self.by_alert: dict[str, asyncio.Task[None]] = {}

@@ -31,6 +31,20 @@ _SECONDS = {
     "hour": 3600,
 }
 _E164 = r"^\+[1-9]\d{6,14}$"
+# What each provider tolerates per account when nothing else is set (CHANNELS.md): a
+# little under its published limit, so bursts of alerts and corrections are not refused.
+DEFAULT_RATE_LIMITS: dict[str, str | None] = {
+    "mastodon": "50/min",  # 300 requests per 5 min per account
+    "bluesky": "25/min",  # 5000 write points per hour, a post costs 3
+    "telegram": "20/min",  # at most 20 messages per minute to the same group or channel
+    "facebook": "60/min",  # Page BUC quota; no fixed public figure
+    "x": "6/min",  # POST /2/tweets: 100 per 15 min per user
+    "sms": "60/min",  # Twilio queues; about 1 message per second per sender number
+    "email": None,
+    "webhook": None,
+    "cap_feed": None,
+    "log": None,
+}
 
 
 class RateLimit(BaseModel):
@@ -79,6 +93,14 @@ class _Channel(BaseModel):
     def length_limit(self) -> int | None:
         """The limit `limits.measure` checks this channel's text against."""
         return DEFAULT_LIMITS[self.channel_type]
+
+    @property
+    def effective_rate_limit(self) -> RateLimit | None:
+        """`rate_limit` when set, else the type's default."""
+        if self.rate_limit is not None:
+            return self.rate_limit
+        default = DEFAULT_RATE_LIMITS[self.channel_type]
+        return RateLimit.parse(default) if default else None
 
 
 class MastodonChannel(_Channel):

@@ -59,3 +59,33 @@ async def test_trigger_refuses_a_missing_mode_and_names_an_unreachable_broker(tm
     assert bad_mode.exit_code == 2 and "live or drill" in bad_mode.output
     down = await invoke("trigger", "major_fire", "--mode", "drill", "--config", str(config))
     assert down.exit_code == 1 and "could not publish to ('127.0.0.1', 9)" in down.output
+
+
+async def test_retract_publishes_a_signed_retraction(tmp_path, mosquitto, watcher, hooks):
+    config = write_deployment(
+        tmp_path, mqtt_url=mosquitto.url, channels={"hook_a": webhook(hooks[0].url)}
+    )
+    async with running_daemon(config):
+        result = await invoke(
+            "trigger",
+            "major_fire",
+            "--mode",
+            "live",
+            "--id",
+            "CLI-R",
+            "-p",
+            "location=Ackerstraße 12",
+            "-p",
+            "district=Flingern-Nord",
+            "--config",
+            str(config),
+        )
+        assert result.exit_code == 0, result.output
+        await watcher.alert_in("CLI-R", "sent")
+        result = await invoke("retract", "CLI-R", "--reason", "Fehlalarm", "--config", str(config))
+        assert result.exit_code == 0, result.output
+        assert "published retraction of CLI-R on bc/retract" in result.output
+        await watcher.alert_in("CLI-R", "retracted")
+        await watcher.alert_in("CLI-R:retraction", "sent")
+    kinds = [r.json["kind"] for r in hooks[0].requests]
+    assert kinds == ["alert", "retraction", "deletion"]

@@ -244,3 +244,18 @@ async def test_the_daemon_reconnects_when_the_broker_comes_back(tmp_path, mosqui
         finally:
             revived.stop()
     assert all(d["state"] == "delivered" for d in alert["deliveries"].values())
+
+
+async def test_a_wait_beyond_the_delivery_deadline_fails_at_once(
+    tmp_path, mosquitto, watcher, hooks
+):
+    """A provider asking for ten minutes when the deadline is 30 s: fail now, say why."""
+    hooks[0].script((503, {"Retry-After": "600"}))
+    config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels=three_hooks(hooks))
+    async with running_daemon(config):
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-DEADLINE"))
+        alert = await watcher.alert_in("FW-DEADLINE", "partially_failed", "sent", "failed")
+    failed = alert["deliveries"]["hook_a"]
+    assert alert["state"] == "partially_failed"
+    assert failed["state"] == "failed" and failed["attempts"] == 1
+    assert "gave up after 1 attempts" in failed["error"] and "503" in failed["error"]

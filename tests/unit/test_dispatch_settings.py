@@ -1,0 +1,63 @@
+"""Per-channel rate limits: the channel's own, else its type's default."""
+
+from typing import cast
+
+from broadcaster.channels.settings import DEFAULT_RATE_LIMITS, RateLimit, parse_channel
+from broadcaster.config import DeliverySettings
+from broadcaster.dispatch import Dispatcher
+from broadcaster.events import Events
+from broadcaster.metrics import Metrics
+from broadcaster.store.base import Store
+
+
+def test_rate_limits_parse():
+    assert RateLimit.parse("30/min") == RateLimit(count=30, period=60)
+    assert RateLimit.parse("100/15min") == RateLimit(count=100, period=900)
+    assert RateLimit.parse("1/s") == RateLimit(count=1, period=1)
+
+
+def test_every_type_has_a_default_and_a_file_overrides_it():
+    mastodon = parse_channel(
+        {"type": "mastodon", "base_url": "https://s.example", "access_token": "t"}
+    )
+    assert mastodon.effective_rate_limit == RateLimit(count=50, period=60)
+    own = parse_channel(
+        {
+            "type": "mastodon",
+            "base_url": "https://s.example",
+            "access_token": "t",
+            "rate_limit": "5/min",
+        }
+    )
+    assert own.effective_rate_limit == RateLimit(count=5, period=60)
+    assert parse_channel({"type": "log"}).effective_rate_limit is None
+    assert set(DEFAULT_RATE_LIMITS) == {
+        "mastodon",
+        "bluesky",
+        "telegram",
+        "facebook",
+        "x",
+        "email",
+        "sms",
+        "webhook",
+        "cap_feed",
+        "log",
+    }
+
+
+def test_the_dispatcher_gives_each_limited_channel_its_own_limiter():
+    configs = {
+        "toot": parse_channel(
+            {"type": "mastodon", "base_url": "https://s.example", "access_token": "t"}
+        ),
+        "hook": parse_channel({"type": "webhook", "url": "https://h.example", "rate_limit": "2/s"}),
+        "log": parse_channel({"type": "log"}),
+    }
+    no_store = cast(Store, None)  # building limiters touches no store
+    dispatcher = Dispatcher(
+        no_store, Events(), Metrics(), {}, configs, DeliverySettings(), owner="t"
+    )
+    assert set(dispatcher.limiters) == {"toot", "hook"}
+    assert dispatcher.limiters["hook"].max_rate == 2
+    assert dispatcher.limiters["hook"].time_period == 1
+    assert dispatcher.limiters["toot"] is not dispatcher.limiters["hook"]
