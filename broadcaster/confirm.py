@@ -96,6 +96,7 @@ class ConfirmDesk:
         self.release = release
         self.wakeups: dict[str, asyncio.Event] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.asking: set[asyncio.Task[str | None]] = set()
         self.pin_lock = asyncio.Lock()
 
     # -- the gate --------------------------------------------------------------------
@@ -121,7 +122,10 @@ class ConfirmDesk:
         )
         await self.publish(parked)
         if self.settings.duty_officers:
-            await self.ask(parked, 0)
+            # In the background: a slow SMS gateway must not hold up the next trigger.
+            task = asyncio.create_task(self.ask(parked, 0), name=f"ask:{alert.id}")
+            self.asking.add(task)
+            task.add_done_callback(self.asking.discard)
         self.watch(alert.id)
 
     async def resume(self) -> int:
@@ -185,7 +189,8 @@ class ConfirmDesk:
             (str(alert.params[k]) for k in ("location", "area", "district") if alert.params.get(k)),
             "",
         )
-        until = expires_at.astimezone().strftime("%H:%M")
+        # In the fire brigade's own time zone, as its trigger wrote it.
+        until = expires_at.astimezone(alert.issued_at.tzinfo).strftime("%H:%M")
         if lang == "de":
             text = (
                 f"Freigabe nötig: {playbook.name[lang]} ({alert.stage})"
@@ -440,6 +445,7 @@ class ConfirmDesk:
         await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
 
     async def close(self) -> None:
-        for task in list(self.tasks.values()):
+        tasks = [*self.tasks.values(), *self.asking]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -50,6 +50,7 @@ class Daemon:
         self.stopped = asyncio.Event()
         self.intake: asyncio.Queue[InboxEntry] = asyncio.Queue()
         self.tasks: list[asyncio.Task[Any]] = []
+        self.retractions: set[asyncio.Task[None]] = set()
         self.channels: dict[str, Channel] = {}  # adapters, made at start (they need a loop)
         self.dispatcher = Dispatcher(
             self.store,
@@ -166,10 +167,19 @@ class Daemon:
         """One at a time, in arrival order, so an incident's stages keep their order."""
         while True:
             entry = await self.intake.get()
-            try:
-                await self.receiver.handle(entry)
-            except Exception:
-                log.exception("intake_failed", entry_id=entry.id)
+            if entry.kind == "retract":
+                # A retraction may wait for requests in flight: it must not hold up triggers.
+                task = asyncio.create_task(self.handle(entry), name=f"retract:{entry.id}")
+                self.retractions.add(task)
+                task.add_done_callback(self.retractions.discard)
+                continue
+            await self.handle(entry)
+
+    async def handle(self, entry: InboxEntry) -> None:
+        try:
+            await self.receiver.handle(entry)
+        except Exception:
+            log.exception("intake_failed", entry_id=entry.id)
 
     async def notify_officer(self, channel_id: str, message: OutgoingMessage) -> bool:
         """Send a duty officer their link on one internal channel (a few quick tries)."""
@@ -219,6 +229,7 @@ class Daemon:
         if not finished:
             log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
         await self.desk.close()
+        await asyncio.gather(*self.retractions, return_exceptions=True)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ PAGES = Environment(
 )
 
 
-def _local(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%d.%m.%Y %H:%M:%S") if moment else ""
+def _local(moment: datetime | None, zone: tzinfo | None) -> str:
+    """In the fire brigade's time zone (the trigger's offset), not the server's."""
+    return moment.astimezone(zone).strftime("%d.%m.%Y %H:%M:%S") if moment else ""
 
 
 def view_of(alert: Alert, locked: bool) -> str:
@@ -135,11 +136,11 @@ class ConfirmPage:
                 "stage_label": alert.stage.replace("_", " "),
                 "incident": alert.incident,
                 "state": alert.state,
-                "created_at": _local(alert.created_at),
+                "created_at": _local(alert.created_at, alert.issued_at.tzinfo),
                 "params": [(k, "" if v is None else str(v)) for k, v in alert.params.items()],
             },
             "officer": link.token.officer,
-            "expires_at": _local(link.token.expires_at),
+            "expires_at": _local(link.token.expires_at, alert.issued_at.tzinfo),
             "expires_in_seconds": max(0, int((link.token.expires_at - now).total_seconds())),
             "messages": messages,
             "pin_required": self.s.desk.pin_of(link) is not None,
