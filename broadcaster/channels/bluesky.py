@@ -68,6 +68,7 @@ import aiohttp
 from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     excerpt,
     read_body,
     retry_after_seconds,
@@ -76,7 +77,6 @@ from broadcaster.channels.http import (
 from broadcaster.channels.settings import BlueskyChannel
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
 USER_AGENT = "broadcaster-bluesky/1"
 POST_COLLECTION = "app.bsky.feed.post"
 CREATE_SESSION = "com.atproto.server.createSession"
@@ -200,26 +200,16 @@ def _auth_problem(answer: _Answer) -> _AuthProblem | None:
     return None
 
 
-class BlueskyAdapter:
+class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
     """One Bluesky account (channels/<id>.yaml with `type: bluesky`)."""
+
+    service = "bluesky"
 
     can_thread: bool = True  # record.reply = {root, parent}: the incident's first post
     can_delete: bool = True  # com.atproto.repo.deleteRecord, idempotent
 
-    def __init__(
-        self,
-        channel_id: str,
-        config: BlueskyChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"bluesky {channel_id}"
-        self._base = config.base_url.rstrip("/")
+    def setup(self) -> None:
+        self._base = self._config.base_url.rstrip("/")
         self._auth: _Session | None = None
         self._auth_lock = asyncio.Lock()
 

@@ -63,6 +63,7 @@ from broadcaster.channels.base import (
 )
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     check_status,
     excerpt,
     read_body,
@@ -72,7 +73,6 @@ from broadcaster.channels.http import (
 from broadcaster.channels.settings import FacebookChannel
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
 USER_AGENT = "broadcaster-facebook/1"
 USAGE_HEADER = "X-Business-Use-Case-Usage"
 TRANSIENT_CODES: frozenset[int] = frozenset({1, 2, 4, 17, 32, 341, 613, 80001})
@@ -106,26 +106,16 @@ def usage_wait(headers: Mapping[str, str]) -> float | None:
     return max(minutes) * 60 if minutes else None
 
 
-class FacebookAdapter:
+class FacebookAdapter(HttpAdapter[FacebookChannel]):
     """One Facebook Page (channels/<id>.yaml with `type: facebook`)."""
+
+    service = "facebook"
 
     can_thread: bool = True  # a comment by the Page under the incident's first post
     can_delete: bool = True  # DELETE /{id}
 
-    def __init__(
-        self,
-        channel_id: str,
-        config: FacebookChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"facebook {channel_id}"
-        self._base = config.base_url.rstrip("/")
+    def setup(self) -> None:
+        self._base = self._config.base_url.rstrip("/")
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         parent = _post_id(message.reply_to) if message.reply_to is not None else None

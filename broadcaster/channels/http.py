@@ -17,10 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import ClassVar, Generic, TypeVar
 
 import aiohttp
 
 from broadcaster.channels.base import ChannelError, PermanentError, TransientError
+
+DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
+ConfigT = TypeVar("ConfigT")
 
 # Statuses that mean "not now" rather than "never".
 TRANSIENT_STATUSES: frozenset[int] = frozenset({408, 425, 429})
@@ -97,3 +101,28 @@ def transport_error(service: str, exc: BaseException, timeout: float | None = No
         return TransientError(f"{service}: no answer{within}")
     reason = str(exc) or type(exc).__name__
     return TransientError(f"{service}: {type(exc).__name__}: {reason}")
+
+
+class HttpAdapter(Generic[ConfigT]):
+    """What every adapter of an HTTP provider keeps: its settings, the daemon's shared
+    session, a per-request timeout, and a name for its error messages."""
+
+    service: ClassVar[str]  # "mastodon", "telegram", ...
+
+    def __init__(
+        self,
+        channel_id: str,
+        config: ConfigT,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.channel_id = channel_id
+        self._config = config
+        self._session = session
+        self._timeout = timeout
+        self._service = f"{self.service} {channel_id}"
+        self.setup()
+
+    def setup(self) -> None:
+        """What a provider derives from its settings once (base URL, signer, ...)."""

@@ -54,6 +54,7 @@ import aiohttp
 from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     excerpt,
     read_body,
     retry_after_seconds,
@@ -62,7 +63,6 @@ from broadcaster.channels.http import (
 from broadcaster.channels.settings import MastodonChannel
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
 USER_AGENT = "broadcaster-mastodon/1"
 STATUSES_PATH = "/api/v1/statuses"
 
@@ -87,26 +87,16 @@ def reset_wait(headers: Mapping[str, str], *, now: datetime | None = None) -> fl
     return retry_after_seconds(headers.get("Retry-After"))
 
 
-class MastodonAdapter:
+class MastodonAdapter(HttpAdapter[MastodonChannel]):
     """One Mastodon account (channels/<id>.yaml with `type: mastodon`)."""
+
+    service = "mastodon"
 
     can_thread: bool = True  # in_reply_to_id = the incident's first status
     can_delete: bool = True  # DELETE /api/v1/statuses/:id
 
-    def __init__(
-        self,
-        channel_id: str,
-        config: MastodonChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"mastodon {channel_id}"
-        self._base = config.base_url.rstrip("/")
+    def setup(self) -> None:
+        self._base = self._config.base_url.rstrip("/")
 
     def form(self, message: OutgoingMessage) -> dict[str, str]:
         """The form fields posted for this message."""

@@ -59,6 +59,7 @@ from broadcaster.channels.base import (
 )
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     excerpt,
     read_body,
     retry_after_seconds,
@@ -69,7 +70,6 @@ from broadcaster.channels.settings import SmsChannel
 from broadcaster.limits import is_gsm7
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
 USER_AGENT = "broadcaster-sms/1"
 API_VERSION = "2010-04-01"
 RATE_LIMITED = 20429
@@ -145,33 +145,25 @@ class _Answer:
     stop: bool = False  # the error concerns every recipient: try no more
 
 
-class SmsAdapter:
+class SmsAdapter(HttpAdapter[SmsChannel]):
     """One sender number texting a list of numbers (channels/<id>.yaml, `type: sms`)."""
+
+    service = "sms"
 
     can_thread: bool = False  # SMS has no threads
     can_delete: bool = False  # a sent SMS cannot be recalled
 
-    def __init__(
-        self,
-        channel_id: str,
-        config: SmsChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"sms {channel_id}"
-        account = quote(config.account_sid, safe="")
+    def setup(self) -> None:
+        account = quote(self._config.account_sid, safe="")
         try:  # RFC 7617, UTF-8
             self._authorization: str | None = aiohttp.encode_basic_auth(
-                config.account_sid, config.auth_token
+                self._config.account_sid, self._config.auth_token
             )
         except ValueError:  # a ":" in the account sid
             self._authorization = None
-        self.url = f"{config.base_url.rstrip('/')}/{API_VERSION}/Accounts/{account}/Messages.json"
+        self.url = (
+            f"{self._config.base_url.rstrip('/')}/{API_VERSION}/Accounts/{account}/Messages.json"
+        )
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         progress = RecipientProgress.resume(self._service, self._config.to, message.previous)

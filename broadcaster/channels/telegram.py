@@ -67,6 +67,7 @@ from broadcaster.channels.base import (
 )
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     check_status,
     excerpt,
     read_body,
@@ -75,7 +76,6 @@ from broadcaster.channels.http import (
 from broadcaster.channels.settings import TelegramChannel
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
 USER_AGENT = "broadcaster-telegram/1"
 _NUMERIC = re.compile(r"^-?\d+$")
 _GONE = "message to delete not found"
@@ -124,27 +124,17 @@ def public_url(chat: Mapping[str, Any], configured: str | int, message_id: int) 
     return None
 
 
-class TelegramAdapter:
+class TelegramAdapter(HttpAdapter[TelegramChannel]):
     """One bot and one chat (channels/<id>.yaml with `type: telegram`)."""
+
+    service = "telegram"
 
     can_thread: bool = True  # reply_parameters.message_id = the incident's first post
     can_delete: bool = True  # deleteMessage, within 48 hours of posting
 
-    def __init__(
-        self,
-        channel_id: str,
-        config: TelegramChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"telegram {channel_id}"
-        self._chat = chat_param(config.chat_id)
-        self._base = f"{config.base_url.rstrip('/')}/bot{config.bot_token}"
+    def setup(self) -> None:
+        self._chat = chat_param(self._config.chat_id)
+        self._base = f"{self._config.base_url.rstrip('/')}/bot{self._config.bot_token}"
 
     def request_body(self, message: OutgoingMessage) -> dict[str, Any]:
         """The sendMessage parameters for this message."""

@@ -37,6 +37,7 @@ import aiohttp
 from broadcaster.channels.base import OutgoingMessage, PermanentError
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     check_status,
     read_body,
     transport_error,
@@ -44,7 +45,6 @@ from broadcaster.channels.http import (
 from broadcaster.channels.settings import WebhookChannel
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one whole request, answer included
 USER_AGENT = "broadcaster-webhook/1"
 SIGNATURE_HEADER = "X-Broadcaster-Signature"
 _TRANSIENT = TRANSIENT_STATUSES | {409}
@@ -81,25 +81,13 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-class WebhookAdapter:
+class WebhookAdapter(HttpAdapter[WebhookChannel]):
     """One webhook endpoint (channels/<id>.yaml with `type: webhook`)."""
+
+    service = "webhook"
 
     can_thread: bool = True  # the earlier post's remote id travels as `in_reply_to`
     can_delete: bool = True  # a `deletion` POST; the receiver removes what it published
-
-    def __init__(
-        self,
-        channel_id: str,
-        config: WebhookChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"webhook {channel_id}"
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         answer = await self._post(encode(message_body(message)), message.idempotency_key)

@@ -57,6 +57,7 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER, Cli
 from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
 from broadcaster.channels.http import (
     TRANSIENT_STATUSES,
+    HttpAdapter,
     excerpt,
     read_body,
     retry_after_seconds,
@@ -65,7 +66,6 @@ from broadcaster.channels.http import (
 from broadcaster.channels.settings import XChannel
 from broadcaster.models import Receipt
 
-DEFAULT_TIMEOUT = 10.0  # seconds for one request, answer included
 USER_AGENT = "broadcaster-x/1"
 _POST_ID = re.compile(r"^\d{1,19}$")  # the API's pattern for a post id
 _NOT_FOUND = "resource-not-found"
@@ -95,31 +95,21 @@ def reset_wait(headers: Mapping[str, str], *, now: float | None = None) -> float
     return max(0.0, max(resets) - now)
 
 
-class XAdapter:
+class XAdapter(HttpAdapter[XChannel]):
     """One X account (channels/<id>.yaml with `type: x`)."""
+
+    service = "x"
 
     can_thread: bool = True  # reply.in_reply_to_tweet_id = the incident's first post
     can_delete: bool = True  # DELETE /2/tweets/:id
 
-    def __init__(
-        self,
-        channel_id: str,
-        config: XChannel,
-        session: aiohttp.ClientSession,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.channel_id = channel_id
-        self._config = config
-        self._session = session
-        self._timeout = timeout
-        self._service = f"x {channel_id}"
-        self._base = config.base_url.rstrip("/")
+    def setup(self) -> None:
+        self._base = self._config.base_url.rstrip("/")
         self._oauth = Client(
-            config.api_key,
-            client_secret=config.api_secret,
-            resource_owner_key=config.access_token,
-            resource_owner_secret=config.access_secret,
+            self._config.api_key,
+            client_secret=self._config.api_secret,
+            resource_owner_key=self._config.access_token,
+            resource_owner_secret=self._config.access_secret,
             signature_method=SIGNATURE_HMAC_SHA1,
             signature_type=SIGNATURE_TYPE_AUTH_HEADER,
         )
