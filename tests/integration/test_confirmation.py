@@ -242,3 +242,26 @@ async def test_the_officer_hears_of_drills_too_marked_as_exercise(
     text = a.posts[0].json["text"]
     assert text.startswith("ÜBUNG: ") == (mode == "drill")
     assert a.posts[0].json["mode"] == mode
+
+
+async def test_the_officer_retracts_a_false_alarm_from_the_page(
+    tmp_path, mosquitto, watcher, hooks
+):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED)
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-OOPS"))
+        await a.wait_for_requests(1)
+        url = link_in(a)
+        await post(http, url, action="release")
+        await watcher.alert_in("FW-OOPS", "sent")
+        status, _ = await post(http, url, action="retract", reason="")
+        assert status == 400  # a reason is required
+        status, page = await post(http, url, action="retract", reason="Fehlalarm Rauchmelder")
+        assert status == 200, page
+        await watcher.alert_in("FW-OOPS", "retracted")
+        await watcher.alert_in("FW-OOPS:retraction", "sent")
+        trail = await daemon.store.audit_trail("FW-OOPS")
+    assert [e.actor for e in trail if e.event == "retraction_requested"] == ["A. Schmidt"]
+    assert [p.json["kind"] for p in public.posts] == ["alert", "retraction", "deletion"]
+    assert "Fehlalarm Rauchmelder" in public.posts[1].json["text"]
