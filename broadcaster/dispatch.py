@@ -16,6 +16,7 @@ import random
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import structlog
 from aiolimiter import AsyncLimiter
@@ -227,15 +228,7 @@ class Dispatcher:
     ) -> Receipt:
         """Send with retries: exponential backoff with jitter, the provider's wait honoured."""
         limiter = self.limiters.get(delivery.channel_id)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.max_attempts)
-            | stop_before_delay(self.policy.deadline.total_seconds()),
-            wait=self.wait,
-            retry=retry_if_exception_type(TransientError),
-            reraise=True,
-            sleep=partial(self.pause, alert.id),
-            before_sleep=partial(self.note_retry, alert, delivery),
-        )
+        retrying = self.retrying(alert, before_sleep=partial(self.note_retry, alert, delivery))
         async for attempt in retrying:
             with attempt:
                 if limiter is not None:
@@ -260,6 +253,19 @@ class Dispatcher:
                 self.metrics.attempts.labels(delivery.channel_id, "ok").inc()
                 return receipt
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def retrying(self, alert: Alert, **hooks: Any) -> AsyncRetrying:
+        """The retry policy: transient errors only, within max_attempts and the deadline,
+        waits from `wait`, cut short by a retraction (`pause`)."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts)
+            | stop_before_delay(self.policy.deadline.total_seconds()),
+            wait=self.wait,
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+            sleep=partial(self.pause, alert.id),
+            **hooks,
+        )
 
     @staticmethod
     def keep_partial(delivery: Delivery, exc: ChannelError) -> None:
@@ -328,14 +334,7 @@ class Dispatcher:
         if channel.can_delete and original.receipt is not None:
             receipt = original.receipt
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.policy.max_attempts)
-                    | stop_before_delay(self.policy.deadline.total_seconds()),
-                    wait=self.wait,
-                    retry=retry_if_exception_type(TransientError),
-                    reraise=True,
-                    sleep=partial(self.pause, alert.id),
-                ):
+                async for attempt in self.retrying(alert):
                     with attempt:
                         await channel.delete(receipt)
                 deleted = True
