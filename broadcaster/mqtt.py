@@ -111,8 +111,9 @@ class MqttLink:
             try:
                 async with client:
                     self.client = client
-                    await client.publish(self.topics.daemon, "online", qos=1, retain=True)
                     await client.subscribe([(self.topics.trigger, 1), (self.topics.retract, 1)])
+                    # "online" means ready: only once the subscriptions stand.
+                    await client.publish(self.topics.daemon, "online", qos=1, retain=True)
                     self.connected.set()
                     self.disconnected.clear()
                     backoff = 0.5

@@ -291,10 +291,10 @@ class FakePds:
     def uri(self, rkey: str) -> str:
         return f"at://{self.did}/{POST}/{rkey}"
 
-    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: len(self.requests) >= count, timeout)
 
-    async def wait_for_answers(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
 
     # -- serving -----------------------------------------------------------------------

@@ -270,10 +270,10 @@ class FakeTwilio:
     def message(self, sid: str) -> dict[str, Any]:
         return next(m for m in self.messages if m["sid"] == sid)
 
-    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: len(self.requests) >= count, timeout)
 
-    async def wait_for_answers(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
 
     # -- serving -----------------------------------------------------------------------

@@ -265,7 +265,7 @@ class FakeSmtp:
         wanted = address.lower()
         return [t for t in self.messages if wanted in (r.lower() for r in t.rcpt_tos)]
 
-    async def wait_for_transactions(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_transactions(self, count: int, timeout: float = 20.0) -> None:
         """Return once `count` transactions have reached DATA (answered or not)."""
         await self._wait(lambda: len(self.transactions) >= count, timeout)
 

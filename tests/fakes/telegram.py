@@ -329,10 +329,10 @@ class FakeTelegram:
     def release(self) -> None:
         self._gate.set()
 
-    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: len(self.requests) >= count, timeout)
 
-    async def wait_for_answers(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
 
     def message(self, message_id: int, chat: Chat | None = None) -> dict[str, Any] | None:

@@ -317,10 +317,10 @@ class FakeX:
     def release(self) -> None:
         self._gate.set()
 
-    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: len(self.requests) >= count, timeout)
 
-    async def wait_for_answers(self, count: int, timeout: float = 5.0) -> None:
+    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
         await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
 
     def live(self, post_id: str) -> dict[str, Any] | None:
