@@ -49,6 +49,10 @@ class Retracted(Exception):
     """The alert was retracted while this delivery waited: it must not go out."""
 
 
+class LostClaim(Exception):
+    """Another daemon took this delivery over (our lease ran out): hands off."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -177,6 +181,8 @@ class Dispatcher:
             await self._deliver(alert, claimed)
         except asyncio.CancelledError:
             raise  # shutdown: the claim expires and the delivery is resumed
+        except LostClaim:
+            log.warning("delivery_taken_over", alert_id=alert.id, channel=delivery.channel_id)
         except Exception as exc:  # a bug must not leave a delivery hanging
             log.exception("delivery_crashed", alert_id=alert.id, channel=delivery.channel_id)
             await self.conclude(alert, claimed, "failed", error=f"internal error: {exc!r}")
@@ -432,7 +438,9 @@ class Dispatcher:
         log.info("delivery_" + state, alert_id=alert.id, **detail)
 
     async def save(self, alert: Alert, delivery: Delivery) -> None:
-        await self.store.save_delivery(delivery)
+        """Write a delivery this daemon holds; LostClaim when another took it over."""
+        if not await self.store.save_delivery(delivery, owner=self.owner):
+            raise LostClaim(delivery.idempotency_key)
         await self.publish(alert)
 
     async def publish(self, alert: Alert) -> None:

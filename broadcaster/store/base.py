@@ -59,8 +59,13 @@ class Store(Protocol):
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
         """In channel_id order."""
 
-    async def save_delivery(self, delivery: Delivery) -> None:
-        """Overwrite the delivery (alert_id, channel_id) with this one, updated_at bumped."""
+    async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
+        """Overwrite the delivery (alert_id, channel_id) with this one, updated_at bumped.
+
+        With `owner`, only while the stored delivery is still claimed by `owner`
+        (compare and set): a daemon whose lease ran out and was taken over must not
+        overwrite its successor's result. False when nothing was written.
+        """
 
     async def claim_delivery(
         self, alert_id: str, channel_id: str, owner: str, until: datetime, now: datetime

@@ -366,13 +366,29 @@ class RedisStore:
         texts = {_str(channel): _str(text) for channel, text in replies.items()}
         return [Delivery.model_validate_json(texts[channel]) for channel in sorted(texts)]
 
-    async def save_delivery(self, delivery: Delivery) -> None:
+    async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
         """Insert or overwrite; KeyError when its alert does not exist."""
         check_delivery(delivery)
-        keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
-        args = [delivery.channel_id, touched(delivery).model_dump_json()]
-        if await self._write("save_delivery", keys, args) != 1:
-            raise KeyError(f"no alert {delivery.alert_id}")
+        if owner is None:
+            keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
+            args = [delivery.channel_id, touched(delivery).model_dump_json()]
+            if await self._write("save_delivery", keys, args) != 1:
+                raise KeyError(f"no alert {delivery.alert_id}")
+            return True
+        key = self.keys.deliveries(delivery.alert_id)
+        while True:
+            reply = await self._client.hget(key, delivery.channel_id)
+            if reply is None:
+                if not await self._client.exists(self.keys.alert(delivery.alert_id)):
+                    raise KeyError(f"no alert {delivery.alert_id}")
+                return False
+            text = _str(reply)
+            if Delivery.model_validate_json(text).claimed_by != owner:
+                return False
+            args = [delivery.channel_id, text, touched(delivery).model_dump_json()]
+            if await self._write("swap_delivery", [key], args) == 1:
+                return True
+            # Changed since we read it: read again and decide again.
 
     async def claim_delivery(
         self, alert_id: str, channel_id: str, owner: str, until: datetime, now: datetime

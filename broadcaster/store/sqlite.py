@@ -288,7 +288,7 @@ class SqliteStore:
             )
         return [Delivery.model_validate_json(row[0]) for row in rows]
 
-    async def save_delivery(self, delivery: Delivery) -> None:
+    async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
         """Insert or overwrite; KeyError when its alert does not exist."""
         check_delivery(delivery)
         row = _delivery_row(touched(delivery))
@@ -298,6 +298,13 @@ class SqliteStore:
             )
             if not list(known):
                 raise KeyError(f"no alert {delivery.alert_id}")
+            if owner is not None:
+                holder = list(await db.execute_fetchall(
+                    "SELECT claimed_by FROM deliveries WHERE alert_id = ? AND channel_id = ?",
+                    (delivery.alert_id, delivery.channel_id),
+                ))
+                if not holder or holder[0][0] != owner:
+                    return False
             await db.execute(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (alert_id, channel_id) DO UPDATE SET state = excluded.state,"
@@ -305,6 +312,7 @@ class SqliteStore:
                 " claimed_until_us = excluded.claimed_until_us, data = excluded.data",
                 row,
             )
+        return True
 
     async def claim_delivery(
         self, alert_id: str, channel_id: str, owner: str, until: datetime, now: datetime

@@ -429,6 +429,25 @@ async def test_a_lease_is_over_at_its_end(store: Store) -> None:
     assert claim is not None and claim.claimed_by == "daemon-2"
 
 
+async def test_a_guarded_save_needs_the_claim(store: Store) -> None:
+    """A daemon whose lease ran out must not overwrite its successor's result."""
+    await with_delivery(store, state="sending", attempts=1)
+    await store.claim_delivery(A, "mastodon_city", "daemon-1", T0 + LEASE, T0)
+    later = T0 + LEASE + timedelta(seconds=1)
+    taken = await store.claim_delivery(A, "mastodon_city", "daemon-2", later + LEASE, later)
+    assert taken is not None
+    stale = taken.model_copy(update={"state": "failed", "claimed_by": None, "error": "late"})
+    assert await store.save_delivery(stale, owner="daemon-1") is False
+    assert await store.get_deliveries(A) == [taken]
+    done = taken.model_copy(update={"state": "delivered", "claimed_by": None})
+    assert await store.save_delivery(done, owner="daemon-2") is True
+    [saved] = await store.get_deliveries(A)
+    assert (saved.state, saved.claimed_by) == ("delivered", None)
+    # Released by that save: nobody holds it any more, so a guarded save is refused.
+    assert await store.save_delivery(done, owner="daemon-2") is False
+    assert await store.save_delivery(done) is True  # unguarded, as before
+
+
 async def test_claim_by_the_same_owner_renews_it(store: Store) -> None:
     await with_delivery(store)
     await store.claim_delivery(A, "mastodon_city", "daemon-1", T0 + LEASE, T0)
