@@ -141,6 +141,16 @@ class Validator:
                         f"channel {cid!r} is public: the confirm link would go to the public",
                         "use a channel with audience: internal",
                     )
+                elif channel.channel_type in ("log", "cap_feed"):
+                    yield Problem(
+                        cfg,
+                        f"duty_officers[{i}].notify[{j}]",
+                        f"channel {cid!r} is a {channel.channel_type} channel: the confirm link "
+                        "reaches nobody's phone"
+                        + (" (it is written to the log)" if channel.channel_type == "log" else ""),
+                        "fine for trials; use sms, telegram, email or webhook in production",
+                        "warning" if channel.channel_type == "log" else "error",
+                    )
         needs_officer = [p.id for p in self.d.playbooks.values() if p.confirmation.mode != "none"]
         if needs_officer and not s.duty_officers:
             yield Problem(

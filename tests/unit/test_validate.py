@@ -157,3 +157,15 @@ def test_a_drill_only_channel_mix_and_internal_channel_in_playbook(deployment_co
     lines = error_lines(output)
     assert any("channels[0]: channel 'officer_log' is internal" in line for line in lines)
     assert any("channels[1]: names channel 'nope', which does not exist" in line for line in lines)
+
+
+def test_an_officer_channel_that_reaches_no_phone(deployment_copy):
+    code, output = validate(deployment_copy)
+    assert code == 0
+    assert "duty_officers[0].notify[0]: channel 'officer_log' is a log channel" in output
+    (deployment_copy.parent / "channels/officer_log.yaml").write_text(
+        "type: cap_feed\naudience: internal\n", encoding="utf-8"
+    )
+    code, output = validate(deployment_copy)
+    assert code == 1
+    assert any("is a cap_feed channel" in line for line in error_lines(output))
