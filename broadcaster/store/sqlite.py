@@ -299,10 +299,12 @@ class SqliteStore:
             if not list(known):
                 raise KeyError(f"no alert {delivery.alert_id}")
             if owner is not None:
-                holder = list(await db.execute_fetchall(
-                    "SELECT claimed_by FROM deliveries WHERE alert_id = ? AND channel_id = ?",
-                    (delivery.alert_id, delivery.channel_id),
-                ))
+                holder = list(
+                    await db.execute_fetchall(
+                        "SELECT claimed_by FROM deliveries WHERE alert_id = ? AND channel_id = ?",
+                        (delivery.alert_id, delivery.channel_id),
+                    )
+                )
                 if not holder or holder[0][0] != owner:
                     return False
             await db.execute(
