@@ -152,6 +152,12 @@ class Dispatcher:
         deliveries = await self.store.get_deliveries(alert.id)
         open_ = [d for d in deliveries if not d.final]
         await asyncio.gather(*(self.deliver(alert, d) for d in open_))
+        if alert.retracts is not None:
+            # Resumed after a crash between a correction and the deletion of its original.
+            for d in deliveries:
+                channel = self.channels.get(d.channel_id)
+                if d.state == "delivered" and channel is not None:
+                    await self.remove_original(alert, d, channel)
         await self.finish(alert.id)
 
     async def finish(self, alert_id: str) -> None:

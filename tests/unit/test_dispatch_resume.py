@@ -1,0 +1,92 @@
+"""Resuming a correction after a crash between its delivery and the original's deletion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from broadcaster.channels.base import OutgoingMessage
+from broadcaster.config import DeliverySettings
+from broadcaster.dispatch import Dispatcher
+from broadcaster.events import Events
+from broadcaster.metrics import Metrics
+from broadcaster.models import Alert, Delivery, Receipt
+from broadcaster.store.sqlite import SqliteStore
+
+T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+class Provider:
+    channel_id = "toot"
+    can_thread = True
+    can_delete = True
+
+    def __init__(self) -> None:
+        self.deleted: list[str | None] = []
+        self.sent: list[OutgoingMessage] = []
+
+    async def send(self, message: OutgoingMessage) -> Receipt:
+        self.sent.append(message)
+        return Receipt(remote_id="again")
+
+    async def delete(self, receipt: Receipt) -> None:
+        self.deleted.append(receipt.remote_id)
+
+
+def delivery(alert_id: str, **fields: object) -> Delivery:
+    return Delivery(
+        alert_id=alert_id,
+        channel_id="toot",
+        channel_type="mastodon",
+        language="de",
+        variant="short",
+        title="t",
+        text="x",
+        **fields,
+    )
+
+
+async def test_a_resumed_correction_deletes_the_original_once(tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    original = Alert(
+        id="A",
+        incident="A",
+        scenario="major_fire",
+        stage="warning",
+        mode="live",
+        state="retracted",
+        issued_at=T,
+        created_at=T,
+    )
+    correction = Alert(
+        id="A:retraction",
+        incident="A",
+        scenario="major_fire",
+        stage="warning",
+        mode="live",
+        state="sending",
+        msg_type="Cancel",
+        issued_at=T,
+        created_at=T,
+        retracts="A",
+    )
+    posted = Receipt(remote_id="first")
+    await store.create_alert(
+        original, [delivery("A", state="delivered", receipt=posted, remote_id="first")]
+    )
+    await store.create_alert(
+        correction, [delivery("A:retraction", state="delivered", receipt=Receipt(remote_id="fix"))]
+    )
+    provider = Provider()
+    dispatcher = Dispatcher(
+        store, Events(), Metrics(), {"toot": provider}, {}, DeliverySettings(), owner="d"
+    )
+    assert await dispatcher.resume() == 1
+    await dispatcher.drain(10)
+    [after] = await store.get_deliveries("A")
+    finished = await store.get_alert("A:retraction")
+    await store.close()
+    assert provider.deleted == ["first"]  # the false alarm is removed ...
+    assert provider.sent == []  # ... and the correction is not posted twice
+    assert after.state == "retracted"
+    assert finished is not None and finished.state == "sent"
