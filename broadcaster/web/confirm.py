@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from broadcaster.confirm import ConfirmDesk, Link
 from broadcaster.deployment import Deployment
-from broadcaster.limits import measure
+from broadcaster.limits import Measurement, measure
 from broadcaster.models import REASON_MAX_LENGTH, Alert, Delivery, utcnow
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
@@ -47,6 +47,25 @@ PAGES = Environment(
 def _local(moment: datetime | None, zone: tzinfo | None) -> str:
     """In the fire brigade's time zone (the trigger's offset), not the server's."""
     return moment.astimezone(zone).strftime("%d.%m.%Y %H:%M:%S") if moment else ""
+
+
+# The units limits.py counts in, for the German page (English reads them as they are).
+UNITS_DE = {
+    "characters": "Zeichen",
+    "weighted characters": "gewichtete Zeichen",
+    "graphemes": "Zeichen (Grapheme)",
+    "UTF-8 bytes": "UTF-8-Bytes",
+    "UTF-16 units": "UTF-16-Einheiten",
+    "SMS segments": "SMS-Teile",
+}
+
+
+def length_text(m: Measurement, lang: str) -> str:
+    if lang != "de":
+        return str(m)
+    unit = UNITS_DE.get(m.unit, m.unit)
+    text = f"{m.count} {unit} (ohne Grenze)" if m.limit is None else f"{m.count}/{m.limit} {unit}"
+    return f"{text} ({m.detail})" if m.detail else text
 
 
 def view_of(alert: Alert, locked: bool) -> str:
@@ -117,7 +136,7 @@ class ConfirmPage:
                     "variant": d.variant,
                     "title": d.title,
                     "text": d.text,
-                    "length": str(m),
+                    "length": length_text(m, lang),
                     "fits": m.fits,
                 }
             )

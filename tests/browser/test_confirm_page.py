@@ -76,7 +76,7 @@ async def test_the_officer_sees_every_text_releases_and_watches_the_deliveries(
         for channel in ("mastodon_city", "website", "website_en"):
             card = page.get_by_test_id(f"message-{channel}")
             await expect(card).to_be_visible()
-            await expect(page.get_by_test_id(f"length-{channel}")).to_contain_text("characters")
+            await expect(page.get_by_test_id(f"length-{channel}")).to_contain_text("Zeichen")
         await expect(page.get_by_test_id("message-mastodon_city")).to_contain_text(
             "Großbrand in Flingern-Nord, Ackerstraße 12"
         )
