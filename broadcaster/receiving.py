@@ -79,12 +79,25 @@ class Receiver:
         return outcome
 
     async def recover_inbox(self) -> int:
-        """Handle what a crashed daemon had acknowledged but not finished."""
+        """Handle what a crashed daemon had acknowledged but not finished: the inbox, then
+        alerts stored but not yet handed to the confirmation gate."""
         pending = await self.store.inbox_pending()
         for entry in pending:
             log.info("inbox_recovered", entry_id=entry.id, source=entry.source)
             await self.handle(entry)
+        for alert in await self.store.alerts_in_state("received"):
+            log.info("alert_recovered", alert_id=alert.id)
+            await self.gate_or_release(alert)
         return len(pending)
+
+    async def gate_or_release(self, alert: Alert) -> None:
+        playbook = self.deployment.playbooks.get(alert.scenario)
+        if playbook is None:
+            log.error("playbook_missing", alert_id=alert.id, scenario=alert.scenario)
+        elif alert.retracts is not None or playbook.confirmation.mode == "none":
+            await self.dispatcher.release(alert.id)
+        else:
+            await self.gate.request(alert, playbook)
 
     async def accept(self, entry: InboxEntry) -> Outcome:
         settings = self.deployment.settings
@@ -178,10 +191,7 @@ class Receiver:
             source=entry.source,
         )
         await self.events.alert_changed(alert, deliveries)
-        if playbook.confirmation.mode == "none":
-            await self.dispatcher.release(alert.id)
-        else:
-            await self.gate.request(alert, playbook)
+        await self.gate_or_release(alert)
         current = await self.store.get_alert(alert.id) or alert
         return Outcome("accepted", current, await self.store.get_deliveries(alert.id))
 

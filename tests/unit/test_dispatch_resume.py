@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from broadcaster.channels.base import OutgoingMessage
+from broadcaster.channels.log import LogAdapter
 from broadcaster.config import DeliverySettings
+from broadcaster.deployment import load_deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, Delivery, Receipt
+from broadcaster.receiving import Receiver
 from broadcaster.store.sqlite import SqliteStore
+from tests.integration.harness import write_deployment
 
 T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -32,16 +37,10 @@ class Provider:
         self.deleted.append(receipt.remote_id)
 
 
-def delivery(alert_id: str, **fields: object) -> Delivery:
+def delivery(alert_id: str, **fields: Any) -> Delivery:
+    values: dict[str, Any] = {"channel_id": "toot", "channel_type": "mastodon", **fields}
     return Delivery(
-        alert_id=alert_id,
-        channel_id="toot",
-        channel_type="mastodon",
-        language="de",
-        variant="short",
-        title="t",
-        text="x",
-        **fields,
+        alert_id=alert_id, language="de", variant="short", title="t", text="x", **values
     )
 
 
@@ -90,3 +89,42 @@ async def test_a_resumed_correction_deletes_the_original_once(tmp_path):
     assert provider.sent == []  # ... and the correction is not posted twice
     assert after.state == "retracted"
     assert finished is not None and finished.state == "sent"
+
+
+async def test_an_alert_stored_but_never_released_is_released_after_a_restart(tmp_path):
+    """A crash right after the alert was written, before the gate: nothing is lost."""
+    config = write_deployment(
+        tmp_path, mqtt_url="mqtt://127.0.0.1:9", channels={"log_de": {"type": "log"}}
+    )
+    deployment = load_deployment(config)
+    store = SqliteStore(tmp_path / "r.db")
+    await store.open()
+    stranded = Alert(
+        id="B",
+        incident="B",
+        scenario="major_fire",
+        stage="warning",
+        mode="live",
+        state="received",
+        issued_at=T,
+        created_at=T,
+    )
+    await store.create_alert(stranded, [delivery("B", channel_id="log_de", channel_type="log")])
+    events, metrics = Events(), Metrics()
+    dispatcher = Dispatcher(
+        store,
+        events,
+        metrics,
+        {"log_de": LogAdapter("log_de")},
+        dict(deployment.channels),
+        deployment.settings.delivery,
+        owner="d",
+    )
+    receiver = Receiver(deployment, store, events, metrics, dispatcher, gate=None)  # type: ignore[arg-type]
+    await receiver.recover_inbox()
+    await dispatcher.drain(10)
+    alert = await store.get_alert("B")
+    [sent] = await store.get_deliveries("B")
+    await store.close()
+    assert alert is not None and alert.state == "sent"
+    assert sent.state == "delivered"
