@@ -60,7 +60,7 @@ import re
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +70,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, bluesky_graphemes
+from tests.fakes.base import FakeServer, serving
 
 IDENTIFIER = "feuerwehr-duesseldorf.bsky.social"
 APP_PASSWORD = "x7kq-2m4p-vz9d-hw3c"
@@ -192,7 +193,7 @@ def clock_tid(clock_id: int = 0) -> str:
     return "".join(_S32[(value >> (5 * i)) & 31] for i in reversed(range(13)))
 
 
-class FakePds:
+class FakePds(FakeServer):
     def __init__(
         self,
         *,
@@ -202,13 +203,12 @@ class FakePds:
         email: str = EMAIL,
         login_limit: int = LOGIN_LIMIT,
     ) -> None:
+        super().__init__()
         self.handle = identifier
         self.password = password
         self.did = did
         self.email = email
         self.login_limit = login_limit
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []
         self.records: dict[str, dict[str, Any]] = {}  # rkey -> {"uri", "cid", "value"}
         self.created: list[dict[str, Any]] = []  # every record stored, in order
         self.deleted: set[str] = set()  # rkeys removed
@@ -221,29 +221,13 @@ class FakePds:
         self._script: dict[str, deque[_Answer]] = defaultdict(deque)
         self._after_commit: dict[str, deque[_Answer]] = defaultdict(deque)
         self._clock = itertools.count()
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @classmethod
     @asynccontextmanager
     async def start(cls, **options: Any) -> AsyncIterator[FakePds]:
         fake = cls(**options)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     # -- scripting and inspection ------------------------------------------------------
 
@@ -275,37 +259,13 @@ class FakePds:
         self._access.clear()
         self._refresh.clear()
 
-    def delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
     def calls(self, nsid: str) -> list[RecordedRequest]:
         return [request for request in self.requests if request.nsid == nsid]
 
     def uri(self, rkey: str) -> str:
         return f"at://{self.did}/{POST}/{rkey}"
 
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

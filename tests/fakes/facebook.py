@@ -45,7 +45,7 @@ import json
 import re
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +53,8 @@ from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+from tests.fakes.base import FakeServer, serving
 
 PAGE_ID = "104928371234567"
 PAGE_TOKEN = "EAAGfakePageToken-ÄÖÜ-0123456789"
@@ -175,12 +177,11 @@ def usage(page_id: str, *, call_count: int = 1, minutes: int = 0) -> str:
     return json.dumps({page_id: [entry]}, separators=(",", ":"))
 
 
-class FakeGraph:
+class FakeGraph(FakeServer):
     def __init__(self, *, page_id: str, page_token: str) -> None:
+        super().__init__()
         self.page_id = page_id
         self.page_token = page_token
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []
         self.posts: list[dict[str, Any]] = []  # every Page post created, in order
         self.comments: list[dict[str, Any]] = []  # every comment created, in order
         self.deleted: set[str] = set()
@@ -188,10 +189,6 @@ class FakeGraph:
         self._ids = itertools.count(860000000000001)
         self._calls = 0
         self._script: deque[Answer] = deque()
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @classmethod
     @asynccontextmanager
@@ -199,20 +196,8 @@ class FakeGraph:
         cls, *, page_id: str = PAGE_ID, page_token: str = PAGE_TOKEN
     ) -> AsyncIterator[FakeGraph]:
         fake = cls(page_id=page_id, page_token=page_token)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -236,35 +221,11 @@ class FakeGraph:
         """Someone deleted the post (or comment) on facebook.com."""
         self._drop(object_id)
 
-    def delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     def live(self, object_id: str) -> dict[str, Any] | None:
         """The post or comment with this id, if it exists now."""
         return self._objects.get(object_id)
 
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -52,7 +52,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,6 +63,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import mastodon_length
+from tests.fakes.base import FakeServer, serving
 
 TOKEN = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0"
 USERNAME = "feuerwehr_dus"
@@ -156,7 +157,7 @@ def render_content(text: str) -> str:
     )
 
 
-class FakeMastodon:
+class FakeMastodon(FakeServer):
     def __init__(
         self,
         *,
@@ -165,12 +166,11 @@ class FakeMastodon:
         delete_limit: int = DELETE_LIMIT,
         api_limit: int = API_LIMIT,
     ) -> None:
+        super().__init__()
         self.token = token
         self.max_characters = max_characters
         self.delete_limit = delete_limit
         self.api_limit = api_limit
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []
         self.posts: list[dict[str, Any]] = []  # every status made, in order (with "text")
         self.statuses: dict[str, dict[str, Any]] = {}  # live statuses by id
         self.deleted: set[str] = set()
@@ -182,29 +182,13 @@ class FakeMastodon:
         self._script: deque[_Answer] = deque()
         self._after_commit: deque[_Answer] = deque()
         self._permanent: _Answer | None = None
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @classmethod
     @asynccontextmanager
     async def start(cls, **options: Any) -> AsyncIterator[FakeMastodon]:
         fake = cls(**options)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -236,35 +220,11 @@ class FakeMastodon:
     def disable_account(self) -> None:
         self.disabled = True
 
-    def delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
     def forget_keys(self) -> None:
         """Let every Idempotency-Key expire (as after Mastodon's hour)."""
         self._keys.clear()
 
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()

@@ -41,7 +41,7 @@ import json
 import re
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +53,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import sms_encoding
+from tests.fakes.base import FakeServer, serving
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-auth-token-Äß"
@@ -182,20 +183,15 @@ def _scripted(item: ScriptedAnswer) -> _Answer:
     return _json(status, body, headers)
 
 
-class FakeTwilio:
+class FakeTwilio(FakeServer):
     def __init__(self, *, account_sid: str, auth_token: str, senders: set[str] | None) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.senders = senders  # None: any From is accepted
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []
         self.messages: list[dict[str, Any]] = []  # created Message resources
         self._failures: dict[str, _NumberFailure] = {}
         self._script: deque[_Answer] = deque()
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @classmethod
     @asynccontextmanager
@@ -207,20 +203,8 @@ class FakeTwilio:
         senders: set[str] | None = None,
     ) -> AsyncIterator[FakeTwilio]:
         fake = cls(account_sid=account_sid, auth_token=auth_token, senders=senders)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     @property
     def messages_path(self) -> str:
@@ -253,16 +237,6 @@ class FakeTwilio:
             code, status or known_status, message, times, headers or {}
         )
 
-    def delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
     def sent_to(self, number: str) -> int:
         """How many messages were created for this number."""
         return sum(1 for m in self.messages if m["to"] == number)
@@ -270,21 +244,7 @@ class FakeTwilio:
     def message(self, sid: str) -> dict[str, Any]:
         return next(m for m in self.messages if m["sid"] == sid)
 
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -46,7 +46,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +56,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import telegram_length
+from tests.fakes.base import FakeServer, serving
 
 TOKEN = "123456789:AAFake-Token_for-Tests"
 MAX_LENGTH = 4096  # characters after entity parsing (counted here in UTF-16 units)
@@ -245,13 +246,12 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
     return "".join(plain), entities
 
 
-class FakeTelegram:
+class FakeTelegram(FakeServer):
     def __init__(self, *, token: str, chats: list[Chat]) -> None:
+        super().__init__()
         self.token = token
         self.chats = {chat.id: chat for chat in chats}
         self.channel = chats[0]
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []
         self.sent: list[dict[str, Any]] = []  # every Message posted, in order
         self.deleted: set[tuple[int, int]] = set()  # (chat id, message id)
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
@@ -259,10 +259,6 @@ class FakeTelegram:
         self._old: set[tuple[int, int]] = set()
         self._kicked: set[int] = set()
         self._script: deque[Answer] = deque()
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @classmethod
     @asynccontextmanager
@@ -270,20 +266,8 @@ class FakeTelegram:
         cls, *, token: str = TOKEN, chats: list[Chat] | None = None
     ) -> AsyncIterator[FakeTelegram]:
         fake = cls(token=token, chats=chats or [CHANNEL, PRIVATE_CHANNEL])
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -319,35 +303,11 @@ class FakeTelegram:
         self._messages.pop(key, None)
         self.deleted.add(key)
 
-    def delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     def message(self, message_id: int, chat: Chat | None = None) -> dict[str, Any] | None:
         """A message that exists in the chat now."""
         return self._messages.get(((chat or self.channel).id, message_id))
 
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -37,7 +37,7 @@ import hmac
 import json
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +46,8 @@ from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+from tests.fakes.base import FakeServer, serving
 
 PATH = "/hooks/broadcaster"
 MESSAGE_KINDS = frozenset({"alert", "confirmation_request", "retraction"})
@@ -109,12 +111,11 @@ def _scripted(item: ScriptedAnswer) -> _Answer:
     return _json_answer(status, body, headers)
 
 
-class FakeWebhook:
+class FakeWebhook(FakeServer):
     def __init__(self, *, secret: str | None = None, path: str = PATH) -> None:
+        super().__init__()
         self.secret = secret
         self.path = path
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []  # everything received
         self.posts: list[RecordedRequest] = []  # accepted, distinct (replays not counted)
         self.deleted: set[str] = set()  # remote ids removed by a deletion
         self._published: dict[str, RecordedRequest] = {}  # remote id -> its post
@@ -122,10 +123,6 @@ class FakeWebhook:
         self._in_flight: set[str] = set()
         self._script: deque[_Answer] = deque()
         self._permanent: _Answer | None = None
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @property
     def url(self) -> str:
@@ -137,20 +134,8 @@ class FakeWebhook:
         cls, *, secret: str | None = None, path: str = PATH
     ) -> AsyncIterator[FakeWebhook]:
         fake = cls(secret=secret, path=path)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -165,38 +150,11 @@ class FakeWebhook:
     def recover(self) -> None:
         self._permanent = None
 
-    def delay(self, seconds: float) -> None:
-        """Wait this long before answering each request (a slow provider)."""
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        """Return once `count` requests have arrived (answered or not)."""
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        """Return once `count` requests have been answered."""
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     def post(self, remote_id: str) -> RecordedRequest:
         """The accepted post that got this remote id."""
         return self._published[remote_id]
 
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

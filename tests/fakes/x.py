@@ -49,7 +49,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +60,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import x_weighted_length
+from tests.fakes.base import FakeServer, serving
 
 API_KEY = "xvz1evFS4wEEPTGEFPHBog"
 API_SECRET = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw-Äß"
@@ -189,7 +190,7 @@ def parse_oauth_header(value: str) -> dict[str, str]:
     return {name: unquote(raw) for name, raw in _OAUTH_PARAM.findall(value[6:])}
 
 
-class FakeX:
+class FakeX(FakeServer):
     def __init__(
         self,
         *,
@@ -199,6 +200,7 @@ class FakeX:
         access_secret: str,
         clock_skew: float,
     ) -> None:
+        super().__init__()
         self.credentials = {
             "api_key": api_key,
             "api_secret": api_secret,
@@ -206,8 +208,6 @@ class FakeX:
             "access_secret": access_secret,
         }
         self.clock_skew = clock_skew
-        self.base_url = ""  # set once listening
-        self.requests: list[RecordedRequest] = []
         self.posts: list[dict[str, Any]] = []  # every post created: id, text, reply_to
         self.deleted: set[str] = set()
         self._live: dict[str, dict[str, Any]] = {}
@@ -216,10 +216,6 @@ class FakeX:
         self._remaining = 100
         self._reset = int(time.time()) + WINDOW
         self._script: deque[Answer] = deque()
-        self._delay = 0.0
-        self._gate = asyncio.Event()
-        self._gate.set()
-        self._changed = asyncio.Condition()
 
     @classmethod
     @asynccontextmanager
@@ -239,20 +235,8 @@ class FakeX:
             access_secret=access_secret,
             clock_skew=clock_skew,
         )
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            fake.base_url = f"http://{host}:{port}"
+        async with serving(fake):
             yield fake
-        finally:
-            fake.release()
-            fake._delay = 0.0
-            await runner.cleanup()
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -307,34 +291,10 @@ class FakeX:
         if self._live.pop(post_id, None) is not None:
             self.deleted.add(post_id)
 
-    def delay(self, seconds: float) -> None:
-        self._delay = seconds
-
-    def hold(self) -> None:
-        """Keep every request open, unanswered, until `release()`."""
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def wait_for_requests(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: len(self.requests) >= count, timeout)
-
-    async def wait_for_answers(self, count: int, timeout: float = 20.0) -> None:
-        await self._wait(lambda: sum(r.status is not None for r in self.requests) >= count, timeout)
-
     def live(self, post_id: str) -> dict[str, Any] | None:
         return self._live.get(post_id)
 
     # -- serving -----------------------------------------------------------------------
-
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
