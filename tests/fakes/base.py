@@ -4,8 +4,11 @@ and the levers tests pull (delay, hold/release) and wait on (requests, answers).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -72,3 +75,51 @@ async def serving(fake: F) -> AsyncIterator[F]:
         fake.release()
         fake._delay = 0.0
         await runner.cleanup()
+
+
+# A test scripts an answer as a status, (status, headers) or (status, headers, body):
+# the status alone becomes the provider's own error body for it.
+ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def response(self, extra: Mapping[str, str] | None = None) -> web.Response:
+        """The answer, with `extra` headers the server adds (the answer's own win)."""
+        return web.Response(
+            status=self.status, body=self.body, headers={**(extra or {}), **self.headers}
+        )
+
+
+def json_answer(status: int, data: Any, headers: Mapping[str, str] | None = None) -> Answer:
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return Answer(
+        status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+    )
+
+
+def phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def scripted(
+    item: ScriptedAnswer, error: Callable[[int, Mapping[str, str] | None], Answer]
+) -> Answer:
+    """A scripted answer; `error(status, headers)` makes the provider's error body."""
+    if isinstance(item, int):
+        return error(item, None)
+    status, headers = item[0], item[1]
+    if len(item) == 2:
+        return error(status, headers)
+    body = item[2]
+    if isinstance(body, bytes | str):
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        return Answer(status, raw, dict(headers))
+    return json_answer(status, body, headers)

@@ -62,7 +62,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +70,14 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, bluesky_graphemes
-from tests.fakes.base import FakeServer, serving
+from tests.fakes.base import (
+    Answer,
+    FakeServer,
+    ScriptedAnswer,
+    json_answer,
+    scripted,
+    serving,
+)
 
 IDENTIFIER = "feuerwehr-duesseldorf.bsky.social"
 APP_PASSWORD = "x7kq-2m4p-vz9d-hw3c"
@@ -106,10 +113,6 @@ ERROR_NAMES = {
     504: ("UpstreamTimeout", "Upstream Timeout"),
 }
 
-# One scripted answer: a status, a status and headers, or a status, headers and a body
-# (bytes or str verbatim, anything else as JSON; default the XRPC error of that status).
-ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
-
 
 @dataclass
 class RecordedRequest:
@@ -124,45 +127,14 @@ class RecordedRequest:
     answer: bytes | None = None  # the body it was answered with
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def response(self, extra: Mapping[str, str] | None = None) -> web.Response:
-        return web.Response(
-            status=self.status, body=self.body, headers={**(extra or {}), **self.headers}
-        )
-
-
-def _json_answer(status: int, data: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return _Answer(
-        status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    )
-
-
 def xrpc_error(
     status: int,
     error: str | None = None,
     message: str | None = None,
     headers: Mapping[str, str] | None = None,
-) -> _Answer:
+) -> Answer:
     name, text = ERROR_NAMES.get(status, ("InternalServerError", "Internal Server Error"))
-    return _json_answer(status, {"error": error or name, "message": message or text}, headers)
-
-
-def _scripted(item: ScriptedAnswer) -> _Answer:
-    if isinstance(item, int):
-        return xrpc_error(item)
-    status, headers = item[0], item[1]
-    if len(item) == 2:
-        return xrpc_error(status, headers=headers)
-    body = item[2]
-    if isinstance(body, bytes | str):
-        return _Answer(status, body.encode() if isinstance(body, str) else body, dict(headers))
-    return _json_answer(status, body, headers)
+    return json_answer(status, {"error": error or name, "message": message or text}, headers)
 
 
 def _b64(data: bytes) -> str:
@@ -193,6 +165,10 @@ def clock_tid(clock_id: int = 0) -> str:
     return "".join(_S32[(value >> (5 * i)) & 31] for i in reversed(range(13)))
 
 
+def _scripted(item: ScriptedAnswer) -> Answer:
+    return scripted(item, lambda status, headers: xrpc_error(status, headers=headers))
+
+
 class FakePds(FakeServer):
     def __init__(
         self,
@@ -218,8 +194,8 @@ class FakePds(FakeServer):
         self._refresh: dict[str, str] = {}  # refresh token -> "valid" | "expired" | "spent"
         self._login_attempts: dict[tuple[str, int], int] = defaultdict(int)
         self._write_points: dict[int, int] = defaultdict(int)
-        self._script: dict[str, deque[_Answer]] = defaultdict(deque)
-        self._after_commit: dict[str, deque[_Answer]] = defaultdict(deque)
+        self._script: dict[str, deque[Answer]] = defaultdict(deque)
+        self._after_commit: dict[str, deque[Answer]] = defaultdict(deque)
         self._clock = itertools.count()
 
     @classmethod
@@ -313,7 +289,7 @@ class FakePds(FakeServer):
             answer = self._after_commit[nsid].popleft()
         return answer.response(headers)
 
-    def _method(self, nsid: str, record: RecordedRequest) -> tuple[_Answer, dict[str, str]]:
+    def _method(self, nsid: str, record: RecordedRequest) -> tuple[Answer, dict[str, str]]:
         if nsid == CREATE_SESSION:
             return self._create_session(record), {}
         if nsid == REFRESH_SESSION:
@@ -338,7 +314,7 @@ class FakePds(FakeServer):
 
     # -- sessions ----------------------------------------------------------------------
 
-    def _create_session(self, record: RecordedRequest) -> _Answer:
+    def _create_session(self, record: RecordedRequest) -> Answer:
         data = record.json if isinstance(record.json, dict) else {}
         identifier, password = data.get("identifier"), data.get("password")
         if not isinstance(identifier, str):
@@ -359,7 +335,7 @@ class FakePds(FakeServer):
         if not known or password != self.password:
             return xrpc_error(401, message="Invalid identifier or password")
         self.logins += 1
-        return _json_answer(
+        return json_answer(
             200,
             {
                 "did": self.did,
@@ -372,7 +348,7 @@ class FakePds(FakeServer):
             },
         )
 
-    def _refresh_session(self, record: RecordedRequest) -> _Answer:
+    def _refresh_session(self, record: RecordedRequest) -> Answer:
         token = _bearer(record.headers)
         if token is None:
             return xrpc_error(401, "AuthMissing")
@@ -385,7 +361,7 @@ class FakePds(FakeServer):
             return xrpc_error(400, "ExpiredToken", "Token has been revoked")
         self._refresh[token] = "spent"
         self.refreshes += 1
-        return _json_answer(
+        return json_answer(
             200,
             {"did": self.did, "handle": self.handle, **self._new_tokens(), "active": True},
         )
@@ -397,7 +373,7 @@ class FakePds(FakeServer):
         self._refresh[refresh] = "valid"
         return {"accessJwt": access, "refreshJwt": refresh}
 
-    def _check_access(self, record: RecordedRequest) -> _Answer | None:
+    def _check_access(self, record: RecordedRequest) -> Answer | None:
         token = _bearer(record.headers)
         if token is None:
             return xrpc_error(401, "AuthMissing")
@@ -419,7 +395,7 @@ class FakePds(FakeServer):
             "RateLimit-Policy": f"{limit};w={window}",
         }
 
-    def _spend(self, points: int) -> tuple[_Answer | None, dict[str, str]]:
+    def _spend(self, points: int) -> tuple[Answer | None, dict[str, str]]:
         now = int(time.time())
         window = now // WRITE_WINDOW
         reset = (window + 1) * WRITE_WINDOW
@@ -433,7 +409,7 @@ class FakePds(FakeServer):
 
     # -- records -----------------------------------------------------------------------
 
-    def _create_record(self, data: dict[str, Any]) -> _Answer:
+    def _create_record(self, data: dict[str, Any]) -> Answer:
         if data.get("collection") != POST:
             return xrpc_error(400, message=f"Unknown lexicon type: {data.get('collection')}")
         value = data.get("record")
@@ -463,18 +439,18 @@ class FakePds(FakeServer):
         self.created.append(stored)
         commit = {"cid": fake_cid({"commit": rkey, "at": time.time_ns()}), "rev": clock_tid()}
         body = {"uri": stored["uri"], "cid": stored["cid"], "commit": commit}
-        return _json_answer(200, {**body, "validationStatus": "valid"})
+        return json_answer(200, {**body, "validationStatus": "valid"})
 
-    def _delete_record(self, data: dict[str, Any]) -> _Answer:
+    def _delete_record(self, data: dict[str, Any]) -> Answer:
         rkey = data.get("rkey")
         if data.get("collection") != POST or not isinstance(rkey, str):
             return xrpc_error(400, message='Input must have the properties "collection", "rkey"')
         if self.records.pop(rkey, None) is None:
-            return _json_answer(200, {})  # no-op if the record already doesn't exist
+            return json_answer(200, {})  # no-op if the record already doesn't exist
         self.deleted.add(rkey)
-        return _json_answer(200, {"commit": {"cid": fake_cid({"del": rkey}), "rev": clock_tid()}})
+        return json_answer(200, {"commit": {"cid": fake_cid({"del": rkey}), "rev": clock_tid()}})
 
-    def _get_record(self, query: dict[str, str]) -> _Answer:
+    def _get_record(self, query: dict[str, str]) -> Answer:
         for name in ("repo", "collection", "rkey"):
             if name not in query:
                 return xrpc_error(400, message=f'Error: Params must have the property "{name}"')
@@ -482,7 +458,7 @@ class FakePds(FakeServer):
         found = self.records.get(query["rkey"]) if query["collection"] == POST else None
         if query["repo"] not in (self.did, self.handle) or found is None:
             return xrpc_error(400, "RecordNotFound", f"Could not locate record: {uri}")
-        return _json_answer(200, found)
+        return json_answer(200, found)
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:

@@ -54,16 +54,23 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import mastodon_length
-from tests.fakes.base import FakeServer, serving
+from tests.fakes.base import (
+    Answer,
+    FakeServer,
+    ScriptedAnswer,
+    json_answer,
+    phrase,
+    scripted,
+    serving,
+)
 
 TOKEN = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0"
 USERNAME = "feuerwehr_dus"
@@ -81,10 +88,6 @@ REPLY_NOT_FOUND = "The post you are trying to reply to does not appear to exist.
 TEMPORARY = "There was a temporary problem serving your request, please try again"
 TOO_MANY = "Too many requests"
 
-# One scripted answer: a status, a status and headers, or a status, headers and a body
-# (bytes or str verbatim, anything else as JSON; default `{"error": <reason phrase>}`).
-ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
-
 
 @dataclass
 class RecordedRequest:
@@ -98,46 +101,8 @@ class RecordedRequest:
     replayed: bool = False  # answered from the Idempotency-Key store
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def response(self, **extra_headers: str) -> web.Response:
-        return web.Response(
-            status=self.status, body=self.body, headers={**extra_headers, **self.headers}
-        )
-
-
-def _json_answer(status: int, data: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return _Answer(
-        status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    )
-
-
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _json_answer(status, {"error": message}, headers)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def _scripted(item: ScriptedAnswer) -> _Answer:
-    if isinstance(item, int):
-        return _error(item, _phrase(item))
-    status, headers = item[0], item[1]
-    if len(item) == 2:
-        return _error(status, _phrase(status), headers)
-    body = item[2]
-    if isinstance(body, bytes | str):
-        return _Answer(status, body.encode() if isinstance(body, str) else body, dict(headers))
-    return _json_answer(status, body, headers)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
+    return json_answer(status, {"error": message}, headers)
 
 
 def iso_reset(moment: datetime) -> str:
@@ -155,6 +120,10 @@ def render_content(text: str) -> str:
     return "".join(
         "<p>" + html.escape(p, quote=True).replace("\n", "<br />") + "</p>" for p in paragraphs
     )
+
+
+def _scripted(item: ScriptedAnswer) -> Answer:
+    return scripted(item, lambda status, headers: _error(status, phrase(status), headers))
 
 
 class FakeMastodon(FakeServer):
@@ -179,9 +148,9 @@ class FakeMastodon(FakeServer):
         self._locked: set[str] = set()
         self._windows: dict[tuple[str, int], int] = {}  # (throttle, window) -> count
         self._ids = itertools.count(1)
-        self._script: deque[_Answer] = deque()
-        self._after_commit: deque[_Answer] = deque()
-        self._permanent: _Answer | None = None
+        self._script: deque[Answer] = deque()
+        self._after_commit: deque[Answer] = deque()
+        self._permanent: Answer | None = None
 
     @classmethod
     @asynccontextmanager
@@ -285,12 +254,12 @@ class FakeMastodon(FakeServer):
             else:
                 assert status_match is not None
                 answer = self._show(status_match["id"])
-            return answer.response(**limit_headers)
+            return answer.response(limit_headers)
         finally:
             if key:
                 self._locked.discard(key)
 
-    def _throttle(self, request: web.Request) -> tuple[_Answer | None, dict[str, str]]:
+    def _throttle(self, request: web.Request) -> tuple[Answer | None, dict[str, str]]:
         """rack-attack's fixed windows; the headers of the tightest throttle."""
         now = time.time()
         throttles = [("api", self.api_limit, API_PERIOD)]
@@ -315,7 +284,7 @@ class FakeMastodon(FakeServer):
                 return _error(429, TOO_MANY, headers), headers
         return None, headers
 
-    def _post(self, record: RecordedRequest, key: str | None) -> _Answer:
+    def _post(self, record: RecordedRequest, key: str | None) -> Answer:
         if key:
             stored = self._keys.get(key)
             if stored is not None and time.monotonic() - stored[1] < IDEMPOTENCY_TTL:
@@ -323,7 +292,7 @@ class FakeMastodon(FakeServer):
                 original = self.statuses.get(stored[0])
                 if original is None:  # deleted since: `@account.statuses.find` fails
                     return _error(404, NOT_FOUND)
-                return _json_answer(200, self._entity(original))
+                return json_answer(200, self._entity(original))
         params = record.params
         text = params.get("status")
         text = text if isinstance(text, str) else ""
@@ -382,18 +351,18 @@ class FakeMastodon(FakeServer):
         self.posts.append(status)
         if key:
             self._keys[key] = (status_id, time.monotonic())
-        return _json_answer(200, self._entity(status))
+        return json_answer(200, self._entity(status))
 
-    def _delete(self, status_id: str) -> _Answer:
+    def _delete(self, status_id: str) -> Answer:
         status = self.statuses.pop(status_id, None)
         if status is None:
             return _error(404, NOT_FOUND)
         self.deleted.add(status_id)
-        return _json_answer(200, status)
+        return json_answer(200, status)
 
-    def _show(self, status_id: str) -> _Answer:
+    def _show(self, status_id: str) -> Answer:
         status = self.statuses.get(status_id)
-        return _json_answer(200, self._entity(status)) if status else _error(404, NOT_FOUND)
+        return json_answer(200, self._entity(status)) if status else _error(404, NOT_FOUND)
 
     @staticmethod
     def _entity(status: dict[str, Any]) -> dict[str, Any]:

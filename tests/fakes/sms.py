@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -53,7 +52,14 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from broadcaster.limits import sms_encoding
-from tests.fakes.base import FakeServer, serving
+from tests.fakes.base import (
+    Answer,
+    FakeServer,
+    ScriptedAnswer,
+    json_answer,
+    scripted,
+    serving,
+)
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-auth-token-Äß"
@@ -94,10 +100,6 @@ ERRORS: dict[int, tuple[int, str]] = {
     21617: (400, "The concatenated message body exceeds the 1600 character limit."),
 }
 
-# One scripted answer: a status, a status and headers, or a status, headers and a body
-# (bytes or str verbatim, anything else as JSON; default: Twilio's error for the status).
-ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
-
 
 @dataclass
 class RecordedRequest:
@@ -108,16 +110,6 @@ class RecordedRequest:
     form: dict[str, str]  # the first value of each form field
     at: datetime
     status: int | None = None
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def response(self) -> web.Response:
-        return web.Response(status=self.status, body=self.body, headers=dict(self.headers))
 
 
 @dataclass
@@ -137,13 +129,6 @@ class _NumberFailure:
         return True
 
 
-def _json(status: int, data: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return _Answer(
-        status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    )
-
-
 def twilio_error(
     code: int,
     *,
@@ -151,7 +136,7 @@ def twilio_error(
     message: str | None = None,
     headers: Mapping[str, str] | None = None,
     **values: str,
-) -> _Answer:
+) -> Answer:
     """Twilio's error body for a code."""
     known_status, template = ERRORS.get(code, (400, "Error {code}"))
     text = message or template.format(code=code, **{"to": "", "from_": "", "path": "", **values})
@@ -164,23 +149,19 @@ def twilio_error(
     if code == 20003:
         data["detail"] = "Your AccountSid or AuthToken was incorrect."
         headers = {"WWW-Authenticate": 'Basic realm="Twilio API"', **(headers or {})}
-    return _json(status or known_status, data, headers)
+    return json_answer(status or known_status, data, headers)
 
 
 _BY_STATUS = {401: 20003, 404: 20404, 405: 20004, 429: 20429, 500: 20500, 503: 20503}
 
 
-def _scripted(item: ScriptedAnswer) -> _Answer:
-    if isinstance(item, int):
-        return twilio_error(_BY_STATUS.get(item, 20500), status=item)
-    status, headers = item[0], item[1]
-    if len(item) == 2:
-        return twilio_error(_BY_STATUS.get(status, 20500), status=status, headers=headers)
-    body = item[2]
-    if isinstance(body, bytes | str):
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        return _Answer(status, raw, dict(headers))
-    return _json(status, body, headers)
+def _scripted(item: ScriptedAnswer) -> Answer:
+    return scripted(
+        item,
+        lambda status, headers: twilio_error(
+            _BY_STATUS.get(status, 20500), status=status, headers=headers
+        ),
+    )
 
 
 class FakeTwilio(FakeServer):
@@ -191,7 +172,7 @@ class FakeTwilio(FakeServer):
         self.senders = senders  # None: any From is accepted
         self.messages: list[dict[str, Any]] = []  # created Message resources
         self._failures: dict[str, _NumberFailure] = {}
-        self._script: deque[_Answer] = deque()
+        self._script: deque[Answer] = deque()
 
     @classmethod
     @asynccontextmanager
@@ -264,7 +245,7 @@ class FakeTwilio(FakeServer):
         finally:
             await self._notify()
 
-    async def _answer(self, request: web.Request, record: RecordedRequest) -> _Answer:
+    async def _answer(self, request: web.Request, record: RecordedRequest) -> Answer:
         match = _PATH.match(request.path)
         if match is None:
             return twilio_error(20404, path=request.path)
@@ -292,7 +273,7 @@ class FakeTwilio(FakeServer):
         user, _, password = decoded.partition(":")
         return user == self.account_sid and password == self.auth_token
 
-    def _create(self, form: dict[str, str]) -> _Answer:
+    def _create(self, form: dict[str, str]) -> Answer:
         to, from_, body = form.get("To"), form.get("From"), form.get("Body")
         if not to:
             return twilio_error(21604)
@@ -342,4 +323,4 @@ class FakeTwilio(FakeServer):
             "uri": f"{uri}.json",
         }
         self.messages.append(resource)
-        return _json(201, resource)
+        return json_answer(201, resource)

@@ -39,23 +39,26 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from tests.fakes.base import FakeServer, serving
+from tests.fakes.base import (
+    Answer,
+    FakeServer,
+    ScriptedAnswer,
+    json_answer,
+    phrase,
+    scripted,
+    serving,
+)
 
 PATH = "/hooks/broadcaster"
 MESSAGE_KINDS = frozenset({"alert", "confirmation_request", "retraction"})
 MESSAGE_FIELDS = ("alert_id", "incident", "scenario", "stage", "mode", "title", "text", "language")
-
-# One scripted answer: a status, a status and headers, or a status, headers and a body
-# (bytes or str verbatim, anything else as JSON; default `{"error": <reason phrase>}`).
-ScriptedAnswer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], Any]
 
 
 @dataclass
@@ -70,45 +73,12 @@ class RecordedRequest:
     replayed: bool = False  # answered from the Idempotency-Key store
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def response(self, **extra_headers: str) -> web.Response:
-        return web.Response(
-            status=self.status, body=self.body, headers={**self.headers, **extra_headers}
-        )
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
+    return json_answer(status, {"error": message}, headers)
 
 
-def _json_answer(status: int, data: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return _Answer(status, body, {"Content-Type": "application/json", **(headers or {})})
-
-
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _json_answer(status, {"error": message}, headers)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def _scripted(item: ScriptedAnswer) -> _Answer:
-    if isinstance(item, int):
-        return _error(item, _phrase(item))
-    status, headers = item[0], item[1]
-    if len(item) == 2:
-        return _error(status, _phrase(status), headers)
-    body = item[2]
-    if isinstance(body, bytes | str):
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        return _Answer(status, raw, dict(headers))
-    return _json_answer(status, body, headers)
+def _scripted(item: ScriptedAnswer) -> Answer:
+    return scripted(item, lambda status, headers: _error(status, phrase(status), headers))
 
 
 class FakeWebhook(FakeServer):
@@ -119,10 +89,10 @@ class FakeWebhook(FakeServer):
         self.posts: list[RecordedRequest] = []  # accepted, distinct (replays not counted)
         self.deleted: set[str] = set()  # remote ids removed by a deletion
         self._published: dict[str, RecordedRequest] = {}  # remote id -> its post
-        self._answers: dict[str, tuple[bytes, _Answer]] = {}  # key -> (body, first answer)
+        self._answers: dict[str, tuple[bytes, Answer]] = {}  # key -> (body, first answer)
         self._in_flight: set[str] = set()
-        self._script: deque[_Answer] = deque()
-        self._permanent: _Answer | None = None
+        self._script: deque[Answer] = deque()
+        self._permanent: Answer | None = None
 
     @property
     def url(self) -> str:
@@ -145,7 +115,7 @@ class FakeWebhook(FakeServer):
 
     def fail_permanently(self, status: int = 400, message: str | None = None) -> None:
         """Answer every request with this error until `recover()`."""
-        self._permanent = _error(status, message or _phrase(status))
+        self._permanent = _error(status, message or phrase(status))
 
     def recover(self) -> None:
         self._permanent = None
@@ -178,7 +148,7 @@ class FakeWebhook(FakeServer):
         if request.path != self.path:
             return _error(404, f"no webhook at {request.path}").response()
         if request.method != "POST":
-            return _error(405, "POST only").response(Allow="POST")
+            return _error(405, "POST only").response({"Allow": "POST"})
         key = request.headers.get("Idempotency-Key")
         if key is not None and key in self._in_flight:
             return _error(409, "a request with this Idempotency-Key is in progress").response()
@@ -201,7 +171,7 @@ class FakeWebhook(FakeServer):
                 if record.body != first_body:
                     return _error(422, "Idempotency-Key reused with a different body").response()
                 record.replayed = True
-                return answer.response(**{"Idempotent-Replayed": "true"})
+                return answer.response({"Idempotent-Replayed": "true"})
             answer = self._accept(record)
             if key is not None and 200 <= answer.status < 300:
                 self._answers[key] = (record.body, answer)
@@ -217,7 +187,7 @@ class FakeWebhook(FakeServer):
         given = request.headers.get("X-Broadcaster-Signature", "")
         return hmac.compare_digest(given.encode(), expected.encode())
 
-    def _accept(self, record: RecordedRequest) -> _Answer:
+    def _accept(self, record: RecordedRequest) -> Answer:
         data = record.json
         if not isinstance(data, dict):
             return _error(400, "body must be a JSON object")
@@ -238,12 +208,12 @@ class FakeWebhook(FakeServer):
         remote_id = str(uuid.uuid4())
         self.posts.append(record)
         self._published[remote_id] = record
-        return _json_answer(200, {"id": remote_id, "url": f"https://hooks.example/{remote_id}"})
+        return json_answer(200, {"id": remote_id, "url": f"https://hooks.example/{remote_id}"})
 
-    def _delete(self, record: RecordedRequest, data: dict[str, Any]) -> _Answer:
+    def _delete(self, record: RecordedRequest, data: dict[str, Any]) -> Answer:
         remote_id = data.get("remote_id")
         if not isinstance(remote_id, str) or remote_id not in self._published:
             return _error(404, f"no post with id {remote_id!r}")
         self.posts.append(record)
         self.deleted.add(remote_id)
-        return _json_answer(200, {"id": remote_id, "deleted": True})
+        return json_answer(200, {"id": remote_id, "deleted": True})
