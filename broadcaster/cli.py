@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from broadcaster.config import Settings, config_path, read_settings
-from broadcaster.daemon import Daemon
+from broadcaster.daemon import Daemon, StartupRefused
 from broadcaster.deployment import Deployment, load_deployment
 from broadcaster.drill import render_text, run_drill, write_report
 from broadcaster.intake import sign
@@ -210,9 +210,13 @@ def run(
     configure_logging(json=json_logs)
     deployment = _deployment(config)
     try:
-        asyncio.run(Daemon(deployment, dry_run=dry_run).run())
+        code = asyncio.run(Daemon(deployment, dry_run=dry_run).run())
+    except StartupRefused as exc:
+        raise _fail(f"cannot start the broadcaster: {exc}", exc.code) from None
     except Exception as exc:  # start-up failed: say why in one line, not a traceback
         raise _fail(f"cannot start the broadcaster: {exc}", 1) from None
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,6 +30,10 @@ class MqttSettings(_Section):
     client_id: str = Field(default_factory=lambda: f"broadcaster-{socket.gethostname()}")
     # Where the embedded broker listens when `url` is absent (not in the contract; for trials).
     embedded_listen: str = "127.0.0.1:1883"
+    # MQTT 5 for a real broker (the embedded amqtt speaks 3.1.1 only). The broker keeps the
+    # session, and the triggers queued for it, this long while the daemon is away.
+    protocol: Literal["5", "3.1.1"] | None = None  # None: 5, or 3.1.1 for the embedded broker
+    session_expiry: Duration = timedelta(days=7)
 
     @field_validator("url")
     @classmethod
@@ -47,6 +52,9 @@ class MqttSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///var/broadcaster.db"
+    # Calls wait out an outage this long (a Redis restart); then the daemon exits non-zero
+    # so that its supervisor restarts it cleanly.
+    outage_limit: Duration = timedelta(seconds=60)
 
     @field_validator("url")
     @classmethod
@@ -103,7 +111,14 @@ class DeliverySettings(_Section):
     max_retry: Duration = timedelta(minutes=1)
     deadline: Duration = timedelta(minutes=10)  # per delivery, from its first attempt
     lease: Duration = timedelta(seconds=60)  # a crashed daemon's claim expires after this
+    # Every daemon looks this often for work whose claim expired (a dead daemon's): a
+    # dead daemon's work is taken over within lease + scan_interval.
+    scan_interval: Duration = timedelta(seconds=5)
     shutdown_grace: Duration = timedelta(seconds=10)  # in-flight requests may finish
+    # A channel that failed this many times in a row is paused (its circuit opens): the
+    # waiting deliveries let one probe request through after `breaker_cooldown`.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown: Duration = timedelta(seconds=30)
 
 
 class ConfirmSettings(_Section):
@@ -122,6 +137,18 @@ class CapSettings(_Section):
     expires_after: Duration = timedelta(hours=6)
 
 
+class AuditSettings(_Section):
+    """How much of refused input is kept (not in the contract: sensible defaults)."""
+
+    # Refused input (junk on the trigger topic too) is kept this long; an alert's own
+    # trail is kept for good.
+    retention: Duration = timedelta(days=90)
+    # Past this many refusals a minute, only every `sample_every`-th is written to the
+    # audit trail; all are counted (metric broadcaster_refusals_not_recorded).
+    refusals_per_minute: int = Field(default=60, ge=1)
+    sample_every: int = Field(default=100, ge=1)
+
+
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
 
@@ -138,6 +165,7 @@ class Settings(_Section):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     confirm: ConfirmSettings = Field(default_factory=ConfirmSettings)
     cap: CapSettings = Field(default_factory=CapSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
 
 def config_path(explicit: Path | None = None) -> Path:

@@ -31,7 +31,7 @@ from broadcaster.config import Settings
 from broadcaster.events import Events
 from broadcaster.models import Alert, AuditEntry, ConfirmToken, utcnow
 from broadcaster.playbooks import Playbook
-from broadcaster.store.base import Store
+from broadcaster.store.base import AlertChange, Store
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +78,27 @@ Outcome = Literal[
 ]
 
 
+def asked_up_to(alert: Alert) -> int:
+    """The index of the last duty officer who was given a link; -1 for none yet."""
+    return max((t.officer_index for t in alert.confirm_tokens), default=-1)
+
+
+def _pin_attempt(token: str, step: int, limit: int) -> AlertChange:
+    """Take (+1) or give back (-1) one PIN attempt of a link; None when it is locked."""
+
+    def change(alert: Alert) -> dict[str, object] | None:
+        tokens = []
+        for t in alert.confirm_tokens:
+            if t.hash == token:
+                if step > 0 and t.pin_failures >= limit:
+                    return None
+                t = t.model_copy(update={"pin_failures": max(0, t.pin_failures + step)})
+            tokens.append(t)
+        return {"confirm_tokens": tokens}
+
+    return change
+
+
 class ConfirmDesk:
     def __init__(
         self,
@@ -96,8 +117,7 @@ class ConfirmDesk:
         self.release = release
         self.wakeups: dict[str, asyncio.Event] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.asking: set[asyncio.Task[str | None]] = set()
-        self.pin_lock = asyncio.Lock()
+        self.asking: set[asyncio.Task[None]] = set()
 
     # -- the gate --------------------------------------------------------------------
     async def request(self, alert: Alert, playbook: Playbook) -> None:
@@ -121,26 +141,20 @@ class ConfirmDesk:
             )
         )
         await self.publish(parked)
-        if self.settings.duty_officers:
-            # In the background: a slow SMS gateway must not hold up the next trigger.
-            task = asyncio.create_task(self.ask(parked, 0), name=f"ask:{alert.id}")
-            self.asking.add(task)
-            task.add_done_callback(self.asking.discard)
-        self.watch(alert.id)
+        self.watch(alert.id)  # its first tick asks the first duty officer
 
-    async def resume(self) -> int:
-        """After a restart: watch every alert still waiting for its duty officer."""
-        waiting = await self.store.alerts_in_state("awaiting_confirmation")
-        for alert in waiting:
-            self.watch(alert.id)
-        return len(waiting)
+    def watching(self, alert_id: str) -> bool:
+        task = self.tasks.get(alert_id)
+        return task is not None and not task.done()
 
     def expires_at(self, alert: Alert) -> datetime:
         start = alert.confirmation_requested_at or alert.created_at
         return start + self.playbooks[alert.scenario].confirmation.timeout
 
     async def ask(self, alert: Alert, index: int) -> str | None:
-        """Give duty officer `index` a link of their own and send it; returns the link."""
+        """Give duty officer `index` a link of their own and send it (in the background);
+        returns the link. Every daemon watches every waiting alert, so the link is added
+        only when officer `index` is the next one to ask: one link, one notification."""
         officer = self.settings.duty_officers[index]
         secret_part = secrets.token_urlsafe(32)
         token = f"{alert.id}.{secret_part}"
@@ -151,11 +165,13 @@ class ConfirmDesk:
             issued_at=utcnow(),
             expires_at=self.expires_at(alert),
         )
-        updated = await self.store.update_alert(
-            alert.id,
-            expect={"awaiting_confirmation"},
-            confirm_tokens=[*alert.confirm_tokens, entry],
-        )
+
+        def next_link(current: Alert) -> dict[str, object] | None:
+            if current.state != "awaiting_confirmation" or asked_up_to(current) != index - 1:
+                return None
+            return {"confirm_tokens": [*current.confirm_tokens, entry]}
+
+        updated = await self.store.modify_alert(alert.id, next_link)
         if updated is None:
             return None
         url = f"{self.settings.http.public_url}/confirm/{token}"
@@ -171,16 +187,24 @@ class ConfirmDesk:
             )
         )
         message = self.request_message(updated, url, entry.expires_at)
-        for channel_id in officer.notify:
+        # In the background: a slow SMS gateway must not hold up the timers or a trigger.
+        task = asyncio.create_task(
+            self.tell(officer.name, officer.notify, message), name=f"ask:{alert.id}:{index}"
+        )
+        self.asking.add(task)
+        task.add_done_callback(self.asking.discard)
+        return url
+
+    async def tell(self, officer: str, channels: list[str], message: OutgoingMessage) -> None:
+        for channel_id in channels:
             if not await self.notify(channel_id, message):
                 await self.store.audit(
                     AuditEntry(
-                        alert_id=alert.id,
+                        alert_id=message.alert_id,
                         event="officer_notification_failed",
-                        detail={"officer": officer.name, "channel": channel_id},
+                        detail={"officer": officer, "channel": channel_id},
                     )
                 )
-        return url
 
     def request_message(self, alert: Alert, url: str, expires_at: datetime) -> OutgoingMessage:
         playbook = self.playbooks[alert.scenario]
@@ -268,9 +292,12 @@ class ConfirmDesk:
             await self.timed_out(alert, playbook)
             return False
         due = [timeout_at]
-        asked = max((t.officer_index for t in alert.confirm_tokens), default=-1)
+        asked = asked_up_to(alert)
+        if asked < 0 and self.settings.duty_officers:
+            await self.ask(alert, 0)
+            return True
         if asked + 1 < len(self.settings.duty_officers):
-            last = max((t.issued_at for t in alert.confirm_tokens), default=now)
+            last = max(t.issued_at for t in alert.confirm_tokens)
             escalate_at = last + self.settings.escalate_after
             if now >= escalate_at:
                 log.info("confirmation_escalated", alert_id=alert.id, officer_index=asked + 1)
@@ -280,28 +307,32 @@ class ConfirmDesk:
         return await self.sleep(alert_id, min(due) - now)
 
     async def sleep(self, alert_id: str, wait: timedelta) -> bool:
+        """Until the next thing is due; at most a scan interval, so that what another
+        daemon decided (a release whose undo window ends, a rejection) is seen here too."""
         event = self.wakeups.setdefault(alert_id, asyncio.Event())
+        wait = min(wait, self.settings.delivery.scan_interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), max(wait.total_seconds(), 0.0) + 0.01)
         event.clear()
         return True
 
     async def timed_out(self, alert: Alert, playbook: Playbook) -> None:
+        """Several daemons may time it out at once: only the one whose change lands acts."""
         sends = playbook.confirmation.mode == "auto" or playbook.confirmation.on_timeout == "send"
-        await self.store.audit(
-            AuditEntry(
-                alert_id=alert.id,
-                event="confirmation_timeout",
-                detail={"mode": playbook.confirmation.mode, "then": "send" if sends else "abort"},
-            )
-        )
+        detail = {"mode": playbook.confirmation.mode, "then": "send" if sends else "abort"}
         if sends:
-            await self.release(alert.id, "timeout")
+            if await self.release(alert.id, "timeout"):
+                await self.store.audit(
+                    AuditEntry(alert_id=alert.id, event="confirmation_timeout", detail=detail)
+                )
             return
         expired = await self.store.update_alert(
             alert.id, expect={"awaiting_confirmation"}, state="expired", decided_by="timeout"
         )
         if expired is not None:
+            await self.store.audit(
+                AuditEntry(alert_id=alert.id, event="confirmation_timeout", detail=detail)
+            )
             await self.store.audit(AuditEntry(alert_id=alert.id, event="expired"))
             await self.publish(expired)
 
@@ -338,26 +369,26 @@ class ConfirmDesk:
         return link.token.pin_failures >= self.settings.confirm.pin_attempts
 
     async def check_pin(self, link: Link, pin: str | None) -> Outcome | None:
-        """None when the PIN is right or none is needed; counts wrong ones."""
+        """None when the PIN is right or none is needed; else wrong_pin or locked.
+
+        Every guess first takes one of the link's attempts in the store, atomically, and
+        only then is it compared: fifty guesses at once get at most `pin_attempts`
+        evaluated, whichever daemon they reach. A right PIN gives its attempt back."""
         expected = self.pin_of(link)
         if expected is None:
             return None
-        if self.locked(link):
+        limit = self.settings.confirm.pin_attempts
+        reserved = await self.store.modify_alert(
+            link.alert.id, _pin_attempt(link.token.hash, +1, limit)
+        )
+        if reserved is None:
             return "locked"
         if pin is not None and hmac.compare_digest(pin.strip().encode(), expected.encode()):
+            await self.store.modify_alert(link.alert.id, _pin_attempt(link.token.hash, -1, limit))
             return None
-        async with self.pin_lock:
-            alert = await self.store.get_alert(link.alert.id)
-            if alert is None:
-                return "too_late"
-            tokens = [
-                t.model_copy(update={"pin_failures": t.pin_failures + 1})
-                if t.hash == link.token.hash
-                else t
-                for t in alert.confirm_tokens
-            ]
-            await self.store.update_alert(alert.id, confirm_tokens=tokens)
-        failures = link.token.pin_failures + 1
+        failures = next(
+            t.pin_failures for t in reserved.confirm_tokens if t.hash == link.token.hash
+        )
         await self.store.audit(
             AuditEntry(
                 alert_id=link.alert.id,
@@ -366,19 +397,44 @@ class ConfirmDesk:
                 detail={"failures": failures},
             )
         )
-        if failures >= self.settings.confirm.pin_attempts:
+        if failures >= limit:
             await self.store.audit(
                 AuditEntry(alert_id=link.alert.id, event="link_locked", actor=link.token.officer)
             )
             return "locked"
         return "wrong_pin"
 
-    async def decide(self, link: Link, action: str, pin: str | None) -> Outcome:
+    async def grant_undo(self, link: Link) -> str:
+        """A secret that lets this link STOP its release without the PIN again."""
+        grant = secrets.token_urlsafe(32)
+        digest = token_hash(grant)
+
+        def keep(alert: Alert) -> dict[str, object]:
+            tokens = [
+                t.model_copy(update={"undo_grant": digest}) if t.hash == link.token.hash else t
+                for t in alert.confirm_tokens
+            ]
+            return {"confirm_tokens": tokens}
+
+        await self.store.modify_alert(link.alert.id, keep)
+        return grant
+
+    def granted(self, link: Link, grant: str | None) -> bool:
+        expected = link.token.undo_grant
+        return (
+            grant is not None
+            and expected is not None
+            and hmac.compare_digest(token_hash(grant), expected)
+        )
+
+    async def decide(
+        self, link: Link, action: str, pin: str | None, *, grant: str | None = None
+    ) -> Outcome:
         """release (after the undo window), undo, or reject, by the link's officer."""
         if not self.usable(link):
             return "expired"
-        if action in ("release", "reject"):
-            refused = await self.check_pin(link, pin)
+        if not (action == "undo" and self.granted(link, grant)):
+            refused = await self.check_pin(link, pin)  # every action changes something
             if refused is not None:
                 return refused
         officer = link.token.officer

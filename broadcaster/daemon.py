@@ -1,41 +1,54 @@
-"""`broadcaster run`: wires MQTT, the store, the HTTP server and the dispatcher into one
-asyncio process, and takes it down gracefully on SIGTERM/SIGINT."""
+"""`broadcaster run`: the store, the channels, MQTT and HTTP around one pipeline, in one
+asyncio process; taken down gracefully on SIGTERM/SIGINT.
+
+Every long-running part runs under the supervisor (supervision.py): none dies silently.
+The store rides out short outages; when it stays away past `store.outage_limit`, the
+daemon stops and exits with EXIT_STORE_GONE so that systemd or the container runtime
+starts it afresh. `/healthz` reports each part truthfully.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import time
+from datetime import timedelta
 from typing import Any, Literal
 
-import aiohttp
 import structlog
 from aiohttp import web
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from broadcaster.cap import default_sender
-from broadcaster.channels.base import Channel, ChannelError, OutgoingMessage, TransientError
-from broadcaster.channels.registry import make_channel
-from broadcaster.confirm import ConfirmDesk
+from broadcaster.channels.registry import ChannelPool
 from broadcaster.deployment import Deployment
-from broadcaster.dispatch import Dispatcher
-from broadcaster.events import Events
-from broadcaster.metrics import Metrics
-from broadcaster.models import InboxEntry
+from broadcaster.inbox import Inbox
+from broadcaster.models import utcnow
 from broadcaster.mqtt import MqttLink, MqttPublisher, start_embedded_broker
-from broadcaster.receiving import Receiver
-from broadcaster.retraction import Retractor
+from broadcaster.pipeline import build_pipeline
 from broadcaster.store import open_store
+from broadcaster.store.outage import StoreUnavailable
+from broadcaster.supervision import Supervisor, process_id, same_host_and_dead
+from broadcaster.takeover import Takeover
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 
 log = structlog.get_logger(__name__)
+
+EXIT_STORE_GONE = 75  # EX_TEMPFAIL: the store stayed unreachable; a restart may help
+EXIT_CLIENT_ID_IN_USE = 78  # EX_CONFIG: another running daemon has our mqtt.client_id
+# The store's lease on our MQTT client id: renewed every third of it, so a second process
+# with the same id is noticed (and refused) within this time.
+CLIENT_ID_LEASE = timedelta(seconds=15)
+PRUNE_EVERY = 3600.0  # seconds between prunings of refused input past audit.retention
+FIRST_SCAN_WAIT = 10.0  # seconds the first takeover scan waits for MQTT (to publish)
+
+
+class StartupRefused(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Daemon:
@@ -44,68 +57,61 @@ class Daemon:
         self.deployment = deployment
         self.settings = s
         self.dry_run = dry_run
-        self.store = open_store(s.store.url, deployment.base_dir)
-        self.events = Events()
-        self.metrics = Metrics()
+        self.owner = process_id()
+        self.exit_code = 0
         self.stopped = asyncio.Event()
-        self.intake: asyncio.Queue[InboxEntry] = asyncio.Queue()
-        self.tasks: list[asyncio.Task[Any]] = []
-        self.retractions: set[asyncio.Task[None]] = set()
-        self.channels: dict[str, Channel] = {}  # adapters, made at start (they need a loop)
-        self.dispatcher = Dispatcher(
-            self.store,
-            self.events,
-            self.metrics,
-            self.channels,
-            dict(deployment.channels),
-            s.delivery,
-            owner=s.mqtt.client_id,
-            dry_run=dry_run,
+        self.store = open_store(s.store.url, deployment.base_dir, outage_limit=s.store.outage_limit)
+        self.store.outage.on_give_up.append(lambda reason: self.fatal(reason, EXIT_STORE_GONE))
+        self.supervisor = Supervisor(lambda reason: self.fatal(reason, EXIT_STORE_GONE))
+        self.pool = ChannelPool(deployment.channels, public_url=s.http.public_url)
+        self.pipeline = build_pipeline(
+            deployment, self.store, self.pool.adapters, owner=self.owner, dry_run=dry_run
         )
-        self.desk = ConfirmDesk(
-            s,
-            deployment.playbooks,
-            self.store,
-            self.events,
-            self.notify_officer,
-            self.dispatcher.release,
+        p = self.pipeline
+        self.events, self.metrics = p.events, p.metrics
+        self.dispatcher, self.desk, self.receiver, self.retractor = (
+            p.dispatcher,
+            p.desk,
+            p.receiver,
+            p.retractor,
         )
-        self.retractor = Retractor(deployment, self.store, self.events, self.dispatcher)
-        self.receiver = Receiver(
-            deployment,
+        self.inbox = Inbox(
+            p.receiver,
             self.store,
-            self.events,
-            self.metrics,
-            self.dispatcher,
-            self.desk,
-            self.retractor,
+            self.supervisor,
+            owner=self.owner,
+            broker_session=s.mqtt.client_id,
+        )
+        self.takeover = Takeover(
+            self.store, self.inbox, p.receiver, p.dispatcher, p.desk, p.retractor, p.metrics
         )
         self.mqtt = MqttLink(s.mqtt, self.on_mqtt_message, self.on_mqtt_connect)
         self.events.subscribe(MqttPublisher(self.mqtt))
         self.web = WebState(
-            receiver=self.receiver,
+            receiver=p.receiver,
             store=self.store,
-            metrics=self.metrics,
+            metrics=p.metrics,
             api_token=s.http.api_token,
             healthy=self.health,
-            retractor=self.retractor,
+            retractor=p.retractor,
+            owner=self.owner,
         )
         self.broker: Any = None
-        self.session: aiohttp.ClientSession | None = None
         self.runner: web.AppRunner | None = None
         self.store_open = False
+        self.client_id_lease = f"mqtt-client:{s.mqtt.client_id}"
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        return self.pool.adapters
 
     # -- start -------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
         await self.store.open()
         self.store_open = True
-        self.session = aiohttp.ClientSession()
-        self.channels.update(
-            (cid, make_channel(cid, config, self.session, public_url=s.http.public_url))
-            for cid, config in self.deployment.channels.items()
-            if config.enabled
-        )
+        await self.claim_client_id()
+        await self.pool.open()
         if s.mqtt.url is None:
             self.broker = await start_embedded_broker(s.mqtt.embedded_listen)
         await self.start_http()
@@ -113,14 +119,14 @@ class Daemon:
             log.warning("unsigned_triggers_accepted", hint="set security.trigger_secret")
         if self.dry_run:
             log.warning("dry_run", detail="no channel will be contacted")
-        # What a crash left behind: acknowledged triggers, then unfinished fan-outs.
-        await self.receiver.recover_inbox()
-        await self.dispatcher.resume()
-        await self.desk.resume()
-        self.tasks.append(asyncio.create_task(self.intake_worker(), name="intake"))
-        self.mqtt.start()
+        self.supervisor.loop("intake", self.inbox.run)
+        self.supervisor.loop("takeover", self.scan_for_work)
+        self.supervisor.loop("heartbeat", self.heartbeat)
+        self.supervisor.loop("prune", self.prune)
+        self.supervisor.loop("mqtt", self.mqtt.run)
         log.info(
             "daemon_started",
+            owner=self.owner,
             http=s.http.listen,
             store=s.store.url.split("://")[0],
             channels=sorted(self.channels),
@@ -146,12 +152,76 @@ class Daemon:
         host, _, port = self.settings.http.listen.rpartition(":")
         await web.TCPSite(self.runner, host, int(port)).start()
 
+    async def claim_client_id(self) -> None:
+        """Hold our MQTT client id in the store: two processes with one id would throw
+        each other off the broker all day. A predecessor that died on this host gives it
+        up at once; any other holder has a lease to lose, then we refuse to start."""
+        give_up = time.monotonic() + CLIENT_ID_LEASE.total_seconds() + 2
+        while True:
+            now = utcnow()
+            holder = await self.store.lease_holder(self.client_id_lease, now)
+            dead = {holder} if holder is not None and same_host_and_dead(holder) else set()
+            got = await self.store.take_lease(
+                self.client_id_lease, self.owner, now + CLIENT_ID_LEASE, now, dead
+            )
+            if got == self.owner:
+                return
+            if time.monotonic() > give_up:
+                raise StartupRefused(
+                    f"mqtt.client_id {self.settings.mqtt.client_id!r} is in use by another "
+                    f"running daemon ({got}); give each daemon its own mqtt.client_id",
+                    EXIT_CLIENT_ID_IN_USE,
+                )
+            log.warning("mqtt_client_id_held", client_id=self.settings.mqtt.client_id, by=got)
+            await asyncio.sleep(1)  # until the holder's lease runs out, or it proves alive
+
+    async def heartbeat(self) -> None:
+        every = CLIENT_ID_LEASE.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            now = utcnow()
+            got = await self.store.take_lease(
+                self.client_id_lease, self.owner, now + CLIENT_ID_LEASE, now
+            )
+            if got != self.owner:
+                self.fatal(
+                    f"another daemon ({got}) took over mqtt.client_id "
+                    f"{self.settings.mqtt.client_id!r}",
+                    EXIT_CLIENT_ID_IN_USE,
+                )
+                return
+
+    async def scan_for_work(self) -> None:
+        """The takeover scan; the first one waits briefly for MQTT, so that what a crash
+        left behind (refusals included) is also published."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.mqtt.connected.wait(), FIRST_SCAN_WAIT)
+        await self.takeover.run()
+
+    async def prune(self) -> None:
+        """Refused input older than audit.retention goes; one daemon at a time does it."""
+        while True:
+            now = utcnow()
+            lease = timedelta(seconds=PRUNE_EVERY)
+            if await self.store.take_lease("prune", self.owner, now + lease, now) == self.owner:
+                pruned = await self.store.prune(now - self.settings.audit.retention)
+                if pruned:
+                    log.info("audit_pruned", entries=pruned)
+            await asyncio.sleep(PRUNE_EVERY)
+
     async def health(self) -> dict[str, bool]:
-        try:
-            store_ok = await self.store.ping()
-        except Exception:
-            store_ok = False
-        return {"mqtt": self.mqtt.connected.is_set(), "store": store_ok}
+        store_ok = self.store.outage.available and await self.store.ping()
+        mqtt_ok = self.mqtt.connected.is_set()
+        self.metrics.store_up.set(int(store_ok))
+        self.metrics.mqtt_up.set(int(mqtt_ok))
+        return {
+            "mqtt": mqtt_ok,
+            "store": store_ok,
+            "intake": self.web.accepting
+            and self.supervisor.healthy("intake")
+            and self.supervisor.healthy("mqtt"),
+            "dispatcher": self.supervisor.healthy("takeover") and self.takeover.healthy(),
+        }
 
     # -- intake ------------------------------------------------------------------
     async def on_mqtt_message(self, topic: str, payload: bytes) -> None:
@@ -159,65 +229,21 @@ class Daemon:
         kind: Literal["trigger", "retract"] = (
             "retract" if topic == self.mqtt.topics.retract else "trigger"
         )
-        entry = InboxEntry.new(kind, "mqtt", payload)
-        await self.store.inbox_add(entry)
-        self.intake.put_nowait(entry)
-
-    async def intake_worker(self) -> None:
-        """One at a time, in arrival order, so an incident's stages keep their order."""
-        while True:
-            entry = await self.intake.get()
-            if entry.kind == "retract":
-                # A retraction may wait for requests in flight: it must not hold up triggers.
-                task = asyncio.create_task(self.handle(entry), name=f"retract:{entry.id}")
-                self.retractions.add(task)
-                task.add_done_callback(self.retractions.discard)
-                continue
-            await self.handle(entry)
-
-    async def handle(self, entry: InboxEntry) -> None:
-        try:
-            await self.receiver.handle(entry)
-        except Exception:
-            log.exception("intake_failed", entry_id=entry.id)
-
-    async def notify_officer(self, channel_id: str, message: OutgoingMessage) -> bool:
-        """Send a duty officer their link on one internal channel (a few quick tries)."""
-        if self.dry_run:
-            log.info(
-                "officer_notification_skipped",
-                channel=channel_id,
-                alert_id=message.alert_id,
-                reason="dry run",
-            )
-            return True
-        channel = self.channels.get(channel_id)
-        if channel is None:
-            log.error("officer_channel_missing", channel=channel_id)
-            return False
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(3),
-                wait=wait_random_exponential(0.2, 2),
-                retry=retry_if_exception_type(TransientError),
-                reraise=True,
-            ):
-                with attempt:
-                    await channel.send(message)
-        except ChannelError as exc:
-            log.error(
-                "officer_notification_failed",
-                channel=channel_id,
-                alert_id=message.alert_id,
-                error=exc.message,
-            )
-            return False
-        return True
+        await self.inbox.from_mqtt(kind, payload)
 
     async def on_mqtt_connect(self) -> None:
-        """Republish recent alert state: changes made while disconnected were not published."""
+        """What waits in the inbox goes first (it arrived before anything the broker now
+        delivers), then recent alert state is republished: changes made while
+        disconnected were not."""
+        await self.inbox.adopt(utcnow())
         for alert in await self.store.list_alerts(100):
             await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+
+    def fatal(self, reason: str, code: int) -> None:
+        if self.exit_code == 0:
+            self.exit_code = code
+            log.error("daemon_exiting", reason=reason, exit_code=code)
+        self.stopped.set()
 
     # -- stop --------------------------------------------------------------------
     async def stop(self) -> None:
@@ -225,27 +251,25 @@ class Daemon:
         log.info("daemon_stopping", grace_seconds=grace)
         self.mqtt.intake_open = False
         self.web.accepting = False
-        finished = await self.dispatcher.drain(grace)
-        if not finished:
+        if not await self.dispatcher.drain(grace):
             log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
         await self.desk.close()
-        await asyncio.gather(*self.retractions, return_exceptions=True)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.mqtt.stop()
+        await self.supervisor.close()
+        if self.store_open and self.store.outage.available:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.drop_lease(self.client_id_lease, self.owner)
         if self.runner is not None:
             await self.runner.cleanup()
-        if self.session is not None:
-            await self.session.close()
+        await self.pool.close()
         if self.broker is not None:
             await self.broker.shutdown()
         if self.store_open:
             await self.store.close()
-        log.info("daemon_stopped")
+        log.info("daemon_stopped", exit_code=self.exit_code)
 
-    async def run(self) -> None:
-        """Start, wait for SIGTERM/SIGINT (or `stopped`), stop."""
+    async def run(self) -> int:
+        """Start, wait for SIGTERM/SIGINT (or a fatal error), stop; the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
@@ -257,3 +281,4 @@ class Daemon:
             raise
         await self.stopped.wait()
         await self.stop()
+        return self.exit_code

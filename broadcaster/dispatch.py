@@ -1,33 +1,34 @@
 """Fan-out: one task per delivery, all channels at the same time.
 
-A slow or failing channel never delays the others: each delivery has its own task,
-its own rate limiter and its own retries. Every state change is written to the store
-before it is published. A delivery is claimed with a lease before it is sent, so a
-second daemon (or this one after a crash) only resumes what nobody is sending, and
-the provider's answer is recorded as soon as it arrives, so a confirmed post is never
-sent again.
+A slow or failing channel never delays the others: each delivery has its own task, and
+each channel its own connection pool, concurrency limit, rate limiter and circuit
+breaker. Every state change is written to the store before it is published. A delivery
+is claimed with a lease before it is sent, and the lease is renewed while a request is
+on its way, so a second daemon only takes over what a dead one left; the provider's
+answer is recorded as soon as it arrives, so a confirmed post is never sent again.
+
+The dispatcher knows nothing of retraction: a correction is an alert like any other,
+and `Corrections` (retraction.py) says where it replies and what follows its delivery.
+
+The life of a delivery: claim -> attempts -> conclude; of an alert: all its deliveries
+at once, then finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Protocol
 
 import structlog
 from aiolimiter import AsyncLimiter
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-)
+from tenacity import RetryCallState
 
+from broadcaster.breaker import STATE_VALUE, Breaker, BreakerState, CircuitOpen
 from broadcaster.channels.base import (
     Channel,
     ChannelError,
@@ -39,8 +40,12 @@ from broadcaster.channels.settings import ChannelConfig
 from broadcaster.config import DeliverySettings
 from broadcaster.events import Events
 from broadcaster.metrics import Metrics
-from broadcaster.models import Alert, AuditEntry, Delivery, Receipt, utcnow
+from broadcaster.models import Alert, AuditEntry, Delivery, DeliveryState, Receipt, utcnow
+from broadcaster.retries import RetryPolicy
+from broadcaster.store import held_by_other
 from broadcaster.store.base import Store
+from broadcaster.store.outage import StoreUnavailable
+from broadcaster.supervision import same_host_and_dead
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +56,16 @@ class Retracted(Exception):
 
 class LostClaim(Exception):
     """Another daemon took this delivery over (our lease ran out): hands off."""
+
+
+class Corrections(Protocol):
+    """What a correction (an alert with `retracts`) needs beyond an ordinary alert."""
+
+    async def reply_to(self, correction: Alert, channel_id: str) -> Receipt | None:
+        """The post to reply under: the retracted alert's post on this channel."""
+
+    async def delivered(self, correction: Alert, delivery: Delivery, channel: Channel) -> None:
+        """The correction is out on this channel: now the original may go."""
 
 
 class Dispatcher:
@@ -64,6 +79,7 @@ class Dispatcher:
         policy: DeliverySettings,
         *,
         owner: str,
+        corrections: Corrections | None = None,
         dry_run: bool = False,
     ) -> None:
         self.store = store
@@ -72,7 +88,9 @@ class Dispatcher:
         self.channels = channels
         self.configs = configs
         self.policy = policy
+        self.retry = RetryPolicy(policy)
         self.owner = owner
+        self.corrections = corrections
         self.dry_run = dry_run
         self.stops: dict[str, asyncio.Event] = {}  # set when an alert is retracted
         self.limiters = {
@@ -80,6 +98,18 @@ class Dispatcher:
             for cid, c in configs.items()
             if (limit := c.effective_rate_limit) is not None
         }
+        self.in_flight = {cid: asyncio.Semaphore(c.max_in_flight) for cid, c in configs.items()}
+        self.breakers = {
+            cid: Breaker(
+                cid,
+                failures=policy.breaker_failures,
+                cooldown=policy.breaker_cooldown,
+                on_change=self.breaker_changed,
+            )
+            for cid in configs
+        }
+        for cid in configs:
+            self.metrics.breaker.labels(cid).set(0)
         self.tasks: set[asyncio.Task[None]] = set()
         self.by_alert: dict[str, asyncio.Task[None]] = {}
 
@@ -101,16 +131,14 @@ class Dispatcher:
         self.spawn(alert)
         return True
 
-    async def resume(self) -> int:
-        """After a restart: carry on with every released alert that is not finished."""
-        alerts = await self.store.alerts_in_state("sending")
-        for alert in alerts:
-            log.info("resuming_alert", alert_id=alert.id)
-            await self.store.audit(AuditEntry(alert_id=alert.id, event="resumed"))
-            self.spawn(alert)
-        return len(alerts)
+    def active(self, alert_id: str) -> bool:
+        task = self.by_alert.get(alert_id)
+        return task is not None and not task.done()
 
     def spawn(self, alert: Alert) -> None:
+        """Send (or carry on sending) an alert; its deliveries' claims decide who sends."""
+        if self.active(alert.id):
+            return
         task = asyncio.create_task(self.send_alert(alert), name=f"alert:{alert.id}")
         self.tasks.add(task)
         self.by_alert[alert.id] = task
@@ -121,18 +149,24 @@ class Dispatcher:
         if self.by_alert.get(alert_id) is task:
             del self.by_alert[alert_id]
             self.stops.pop(alert_id, None)
+        exc = None if task.cancelled() else task.exception()
+        # A store that gave up is not this alert's fault: the daemon is exiting for it.
+        if exc is not None and not isinstance(exc, StoreUnavailable):
+            log.error("alert_task_failed", alert_id=alert_id, exc_info=exc)
+
+    def stop_event(self, alert_id: str) -> asyncio.Event:
+        return self.stops.setdefault(alert_id, asyncio.Event())
 
     async def pause(self, alert_id: str, seconds: float) -> None:
         """Wait between attempts; a retraction cuts the wait short."""
-        stop = self.stops.setdefault(alert_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await asyncio.wait_for(self.stop_event(alert_id).wait(), seconds)
 
     async def settled(self, alert_id: str, timeout: float) -> None:
         """Stop an alert's fan-out and wait (bounded) for it: deliveries waiting to retry
         stop at once, requests already on their way get their answer, so a retraction
         knows what was posted."""
-        self.stops.setdefault(alert_id, asyncio.Event()).set()
+        self.stop_event(alert_id).set()
         task = self.by_alert.get(alert_id)
         if task is not None and not task.done():
             await asyncio.wait({task}, timeout=timeout)
@@ -152,21 +186,24 @@ class Dispatcher:
         deliveries = await self.store.get_deliveries(alert.id)
         open_ = [d for d in deliveries if not d.final]
         await asyncio.gather(*(self.deliver(alert, d) for d in open_))
-        if alert.retracts is not None:
-            # Resumed after a crash between a correction and the deletion of its original.
+        if alert.retracts is not None and self.corrections is not None:
+            # Also after a crash between a correction and the deletion of its original.
             for d in deliveries:
                 channel = self.channels.get(d.channel_id)
                 if d.state == "delivered" and channel is not None:
-                    await self.remove_original(alert, d, channel)
+                    await self.corrections.delivered(alert, d, channel)
         await self.finish(alert.id)
 
     async def finish(self, alert_id: str) -> None:
         deliveries = await self.store.get_deliveries(alert_id)
         if any(not d.final for d in deliveries):
             return  # another daemon still holds a claim; it finishes the alert
-        sent = [d for d in deliveries if d.state in ("delivered", "dry_run")]
+        # A correction's delivery to a channel whose original never went out is `retracted`:
+        # nothing to correct there, so it counts neither way.
+        counted = [d for d in deliveries if d.state != "retracted"]
+        sent = [d for d in counted if d.state in ("delivered", "dry_run")]
         state = (
-            "sent" if len(sent) == len(deliveries) else "failed" if not sent else "partially_failed"
+            "sent" if len(sent) == len(counted) else "failed" if not sent else "partially_failed"
         )
         alert = await self.store.update_alert(alert_id, expect={"sending"}, state=state)
         if alert is not None:
@@ -177,21 +214,47 @@ class Dispatcher:
             await self.events.alert_changed(alert, deliveries)
 
     async def deliver(self, alert: Alert, delivery: Delivery) -> None:
+        if not self.claimable(delivery):
+            return
         now = utcnow()
         claimed = await self.store.claim_delivery(
-            alert.id, delivery.channel_id, self.owner, now + self.policy.lease, now
+            alert.id,
+            delivery.channel_id,
+            self.owner,
+            now + self.policy.lease,
+            now,
+            self.dead_holder(delivery),
         )
         if claimed is None:
             return  # final already, or another daemon is sending it
         try:
             await self._deliver(alert, claimed)
-        except asyncio.CancelledError:
-            raise  # shutdown: the claim expires and the delivery is resumed
+        except (asyncio.CancelledError, StoreUnavailable):
+            raise  # shutdown or a store that is gone: the claim expires and it is resumed
         except LostClaim:
             log.warning("delivery_taken_over", alert_id=alert.id, channel=delivery.channel_id)
         except Exception as exc:  # a bug must not leave a delivery hanging
             log.exception("delivery_crashed", alert_id=alert.id, channel=delivery.channel_id)
             await self.conclude(alert, claimed, "failed", error=f"internal error: {exc!r}")
+
+    def claimable(self, delivery: Delivery) -> bool:
+        """Worth a claim: not final, and not held by another live daemon's lease."""
+        if delivery.final:
+            return False
+        return not held_by_other(
+            delivery.claimed_by,
+            delivery.claimed_until,
+            self.owner,
+            utcnow(),
+            self.dead_holder(delivery),
+        )
+
+    @staticmethod
+    def dead_holder(delivery: Delivery) -> set[str]:
+        """The delivery's holder when it is a process on this host that has ended (a
+        restarted daemon takes its predecessor's work at once, not after the lease)."""
+        holder = delivery.claimed_by
+        return {holder} if holder is not None and same_host_and_dead(holder) else set()
 
     async def _deliver(self, alert: Alert, delivery: Delivery) -> None:
         config = self.configs.get(delivery.channel_id)
@@ -232,69 +295,115 @@ class Dispatcher:
             await self.conclude(alert, delivery, "failed", error=error)
         else:
             await self.conclude(alert, delivery, "delivered", receipt=receipt)
-            if alert.retracts is not None:
-                await self.remove_original(alert, delivery, channel)
+            if alert.retracts is not None and self.corrections is not None:
+                await self.corrections.delivered(alert, delivery, channel)
 
     async def attempts(
         self, alert: Alert, delivery: Delivery, channel: Channel, message: OutgoingMessage
     ) -> Receipt:
         """Send with retries: exponential backoff with jitter, the provider's wait honoured."""
-        limiter = self.limiters.get(delivery.channel_id)
-        retrying = self.retrying(alert, before_sleep=partial(self.note_retry, alert, delivery))
+        cid = delivery.channel_id
+        started = asyncio.get_running_loop().time()
+        retrying = self.retry.retrying(
+            sleep=partial(self.pause, alert.id),
+            before_sleep=partial(self.note_retry, alert, delivery),
+        )
         async for attempt in retrying:
             with attempt:
-                if limiter is not None:
-                    await limiter.acquire()
+                try:
+                    await self.admitted(cid, started, self.stop_event(alert.id))
+                except CircuitOpen as exc:
+                    if alert.retracts is None and self.stop_event(alert.id).is_set():
+                        raise Retracted(alert.id) from None
+                    raise TransientError(str(exc)) from None
                 if alert.retracts is None and await self.retracted(alert.id):
                     raise Retracted(alert.id)
                 delivery.attempts += 1
                 delivery.state = "sending"
                 delivery.claimed_until = utcnow() + self.policy.lease
                 await self.save(alert, delivery)
-                try:
-                    receipt = await channel.send(replace(message, previous=delivery.receipt))
-                except TransientError as exc:
-                    self.metrics.attempts.labels(delivery.channel_id, "transient").inc()
-                    delivery.error = exc.message
-                    self.keep_partial(delivery, exc)
-                    raise
-                except PermanentError as exc:
-                    self.metrics.attempts.labels(delivery.channel_id, "permanent").inc()
-                    self.keep_partial(delivery, exc)
-                    raise
-                self.metrics.attempts.labels(delivery.channel_id, "ok").inc()
-                return receipt
+                async with self.in_flight[cid], self.lease_kept(delivery):
+                    message = replace(message, previous=delivery.receipt)
+                    return await self.request(channel, cid, message, delivery)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def retrying(self, alert: Alert, **hooks: Any) -> AsyncRetrying:
-        """The retry policy: transient errors only, within max_attempts and the deadline,
-        waits from `wait`, cut short by a retraction (`pause`)."""
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.policy.max_attempts)
-            | stop_before_delay(self.policy.deadline.total_seconds()),
-            wait=self.wait,
-            retry=retry_if_exception_type(TransientError),
-            reraise=True,
-            sleep=partial(self.pause, alert.id),
-            **hooks,
-        )
+    async def admitted(
+        self, channel_id: str, started: float, stop: asyncio.Event | None = None
+    ) -> None:
+        """Wait for the channel's rate limit and circuit; CircuitOpen when the wait would
+        pass the deadline (counted since `started`) or `stop` is set."""
+        limiter = self.limiters.get(channel_id)
+        if limiter is not None:
+            await limiter.acquire()
+        elapsed = asyncio.get_running_loop().time() - started
+        left = max(self.policy.deadline.total_seconds() - elapsed, 0.0)
+        await self.breakers[channel_id].admit(stop, left)
+
+    async def request(
+        self,
+        channel: Channel,
+        channel_id: str,
+        message: OutgoingMessage,
+        delivery: Delivery | None = None,
+    ) -> Receipt:
+        """One provider request, its outcome counted and told to the channel's breaker;
+        a delivery keeps the error and what was reached before it."""
+        breaker = self.breakers[channel_id]
+        try:
+            receipt = await channel.send(message)
+        except TransientError as exc:
+            breaker.failed()
+            self.metrics.attempts.labels(channel_id, "transient").inc()
+            if delivery is not None:
+                delivery.error = exc.message
+                self.keep_partial(delivery, exc)
+            raise
+        except PermanentError as exc:
+            breaker.succeeded()  # the provider answered: the service is up
+            self.metrics.attempts.labels(channel_id, "permanent").inc()
+            if delivery is not None:
+                self.keep_partial(delivery, exc)
+            raise
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
+        self.metrics.attempts.labels(channel_id, "ok").inc()
+        return receipt
+
+    @contextlib.asynccontextmanager
+    async def lease_kept(self, delivery: Delivery) -> AsyncIterator[None]:
+        """Renew the claim while a request is on its way (a large SMS batch, a provider
+        that takes its time), so no other daemon takes over a delivery that is alive."""
+
+        async def renew() -> None:
+            every = self.policy.lease.total_seconds() / 3
+            while True:
+                await asyncio.sleep(every)
+                now = utcnow()
+                renewed = await self.store.claim_delivery(
+                    delivery.alert_id, delivery.channel_id, self.owner, now + self.policy.lease, now
+                )
+                if renewed is None:
+                    return  # final, or taken over: the save after the answer will tell
+                delivery.claimed_until = renewed.claimed_until
+
+        renewer = asyncio.create_task(renew(), name=f"lease:{delivery.idempotency_key}")
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewer
+
+    def breaker_changed(self, channel_id: str, state: BreakerState) -> None:
+        self.metrics.breaker.labels(channel_id).set(STATE_VALUE[state])
 
     @staticmethod
     def keep_partial(delivery: Delivery, exc: ChannelError) -> None:
         if exc.partial is not None:
             delivery.receipt = exc.partial
             delivery.recipients = exc.partial.recipients
-
-    def wait(self, state: RetryCallState) -> float:
-        """Seconds before the next attempt: the provider's Retry-After when it gave one,
-        else exponential backoff (first_retry, doubling, capped at max_retry) with full jitter."""
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return max(0.0, exc.retry_after)
-        first = self.policy.first_retry.total_seconds()
-        cap = self.policy.max_retry.total_seconds()
-        ceiling = min(cap, first * 2 ** (state.attempt_number - 1))
-        return random.uniform(first / 2, max(first / 2, ceiling))
 
     async def note_retry(self, alert: Alert, delivery: Delivery, state: RetryCallState) -> None:
         wait = state.upcoming_sleep
@@ -329,58 +438,13 @@ class Dispatcher:
         current = await self.store.get_alert(alert_id)
         return current is not None and current.state == "retracted"
 
-    async def original(self, alert: Alert, channel_id: str) -> Delivery | None:
-        """On a correction: the retracted alert's delivery to the same channel."""
-        if alert.retracts is None:
-            return None
-        deliveries = await self.store.get_deliveries(alert.retracts)
-        return next((d for d in deliveries if d.channel_id == channel_id), None)
-
-    async def remove_original(self, alert: Alert, correction: Delivery, channel: Channel) -> None:
-        """After the correction is out (so a reply has its parent), delete the false
-        alarm where the provider allows it; either way the original counts as retracted."""
-        original = await self.original(alert, correction.channel_id)
-        if original is None or original.state != "delivered":
-            return
-        deleted = False
-        if channel.can_delete and original.receipt is not None:
-            receipt = original.receipt
-            try:
-                async for attempt in self.retrying(alert):
-                    with attempt:
-                        await channel.delete(receipt)
-                deleted = True
-            except ChannelError as exc:
-                await self.store.audit(
-                    AuditEntry(
-                        alert_id=original.alert_id,
-                        event="delete_failed",
-                        detail={"channel": original.channel_id, "error": exc.message},
-                    )
-                )
-        original.state = "retracted"
-        await self.store.save_delivery(original)
-        await self.store.audit(
-            AuditEntry(
-                alert_id=original.alert_id,
-                event="retracted",
-                detail={
-                    "channel": original.channel_id,
-                    "deleted": deleted,
-                    "correction": correction.remote_id,
-                },
-            )
-        )
-        retracted = await self.store.get_alert(original.alert_id)
-        if retracted is not None:
-            await self.publish(retracted)
-
     async def message(self, alert: Alert, delivery: Delivery, channel: Channel) -> OutgoingMessage:
-        if alert.retracts is not None:
-            original = await self.original(alert, delivery.channel_id)
-            reply_to = original.receipt if original and channel.can_thread else None
-        else:
-            reply_to = await self.thread_root(alert, delivery) if channel.can_thread else None
+        reply_to = None
+        if channel.can_thread:
+            if alert.retracts is not None and self.corrections is not None:
+                reply_to = await self.corrections.reply_to(alert, delivery.channel_id)
+            else:
+                reply_to = await self.thread_root(alert, delivery)
         return OutgoingMessage(
             kind="alert" if alert.retracts is None else "retraction",
             alert_id=alert.id,
@@ -412,12 +476,12 @@ class Dispatcher:
         self,
         alert: Alert,
         delivery: Delivery,
-        state: str,
+        state: DeliveryState,
         *,
         receipt: Receipt | None = None,
         error: str | None = None,
     ) -> None:
-        delivery.state = state  # type: ignore[assignment]
+        delivery.state = state
         delivery.claimed_by = None
         delivery.claimed_until = None
         if receipt is not None:
@@ -435,7 +499,7 @@ class Dispatcher:
             delivery.error = error
         await self.save(alert, delivery)
         self.metrics.deliveries.labels(delivery.channel_id, state).inc()
-        detail = {"channel": delivery.channel_id, "attempts": delivery.attempts}
+        detail: dict[str, object] = {"channel": delivery.channel_id, "attempts": delivery.attempts}
         if delivery.remote_id:
             detail["remote_id"] = delivery.remote_id
         if error:
@@ -452,6 +516,38 @@ class Dispatcher:
     async def publish(self, alert: Alert) -> None:
         current = await self.store.get_alert(alert.id) or alert
         await self.events.alert_changed(current, await self.store.get_deliveries(alert.id))
+
+    # -- the duty officers' notifications --------------------------------------------
+    async def notify(self, channel_id: str, message: OutgoingMessage) -> bool:
+        """Send one notification on an internal channel, with the deliveries' retry policy,
+        rate limit and circuit breaker; False (logged) when it could not be sent."""
+        if self.dry_run:
+            log.info("notification_skipped", channel=channel_id, alert_id=message.alert_id)
+            return True
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            log.error("notification_channel_missing", channel=channel_id)
+            return False
+        started = asyncio.get_running_loop().time()
+        try:
+            async for attempt in self.retry.retrying():
+                with attempt:
+                    try:
+                        await self.admitted(channel_id, started)
+                    except CircuitOpen as exc:
+                        raise TransientError(str(exc)) from None
+                    async with self.in_flight[channel_id]:
+                        await self.request(channel, channel_id, message)
+        except ChannelError as exc:
+            log.error(
+                "notification_failed",
+                channel=channel_id,
+                alert_id=message.alert_id,
+                kind=message.kind,
+                error=exc.message,
+            )
+            return False
+        return True
 
 
 def _seconds(start: datetime, end: datetime) -> float:

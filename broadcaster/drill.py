@@ -21,11 +21,9 @@ from typing import Any
 
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
-from broadcaster.events import Events
-from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery
+from broadcaster.pipeline import build_pipeline
 from broadcaster.playbooks import Playbook
-from broadcaster.receiving import Receiver
 from broadcaster.store.sqlite import SqliteStore
 from broadcaster.triggering import build_trigger
 
@@ -33,8 +31,7 @@ from broadcaster.triggering import build_trigger
 class ReleaseAtOnce:
     """The drill's confirmation gate: the officer's step is rehearsed as released."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self.dispatcher = dispatcher
+    dispatcher: Dispatcher
 
     async def request(self, alert: Alert, playbook: Playbook) -> None:
         await self.dispatcher.store.audit(
@@ -81,20 +78,9 @@ async def run_drill(
         store = SqliteStore(Path(folder) / "drill.db")
         await store.open()
         try:
-            events, metrics = Events(), Metrics()
-            dispatcher = Dispatcher(
-                store,
-                events,
-                metrics,
-                {},
-                dict(deployment.channels),
-                deployment.settings.delivery,
-                owner="drill",
-                dry_run=True,
-            )
-            receiver = Receiver(
-                deployment, store, events, metrics, dispatcher, ReleaseAtOnce(dispatcher)
-            )
+            gate = ReleaseAtOnce()
+            pipeline = build_pipeline(deployment, store, {}, owner="drill", dry_run=True, gate=gate)
+            gate.dispatcher = dispatcher = pipeline.dispatcher
             payload = build_trigger(
                 scenario,
                 "drill",
@@ -103,8 +89,8 @@ async def run_drill(
                 stage=stage,
                 secret=deployment.settings.security.trigger_secret,
             )
-            outcome = await receiver.receive_trigger(
-                json.dumps(payload, ensure_ascii=False).encode(), "drill"
+            outcome = await pipeline.receiver.receive_trigger(
+                json.dumps(payload, ensure_ascii=False).encode(), "drill", owner="drill"
             )
             await dispatcher.drain(60)
             report = DrillReport(

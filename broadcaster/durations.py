@@ -1,4 +1,4 @@
-"""Durations as the files write them: `30s`, `5m`, `1h`, `1h30m`, `250ms`."""
+"""Durations as the files write them: `30s`, `5m`, `1h`, `1h30m`, `250ms`, `90d`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_PART = re.compile(r"(\d+)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -31,7 +31,7 @@ def format_duration(value: timedelta) -> str:
         return f"{round(value.total_seconds() * 1000)}ms"
     seconds = int(value.total_seconds())
     out = ""
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size:
             out += f"{seconds // size}{unit}"
             seconds %= size

@@ -8,7 +8,7 @@ goes out.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -164,6 +164,9 @@ class ConfirmToken(BaseModel):
     issued_at: datetime
     expires_at: datetime
     pin_failures: int = 0
+    # sha256 of the grant that lets this link's officer STOP a release within the undo
+    # window without typing the PIN again (the release itself proved it).
+    undo_grant: str | None = None
 
 
 class Alert(BaseModel):
@@ -187,6 +190,9 @@ class Alert(BaseModel):
     retraction_reason: str | None = None
     retracted_by: str | None = None
     retracts: str | None = None  # on a correction: the id of the alert it retracts
+    # The inbox entry this alert came from: handling that entry again after a crash
+    # resumes the alert instead of calling it a duplicate.
+    inbox_id: str | None = None
     # Confirmation: the links handed out, and a release waiting out its undo window.
     confirm_tokens: list[ConfirmToken] = Field(default_factory=list)
     confirmation_requested_at: datetime | None = None
@@ -224,7 +230,8 @@ class InboxEntry(BaseModel):
     """A raw trigger or retraction as it arrived, kept until it has been handled.
 
     Written first thing on receipt, so a crash right after the broker's acknowledgement
-    loses nothing: a restarted daemon handles what is still here.
+    loses nothing: the daemon that holds it, or another one once its claim has expired,
+    handles what is still here.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -234,9 +241,29 @@ class InboxEntry(BaseModel):
     source: str  # mqtt | http | cli
     payload: bytes
     received_at: datetime
+    # Who handles it, until when (a dead daemon's entries are taken over), and how often
+    # it was taken: an entry that keeps failing is given up instead of retried forever.
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    attempts: int = 0
 
     @classmethod
-    def new(cls, kind: Literal["trigger", "retract"], source: str, payload: bytes) -> InboxEntry:
+    def new(
+        cls,
+        kind: Literal["trigger", "retract"],
+        source: str,
+        payload: bytes,
+        *,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> InboxEntry:
+        now = utcnow()
         return cls(
-            id=uuid.uuid4().hex, kind=kind, source=source, payload=payload, received_at=utcnow()
+            id=uuid.uuid4().hex,
+            kind=kind,
+            source=source,
+            payload=payload,
+            received_at=now,
+            claimed_by=owner,
+            claimed_until=now + lease if owner is not None and lease is not None else None,
         )

@@ -1,7 +1,15 @@
 """The daemon's MQTT session: trigger intake, published state, reconnects, last will.
 
-Intake subscriptions use QoS 1 on a persistent session (MQTT 3.1.1, clean_session=False,
-a fixed client id), so the broker queues triggers published while the daemon is away.
+Intake subscriptions use QoS 1 on a persistent session, so the broker queues triggers
+published while the daemon is away: MQTT 5 with Clean Start off and a session expiry
+(`mqtt.session_expiry`), or MQTT 3.1.1 with clean_session=False for the embedded broker,
+which speaks only 3.1.1; always with a fixed client id.
+
+Several daemons share one broker: each subscribes on its own session and receives every
+trigger; the store decides which one handles it (Store.inbox_add), so none is lost when
+one dies. A shared subscription would not do: mosquitto 2 queues a share of the triggers
+into a dead member's persistent session, where they wait until that daemon comes back
+(tests/integration/test_broker_facts.py).
 
 Where a trigger could be lost: aiomqtt acknowledges a QoS 1 message as soon as paho
 queues it, before our code sees it. We switch paho to manual acknowledgement and send
@@ -25,6 +33,8 @@ from urllib.parse import urlsplit
 import aiomqtt
 import structlog
 from amqtt.broker import Broker
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from broadcaster.config import MqttSettings
 from broadcaster.models import Alert, Delivery
@@ -57,6 +67,19 @@ def broker_address(settings: MqttSettings) -> tuple[str, int, bool]:
     return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
 
 
+# MQTT 5's reason code when the broker dropped us for a newer connection with our client id.
+SESSION_TAKEN_OVER = 142
+# How long to stay away after that: two processes with one client id must not keep
+# throwing each other off (the store's lease on the id normally prevents it).
+TAKEN_OVER_BACKOFF = 30.0
+
+
+def protocol_of(settings: MqttSettings) -> aiomqtt.ProtocolVersion:
+    if settings.protocol == "3.1.1" or (settings.protocol is None and settings.url is None):
+        return aiomqtt.ProtocolVersion.V311
+    return aiomqtt.ProtocolVersion.V5
+
+
 def make_client(
     settings: MqttSettings, *, identifier: str | None = None, **extra: Any
 ) -> aiomqtt.Client:
@@ -67,11 +90,22 @@ def make_client(
         username=settings.username,
         password=settings.password,
         identifier=identifier,
-        protocol=aiomqtt.ProtocolVersion.V311,
+        protocol=protocol_of(settings),
         tls_context=ssl.create_default_context() if tls else None,
         timeout=10,
         **extra,
     )
+
+
+def persistent_session(settings: MqttSettings) -> dict[str, Any]:
+    """The client options that make the broker keep our session and queue for it."""
+    if protocol_of(settings) == aiomqtt.ProtocolVersion.V311:
+        return {"clean_session": False}
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = int(settings.session_expiry.total_seconds())
+    # Clean Start off on every connect, the first included: a restarted daemon must
+    # find the triggers queued while it was away (aiomqtt's default cleans the first).
+    return {"clean_start": False, "properties": properties}
 
 
 class MqttLink:
@@ -87,24 +121,24 @@ class MqttLink:
         self.disconnected.set()
         self.client: aiomqtt.Client | None = None
         self.intake_open = True
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.run(), name="mqtt")
 
     def new_client(self) -> aiomqtt.Client:
         client = make_client(
             self.settings,
             identifier=self.settings.client_id,
-            clean_session=False,  # the broker keeps our subscriptions and queued triggers
             keepalive=30,
             will=aiomqtt.Will(self.topics.daemon, "offline", qos=1, retain=True),
+            **persistent_session(self.settings),
         )
-        # PUBACK only after the trigger is in the store (see the module docstring).
+        # PUBACK only after the trigger is in the store (see the module docstring). This
+        # reaches into aiomqtt's paho client; tests/integration/test_mqtt_session.py breaks
+        # if a new aiomqtt moves it.
         client._client.manual_ack_set(True)
         return client
 
     async def run(self) -> None:
+        """Connected whenever the broker can be reached; an error that is not MQTT's (the
+        store gave up, a bug) ends the loop for the daemon's supervisor to handle."""
         backoff = 0.5
         while True:
             client = self.new_client()
@@ -117,7 +151,11 @@ class MqttLink:
                     self.connected.set()
                     self.disconnected.clear()
                     backoff = 0.5
-                    log.info("mqtt_connected", broker=broker_address(self.settings)[:2])
+                    log.info(
+                        "mqtt_connected",
+                        broker=broker_address(self.settings)[:2],
+                        client_id=self.settings.client_id,
+                    )
                     await self.on_connect()
                     async for message in client.messages:
                         if not self.intake_open:
@@ -127,7 +165,16 @@ class MqttLink:
                         await self.on_message(str(message.topic), raw)
                         client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
-                log.warning("mqtt_disconnected", error=str(exc), retry_in=round(backoff, 2))
+                if getattr(getattr(exc, "rc", None), "value", None) == SESSION_TAKEN_OVER:
+                    log.error(
+                        "mqtt_client_id_in_use",
+                        client_id=self.settings.client_id,
+                        detail="another connection took over this client id; give each "
+                        "daemon its own mqtt.client_id",
+                    )
+                    backoff = TAKEN_OVER_BACKOFF
+                else:
+                    log.warning("mqtt_disconnected", error=str(exc), retry_in=round(backoff, 2))
             finally:
                 self.connected.clear()
                 self.disconnected.set()
@@ -135,9 +182,12 @@ class MqttLink:
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0) + 0.1)  # reconnect backoff
             backoff = min(backoff * 2, 30.0)
 
-    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False) -> bool:
+    async def publish(
+        self, topic: str, payload: str | bytes, *, retain: bool = False, early: bool = False
+    ) -> bool:
+        """Publish with QoS 1; `early`: also while the session is still being set up."""
         client = self.client
-        if client is None or not self.connected.is_set():
+        if client is None or not (early or self.connected.is_set()):
             log.warning("mqtt_publish_skipped", topic=topic, reason="not connected")
             return False
         try:
@@ -148,12 +198,12 @@ class MqttLink:
         return True
 
     async def stop(self) -> None:
-        """Publish `offline` and disconnect; the session and its queue stay at the broker."""
+        """Stop taking triggers and publish `offline`; cancelling `run` disconnects, and
+        the session and its queue stay at the broker."""
         self.intake_open = False
-        await self.publish(self.topics.daemon, "offline", retain=True)
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        # Also when a stop meets a session that is still coming up: it may have said
+        # "online" already, and a graceful disconnect sends no last will.
+        await self.publish(self.topics.daemon, "offline", retain=True, early=True)
 
 
 class MqttPublisher:

@@ -1,9 +1,11 @@
 """Receiving triggers: one path for MQTT, HTTP and the command line.
 
 The raw bytes are written to the store's inbox first, before anything can fail, so a
-crash after the broker's acknowledgement loses nothing: a restarted daemon handles what
-is left in the inbox. Then the contract's checks run in order; every refusal is
-published on `<prefix>/errors`, logged, and sends nothing.
+crash after the broker's acknowledgement loses nothing: the entry is claimed by the daemon
+that wrote it, and once that claim expires any daemon handles what is left (inbox.py).
+Then the contract's checks run in order; every refusal is published on
+`<prefix>/errors`, logged, and sends nothing. Handling an entry twice (after a crash in
+the middle) carries on with the alert it made instead of calling it a duplicate.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from broadcaster.intake import Refusal, parse_retraction, parse_trigger, resolve
 from broadcaster.messages import AlertContext, TemplateNotApproved, channel_messages
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
+from broadcaster.refusals import RefusalSampler
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 
@@ -60,9 +63,11 @@ class Receiver:
         self.dispatcher = dispatcher
         self.gate = gate
         self.retractor = retractor
+        self.sampler = RefusalSampler(deployment.settings.audit, metrics)
 
-    async def receive_trigger(self, raw: bytes, source: str) -> Outcome:
-        entry = InboxEntry.new("trigger", source, raw)
+    async def receive_trigger(self, raw: bytes, source: str, *, owner: str) -> Outcome:
+        lease = self.deployment.settings.delivery.lease
+        entry = InboxEntry.new("trigger", source, raw, owner=owner, lease=lease)
         await self.store.inbox_add(entry)
         return await self.handle(entry)
 
@@ -77,18 +82,6 @@ class Receiver:
             outcome = await self.refuse(refusal, entry)
         await self.store.inbox_done(entry.id)
         return outcome
-
-    async def recover_inbox(self) -> int:
-        """Handle what a crashed daemon had acknowledged but not finished: the inbox, then
-        alerts stored but not yet handed to the confirmation gate."""
-        pending = await self.store.inbox_pending()
-        for entry in pending:
-            log.info("inbox_recovered", entry_id=entry.id, source=entry.source)
-            await self.handle(entry)
-        for alert in await self.store.alerts_in_state("received"):
-            log.info("alert_recovered", alert_id=alert.id)
-            await self.gate_or_release(alert)
-        return len(pending)
 
     async def gate_or_release(self, alert: Alert) -> None:
         playbook = self.deployment.playbooks.get(alert.scenario)
@@ -109,7 +102,7 @@ class Receiver:
         )
         existing = await self.store.get_alert(trigger.id)
         if existing is not None:
-            return await self.duplicate(existing, entry)
+            return await self.resumed_or_duplicate(existing, entry)
         playbook, stage, params = resolve(trigger, self.deployment.playbooks)
         context = AlertContext(
             playbook,
@@ -142,6 +135,7 @@ class Receiver:
                 for lang, t in rendered.texts.items()
             },
             unapproved=sorted(rendered.unapproved),
+            inbox_id=entry.id,
         )
         messages = channel_messages(playbook, self.deployment.channels, rendered)
         deliveries = [
@@ -167,7 +161,7 @@ class Receiver:
         if not await self.store.create_alert(alert, deliveries):
             existing = await self.store.get_alert(trigger.id)
             assert existing is not None  # create_alert said it exists
-            return await self.duplicate(existing, entry)
+            return await self.resumed_or_duplicate(existing, entry)
         await self.store.audit(
             AuditEntry(
                 alert_id=alert.id,
@@ -210,11 +204,29 @@ class Receiver:
         if result.outcome == "not_found":
             raise Refusal("invalid_trigger", result.detail, request.alert_id)
         if result.outcome == "not_retractable":
+            if (
+                entry.attempts > 1
+                and result.alert is not None
+                and result.alert.state == "retracted"
+            ):
+                # This very request retracted it before a crash: it is done, not refused.
+                return Outcome(
+                    "accepted", result.alert, await self.store.get_deliveries(result.alert.id)
+                )
             raise Refusal("invalid_trigger", f"cannot retract: {result.detail}", request.alert_id)
-        if result.outcome == "refused":
-            raise Refusal("template_not_approved", result.detail, request.alert_id)
         assert result.alert is not None
         return Outcome("accepted", result.alert, await self.store.get_deliveries(result.alert.id))
+
+    async def resumed_or_duplicate(self, existing: Alert, entry: InboxEntry) -> Outcome:
+        """The alert this very entry made before a crash carries on; any other is a
+        duplicate."""
+        if existing.inbox_id != entry.id:
+            return await self.duplicate(existing, entry)
+        log.info("alert_resumed_from_inbox", alert_id=existing.id, entry_id=entry.id)
+        if existing.state == "received":
+            await self.gate_or_release(existing)
+        current = await self.store.get_alert(existing.id) or existing
+        return Outcome("accepted", current, await self.store.get_deliveries(existing.id))
 
     async def duplicate(self, existing: Alert, entry: InboxEntry) -> Outcome:
         refusal = Refusal(
@@ -229,8 +241,9 @@ class Receiver:
         public = refusal.public(entry.received_at)
         self.metrics.triggers.labels(refusal.error).inc()
         log.warning("trigger_refused", source=entry.source, **public)
-        await self.store.audit(
-            AuditEntry(alert_id=None, event="refused", actor=entry.source, detail=public)
-        )
+        if self.sampler.keep():
+            await self.store.audit(
+                AuditEntry(alert_id=None, event="refused", actor=entry.source, detail=public)
+            )
         await self.events.refused(public)
         return Outcome("refused", refusal=public)

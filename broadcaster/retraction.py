@@ -1,27 +1,44 @@
-"""Retracting a false alarm: fast, no confirmation, tracked like any delivery.
+"""Retracting a false alarm: fast, no confirmation, always through, tracked like any alert.
 
-The alert becomes `retracted` at once, so nothing more of it leaves: deliveries not yet
-sent stop. Requests already on their way get their answer (bounded), then every channel
-that carried the alert gets the pre-approved correction as a new message of the same
-incident (msgType Cancel), threaded under the original where the channel allows; once
-the correction is out, the original is deleted where the provider allows it. The
-correction is an alert of its own (`<id>:retraction`), so it is retried, tracked and
-resumed after a crash by the same dispatcher.
+An alert still waiting for its duty officer is simply cancelled. One that went out gets a
+correction, an alert of its own (`<id>:retraction`, CAP msgType Cancel), sent to every
+channel that carried the original, threaded under it where the channel allows; once the
+correction is out on a channel, the original is deleted there where the provider allows.
+
+The order makes it crash-safe and never leaves a false alarm up:
+
+1. the correction's texts are built first: from the approved retraction templates, or,
+   when they cannot be used, from the built-in correction (emergency.py). A retraction
+   that cannot be built changes nothing and the alert stays retractable.
+2. the correction is stored (state `received`) with a delivery per channel that carries
+   or is sending the original;
+3. the original becomes `retracted`: nothing more of it goes out, requests already on
+   their way get their answer (bounded wait);
+4. correction deliveries to channels whose original never went out are set aside, and
+   the correction is released to the dispatcher.
+
+A daemon that dies after step 2 leaves a correction in `received`: any daemon's takeover
+scan resumes it at step 3 (`resume`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import structlog
+from jinja2 import TemplateError
 
+from broadcaster.channels.base import Channel, ChannelError
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
+from broadcaster.emergency import emergency_correction
 from broadcaster.events import Events
-from broadcaster.messages import AlertContext, TemplateNotApproved, channel_language
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, Texts
-from broadcaster.playbooks import validate_params
+from broadcaster.messages import AlertContext, TemplateNotApproved
+from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, Receipt, Texts, utcnow
+from broadcaster.playbooks import ParamError, validate_params
+from broadcaster.retries import RetryPolicy
 from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -29,13 +46,16 @@ log = structlog.get_logger(__name__)
 RETRACTABLE: frozenset[AlertState] = frozenset(
     {"received", "awaiting_confirmation", "sending", "sent", "partially_failed", "failed"}
 )
+UNSENT: frozenset[AlertState] = frozenset({"received", "awaiting_confirmation"})
 # Bounded wait for requests already sent to a provider before the correction goes out.
 IN_FLIGHT_WAIT = 15.0
+# Channels whose original post may exist: they get the correction.
+CARRIED = frozenset({"delivered", "sending"})
 
 
 @dataclass(frozen=True)
 class RetractionResult:
-    outcome: Literal["retracted", "cancelled", "not_found", "not_retractable", "refused"]
+    outcome: Literal["retracted", "cancelled", "not_found", "not_retractable"]
     alert: Alert | None = None
     correction: Alert | None = None
     detail: str = ""
@@ -43,6 +63,66 @@ class RetractionResult:
 
 def correction_id(alert_id: str) -> str:
     return f"{alert_id}:retraction"
+
+
+class CorrectionFollowUp:
+    """The dispatcher's hooks for a correction: reply under the original, then delete it."""
+
+    def __init__(self, store: Store, events: Events, retry: RetryPolicy) -> None:
+        self.store = store
+        self.events = events
+        self.retry = retry
+
+    async def original(self, correction: Alert, channel_id: str) -> Delivery | None:
+        if correction.retracts is None:
+            return None
+        deliveries = await self.store.get_deliveries(correction.retracts)
+        return next((d for d in deliveries if d.channel_id == channel_id), None)
+
+    async def reply_to(self, correction: Alert, channel_id: str) -> Receipt | None:
+        original = await self.original(correction, channel_id)
+        return original.receipt if original is not None else None
+
+    async def delivered(self, correction: Alert, delivery: Delivery, channel: Channel) -> None:
+        """After the correction is out (so a reply has its parent), delete the false
+        alarm where the provider allows it; either way the original counts as retracted."""
+        original = await self.original(correction, delivery.channel_id)
+        if original is None or original.state != "delivered":
+            return
+        deleted = False
+        if channel.can_delete and original.receipt is not None:
+            receipt = original.receipt
+            try:
+                async for attempt in self.retry.retrying():
+                    with attempt:
+                        await channel.delete(receipt)
+                deleted = True
+            except ChannelError as exc:
+                await self.store.audit(
+                    AuditEntry(
+                        alert_id=original.alert_id,
+                        event="delete_failed",
+                        detail={"channel": original.channel_id, "error": exc.message},
+                    )
+                )
+        original.state = "retracted"
+        await self.store.save_delivery(original)
+        await self.store.audit(
+            AuditEntry(
+                alert_id=original.alert_id,
+                event="retracted",
+                detail={
+                    "channel": original.channel_id,
+                    "deleted": deleted,
+                    "correction": delivery.remote_id,
+                },
+            )
+        )
+        retracted = await self.store.get_alert(original.alert_id)
+        if retracted is not None:
+            await self.events.alert_changed(
+                retracted, await self.store.get_deliveries(retracted.id)
+            )
 
 
 class Retractor:
@@ -63,61 +143,122 @@ class Retractor:
             return RetractionResult(
                 "not_retractable", alert, detail=f"alert {alert_id} is {alert.state}"
             )
-        before = alert.state
+        if alert.state in UNSENT:
+            return await self.cancel(alert, reason, actor)
+        carried = [d for d in await self.store.get_deliveries(alert_id) if d.state in CARRIED]
+        if not carried:
+            retracted = await self.mark_retracted(alert, reason, actor)
+            if retracted is None:
+                return RetractionResult("not_retractable", alert, detail="its state just changed")
+            await self.set_aside_unsent(alert_id)
+            return RetractionResult("retracted", retracted, detail="no channel had carried it")
+        correction, fallback = self.build(alert, reason, actor)
+        if await self.store.create_alert(correction, correction_deliveries(correction, carried)):
+            await self.store.audit(
+                AuditEntry(
+                    alert_id=correction.id,
+                    event="correction_created",
+                    actor=actor,
+                    detail={
+                        "retracts": alert.id,
+                        "channels": [d.channel_id for d in carried],
+                        **({"built_in_text": fallback} if fallback else {}),
+                    },
+                )
+            )
+            if fallback:
+                log.error("correction_built_in_text", alert_id=alert.id, why=fallback)
+        else:  # a twin request, or this one before a crash, stored it first
+            correction = await self.store.get_alert(correction.id) or correction
+        return await self.resume(correction, detail=fallback or "")
+
+    async def cancel(self, alert: Alert, reason: str, actor: str) -> RetractionResult:
+        """Nothing has gone out: the retraction simply cancels the alert."""
+        retracted = await self.mark_retracted(alert, reason, actor, expect=UNSENT)
+        if retracted is None:
+            return await self.retract(alert.id, reason, actor)  # it was released meanwhile
+        return RetractionResult("cancelled", retracted)
+
+    async def resume(self, correction: Alert, *, detail: str = "") -> RetractionResult:
+        """Steps 3 and 4: after the request, or after a crash in between."""
+        assert correction.retracts is not None
+        original = await self.store.get_alert(correction.retracts)
+        if original is None:
+            return RetractionResult("not_found", detail=f"no alert {correction.retracts!r}")
+        actor = correction.retracted_by or "system"
+        retracted = await self.mark_retracted(original, correction.retraction_reason or "", actor)
+        await self.dispatcher.settled(original.id, IN_FLIGHT_WAIT)
+        await self.set_aside_unsent(original.id)
+        # What went out meanwhile gets a correction too; what never went out needs none.
+        originals = {d.channel_id: d for d in await self.store.get_deliveries(original.id)}
+        planned = {d.channel_id: d for d in await self.store.get_deliveries(correction.id)}
+        late = [d for cid, d in originals.items() if d.state in CARRIED and cid not in planned]
+        for d in correction_deliveries(correction, late):
+            await self.store.save_delivery(d)
+        for cid, d in planned.items():
+            if d.state == "pending" and originals.get(cid, d).state not in CARRIED:
+                await self.store.save_delivery(
+                    d.model_copy(
+                        update={
+                            "state": "retracted",
+                            "error": "nothing to correct: the original never went out here",
+                        }
+                    )
+                )
+        await self.dispatcher.release(correction.id, actor)
+        current = await self.store.get_alert(correction.id) or correction
+        return RetractionResult("retracted", retracted or original, current, detail)
+
+    async def mark_retracted(
+        self,
+        alert: Alert,
+        reason: str,
+        actor: str,
+        expect: frozenset[AlertState] = RETRACTABLE,
+    ) -> Alert | None:
         retracted = await self.store.update_alert(
-            alert_id,
-            expect=RETRACTABLE,
+            alert.id,
+            expect=expect,
             state="retracted",
             retraction_reason=reason,
             retracted_by=actor,
             release_at=None,
         )
         if retracted is None:
-            return RetractionResult("not_retractable", alert, detail="its state just changed")
+            return None
         await self.store.audit(
             AuditEntry(
-                alert_id=alert_id,
+                alert_id=alert.id,
                 event="retraction_requested",
                 actor=actor,
-                detail={"reason": reason, "state_before": before},
+                detail={"reason": reason, "state_before": alert.state},
             )
         )
-        log.warning("alert_retracted", alert_id=alert_id, actor=actor, state_before=before)
+        log.warning("alert_retracted", alert_id=alert.id, actor=actor, state_before=alert.state)
         await self.publish(retracted)
-        if before in ("received", "awaiting_confirmation"):
-            # Nothing has gone out: the retraction simply cancels it.
-            return RetractionResult("cancelled", retracted)
-        await self.dispatcher.settled(alert_id, IN_FLIGHT_WAIT)
-        deliveries = await self.store.get_deliveries(alert_id)
-        carried = [d for d in deliveries if d.state in ("delivered", "sending")]
-        for d in deliveries:
-            if d.state == "pending":  # never sent: stays unsent
-                d.state = "retracted"
-                d.error = "retracted before sending"
-                await self.store.save_delivery(d)
-        if not carried:
-            await self.publish(retracted)
-            return RetractionResult("retracted", retracted, detail="no channel had carried it")
-        try:
-            correction = await self.correction(retracted, reason, carried)
-        except TemplateNotApproved as exc:
-            # The false alarm stays stopped; the correction text itself needs approval.
-            await self.store.audit(
-                AuditEntry(
-                    alert_id=alert_id, event="correction_refused", detail={"error": str(exc)}
-                )
-            )
-            return RetractionResult("refused", retracted, detail=f"template_not_approved: {exc}")
-        await self.dispatcher.release(correction.id, actor)
-        return RetractionResult("retracted", retracted, correction)
+        return retracted
 
-    async def correction(self, alert: Alert, reason: str, carried: list[Delivery]) -> Alert:
-        playbook = self.deployment.playbooks[alert.scenario]
-        params = validate_params(playbook, alert.params)
-        context = AlertContext(
-            playbook, alert.stage, params, alert.mode, alert.incident, alert.issued_at
-        )
-        rendered = self.renderer.render_retraction(context, reason)
+    async def set_aside_unsent(self, alert_id: str) -> None:
+        """Deliveries of the retracted alert not yet sent stay unsent. Their claim is
+        cleared too: a daemon about to send one can no longer record it as `sending`, so
+        it stops (LostClaim) instead of posting the false alarm."""
+        for d in await self.store.get_deliveries(alert_id):
+            if d.state == "pending":
+                await self.store.save_delivery(
+                    d.model_copy(
+                        update={
+                            "state": "retracted",
+                            "error": "retracted before sending",
+                            "claimed_by": None,
+                            "claimed_until": None,
+                        }
+                    )
+                )
+
+    def build(self, alert: Alert, reason: str, actor: str) -> tuple[Alert, str | None]:
+        """The correction alert, and why the built-in text was used (None: templates)."""
+        at = utcnow().astimezone(alert.issued_at.tzinfo)  # the correction's own time
+        texts, unapproved, fallback = self.texts(alert, reason, at)
         correction = Alert(
             id=correction_id(alert.id),
             incident=alert.incident,
@@ -125,44 +266,69 @@ class Retractor:
             stage=alert.stage,
             mode=alert.mode,
             msg_type="Cancel",
-            issued_at=alert.issued_at,
+            issued_at=at,
             params=alert.params,
-            texts={
-                lang: Texts(title=t.title, short=t.short, long=t.long)
-                for lang, t in rendered.texts.items()
-            },
-            unapproved=sorted(rendered.unapproved),
+            texts=texts,
+            unapproved=unapproved,
             retracts=alert.id,
             retraction_reason=reason,
+            retracted_by=actor,
         )
-        deliveries = []
-        for original in carried:
-            config = self.deployment.channels.get(original.channel_id)
-            lang = channel_language(playbook, config) if config else original.language
-            texts = rendered.texts[lang]
-            deliveries.append(
-                Delivery(
-                    alert_id=correction.id,
-                    channel_id=original.channel_id,
-                    channel_type=original.channel_type,
-                    language=lang,
-                    variant=original.variant,
-                    title=texts.title,
-                    text=texts.variant(original.variant),
+        return correction, fallback
+
+    def texts(
+        self, alert: Alert, reason: str, at: datetime
+    ) -> tuple[dict[str, Texts], list[str], str | None]:
+        """The approved retraction templates' texts; the built-in ones when they cannot
+        be used, with the reason why (naming the template)."""
+        playbook = self.deployment.playbooks.get(alert.scenario)
+        if playbook is None:
+            why = f"playbook {alert.scenario} is not loaded"
+        else:
+            try:
+                params = validate_params(playbook, alert.params)
+                context = AlertContext(
+                    playbook, alert.stage, params, alert.mode, alert.incident, at
                 )
-            )
-        if not await self.store.create_alert(correction, deliveries):
-            existing = await self.store.get_alert(correction.id)
-            assert existing is not None
-            return existing
-        await self.store.audit(
-            AuditEntry(
-                alert_id=correction.id,
-                event="correction_created",
-                detail={"retracts": alert.id, "channels": [d.channel_id for d in deliveries]},
-            )
-        )
-        return correction
+                rendered = self.renderer.render_retraction(context, reason)
+            except TemplateNotApproved as exc:
+                why = f"retraction templates not approved: {exc}"
+            except (TemplateError, OSError, ParamError) as exc:
+                why = f"retraction templates cannot be rendered: {exc}"
+            else:
+                texts = {
+                    lang: Texts(title=t.title, short=t.short, long=t.long)
+                    for lang, t in rendered.texts.items()
+                }
+                return texts, sorted(rendered.unapproved), None
+        prefix = None
+        texts = {}
+        for lang, original in alert.texts.items():
+            if alert.mode == "drill":
+                prefix = self.renderer.prefix(lang)
+            title = original.title.removeprefix(f"{prefix}: ") if prefix else original.title
+            built = emergency_correction(lang, title, reason, at, prefix)
+            texts[lang] = Texts(title=built.title, short=built.short, long=built.long)
+        return texts, [], why
 
     async def publish(self, alert: Alert) -> None:
         await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+
+
+def correction_deliveries(correction: Alert, originals: list[Delivery]) -> list[Delivery]:
+    """One correction delivery per original: same channel, language and variant."""
+    deliveries = []
+    for original in originals:
+        texts = correction.texts.get(original.language) or next(iter(correction.texts.values()))
+        deliveries.append(
+            Delivery(
+                alert_id=correction.id,
+                channel_id=original.channel_id,
+                channel_type=original.channel_type,
+                language=original.language,
+                variant=original.variant,
+                title=texts.title,
+                text=texts.short if original.variant == "short" else texts.long,
+            )
+        )
+    return deliveries

@@ -75,9 +75,12 @@ class MosquittoServer(Server):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
-def start_redis(folder: Path) -> RedisServer:
-    port = free_port()
+def start_redis(folder: Path, port: int | None = None, *, durable: bool = False) -> RedisServer:
+    """A redis-server; `durable`: with its append-only file, fsynced on every write (what
+    production should run), so it can be killed and restarted on the same port and folder."""
+    port = port or free_port()
     log = folder / "redis.log"
+    persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
     process = subprocess.Popen(
         [
             _binary("redis-server"),
@@ -89,6 +92,7 @@ def start_redis(folder: Path) -> RedisServer:
             "",
             "--appendonly",
             "no",
+            *persistence,
             "--dir",
             str(folder),
             "--logfile",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aiohttp
 
 from broadcaster.channels.base import Channel
@@ -57,3 +59,35 @@ def make_channel(
         case CapFeedChannel():
             return CapFeedAdapter(channel_id, public_url)
     raise NotImplementedError(f"channel type {config.channel_type} has no adapter yet")
+
+
+class ChannelPool:
+    """The adapters of a deployment's enabled channels, each with a connection pool of its
+    own (at most `max_in_flight` connections): a hanging provider fills only its own pool.
+    Whoever opens the pool closes it."""
+
+    def __init__(self, configs: Mapping[str, ChannelConfig], *, public_url: str) -> None:
+        self.configs = dict(configs)
+        self.public_url = public_url
+        self.adapters: dict[str, Channel] = {}
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+
+    async def open(self) -> dict[str, Channel]:
+        for channel_id, config in self.configs.items():
+            if not config.enabled:
+                continue
+            limit = config.max_in_flight
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+            )
+            self.sessions[channel_id] = session
+            self.adapters[channel_id] = make_channel(
+                channel_id, config, session, public_url=self.public_url
+            )
+        return self.adapters
+
+    async def close(self) -> None:
+        sessions, self.sessions = self.sessions, {}
+        self.adapters.clear()
+        for session in sessions.values():
+            await session.close()

@@ -76,6 +76,9 @@ class _Channel(BaseModel):
     template: Literal["short", "long"] | None = None
     drill: Literal["dry_run", "send"] = "dry_run"
     rate_limit: RateLimit | None = None
+    # Requests to this channel at once, with a connection pool of its own: a slow or
+    # hanging provider never holds up another channel.
+    max_in_flight: int = Field(default=10, ge=1, le=1000)
 
     _parse_rate = field_validator("rate_limit", mode="before")(_rate)
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from broadcaster.models import Alert, Delivery, utcnow
-from broadcaster.store.base import Store
+from broadcaster.models import Alert, AlertState, Delivery, InboxEntry, utcnow
+from broadcaster.store.base import AlertChange, Store
+from broadcaster.store.outage import StoreUnavailable
 
-__all__ = ["Store", "open_store"]
+__all__ = ["AlertChange", "Store", "StoreUnavailable", "open_store"]
+
+DEFAULT_OUTAGE_LIMIT = timedelta(seconds=60)
+# How long the record of a taken broker message is kept: far longer than a trigger may be
+# old (security.max_trigger_age), so a copy that arrives late is still recognised.
+BROKER_MESSAGE_MEMORY = timedelta(days=1)
 
 
-def open_store(url: str, base_dir: Path) -> Store:
+def open_store(
+    url: str, base_dir: Path, *, outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT
+) -> Store:
     """The store that `store.url` names (contract section 2), not yet opened.
 
     `sqlite:///rel/path.db` is relative to `base_dir` (the config file's folder),
@@ -22,18 +31,18 @@ def open_store(url: str, base_dir: Path) -> Store:
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
-        return _open_sqlite(url, base_dir)
+        return _open_sqlite(url, base_dir, outage_limit)
     if scheme in ("redis", "rediss"):
         from broadcaster.store.redis import RedisStore
 
-        return RedisStore(url)
+        return RedisStore(url, outage_limit=outage_limit)
     raise ValueError(
         f"store.url {_redacted(url)!r}: expected sqlite:///relative/path.db, "
         "sqlite:////absolute/path.db, redis://host:port/db or rediss://host:port/db"
     )
 
 
-def _open_sqlite(url: str, base_dir: Path) -> Store:
+def _open_sqlite(url: str, base_dir: Path, outage_limit: timedelta) -> Store:
     from broadcaster.store.sqlite import SqliteStore
 
     head = "sqlite:///"
@@ -44,7 +53,7 @@ def _open_sqlite(url: str, base_dir: Path) -> Store:
             "or sqlite:////absolute/path.db (four slashes), without query options"
         )
     path = Path(rest)
-    return SqliteStore(path if path.is_absolute() else base_dir / path)
+    return SqliteStore(path if path.is_absolute() else base_dir / path, outage_limit=outage_limit)
 
 
 def _redacted(url: str) -> str:
@@ -76,6 +85,16 @@ def timestamp_us(moment: datetime) -> int:
             f"naive datetime {moment.isoformat()}: the store keeps timezone-aware datetimes"
         )
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def expecting(expect: Collection[AlertState] | None, changes: Mapping[str, Any]) -> AlertChange:
+    """The AlertChange of update_alert: `changes`, when the state is one of `expect`."""
+    check_alert_changes(changes)
+
+    def change(alert: Alert) -> Mapping[str, Any] | None:
+        return None if expect is not None and alert.state not in expect else changes
+
+    return change
 
 
 def check_alert_changes(changes: Mapping[str, Any]) -> None:
@@ -129,22 +148,72 @@ def check_claim(until: datetime, now: datetime) -> None:
         raise ValueError(f"a claim until {until.isoformat()} has expired at {now.isoformat()}")
 
 
-def claimed(delivery: Delivery, owner: str, until: datetime, now: datetime) -> Delivery | None:
+def held_by_other(
+    holder: str | None,
+    until: datetime | None,
+    owner: str,
+    now: datetime,
+    dead: Collection[str] = (),
+) -> bool:
+    """A claim keeps `owner` out while someone else holds it, its lease has not ended at
+    `now`, and that someone is not known to be dead (a process on this host that ended)."""
+    return (
+        holder is not None
+        and holder != owner
+        and holder not in dead
+        and until is not None
+        and until > now
+    )
+
+
+def claimed(
+    delivery: Delivery, owner: str, until: datetime, now: datetime, dead: Collection[str] = ()
+) -> Delivery | None:
     """`delivery` taken by `owner` until `until`, or None when it may not be taken.
 
     It may be taken when it is not final and unclaimed, already claimed by `owner`, or
-    claimed by someone whose lease ended at or before `now`.
+    claimed by someone whose lease ended at or before `now` or who is in `dead`.
     """
     if delivery.final:
         return None
-    held_by_other = (
-        delivery.claimed_by is not None
-        and delivery.claimed_by != owner
-        and delivery.claimed_until is not None
-        and delivery.claimed_until > now
-    )
-    if held_by_other:
+    if held_by_other(delivery.claimed_by, delivery.claimed_until, owner, now, dead):
         return None
     return delivery.model_copy(
         update={"claimed_by": owner, "claimed_until": until, "updated_at": utcnow()}
+    )
+
+
+def inbox_taken(
+    entry: InboxEntry, owner: str, until: datetime, now: datetime, dead: Collection[str] = ()
+) -> InboxEntry | None:
+    """`entry` claimed by `owner` with one more attempt, or None when another holds it."""
+    if held_by_other(entry.claimed_by, entry.claimed_until, owner, now, dead):
+        return None
+    return entry.model_copy(
+        update={"claimed_by": owner, "claimed_until": until, "attempts": entry.attempts + 1}
+    )
+
+
+def check_inbox_entry(entry: InboxEntry) -> None:
+    timestamp_us(entry.received_at)
+    if entry.claimed_until is not None:
+        timestamp_us(entry.claimed_until)
+
+
+def payload_digest(payload: bytes) -> str:
+    """What identifies a broker message's copies: the hash of its exact bytes."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def lease_free(
+    holder: str | None, until_us: int | None, owner: str, now: datetime, dead: Collection[str] = ()
+) -> bool:
+    """A lease may be taken by `owner` when nobody holds it, `owner` does, it expired, or
+    its holder is in `dead`."""
+    return (
+        holder is None
+        or holder == owner
+        or holder in dead
+        or until_us is None
+        or until_us <= timestamp_us(now)
     )

@@ -1,27 +1,59 @@
 """The store: the single source of truth. A state change is written here before anyone
 is told about it (ARCHITECTURE.md). SQLite and Redis implement this one protocol and pass
-one contract test suite (tests/store/)."""
+one contract test suite (tests/store/).
+
+Every call rides out a short outage of the store (a Redis restart, a locked SQLite file):
+it is retried with backoff, a write with the same token so it never runs twice. Past
+`store.outage_limit` it raises `StoreUnavailable` for good, and the daemon exits so that
+its supervisor restarts it cleanly (see store/outage.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry
+from broadcaster.store.outage import Outage
+
+# Looks at the alert as stored and says what to change, or None to leave it alone; the
+# store applies it atomically (a compare and set), so it may be called more than once.
+AlertChange = Callable[[Alert], Mapping[str, Any] | None]
 
 
 class Store(Protocol):
+    outage: Outage
+
     async def open(self) -> None:
         """Connect and create what is missing (tables, indexes)."""
 
     async def close(self) -> None: ...
 
     async def ping(self) -> bool:
-        """True while the store answers (for /healthz)."""
+        """True while the store answers (for /healthz); never waits out an outage."""
 
     # -- inbox: raw triggers, kept until handled ---------------------------------
-    async def inbox_add(self, entry: InboxEntry) -> None: ...
+    async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:
+        """Keep a raw input (an entry id already waiting keeps its first entry).
+
+        `broker_session` is the MQTT client id the message came to. Every daemon receives
+        every trigger, each on its own session; the n-th copy of the same bytes on each
+        session is the same broker message, and only the first daemon to keep it gets
+        True. The others get False and must not handle it (no false `duplicate`).
+        """
+
+    async def inbox_take(
+        self,
+        entry_id: str,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
+    ) -> InboxEntry | None:
+        """Claim a waiting entry for `owner` (free, already ours, its claim expired before
+        `now`, or held by one of `dead`), counting the attempt; None when it is done or
+        held by another."""
 
     async def inbox_done(self, entry_id: str) -> None: ...
 
@@ -41,20 +73,22 @@ class Store(Protocol):
     async def list_alerts(self, limit: int = 50) -> list[Alert]:
         """Newest first."""
 
-    async def alerts_in_state(self, *states: AlertState) -> list[Alert]: ...
+    async def alerts_in_state(self, *states: AlertState) -> list[Alert]:
+        """Oldest first."""
 
     async def incident_alerts(self, incident: str) -> list[Alert]:
         """Every alert of an incident, oldest first (for threading and CAP references)."""
 
+    async def modify_alert(self, alert_id: str, change: AlertChange) -> Alert | None:
+        """Apply what `change` returns for the alert as stored, and bump updated_at,
+        atomically (compare and set, so two daemons or a timer and a person cannot both
+        act). The updated alert, or None when it does not exist or `change` said None."""
+
     async def update_alert(
         self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
     ) -> Alert | None:
-        """Apply `changes` (e.g. state="sending") and bump updated_at.
-
-        With `expect`, only when the alert's current state is one of them (compare
-        and set, so two daemons or a timer and a person cannot both act). Returns the
-        updated alert, or None when it does not exist or its state did not match.
-        """
+        """`modify_alert` with fixed `changes`; with `expect`, only when the alert's
+        current state is one of them."""
 
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
         """In channel_id order."""
@@ -68,17 +102,43 @@ class Store(Protocol):
         """
 
     async def claim_delivery(
-        self, alert_id: str, channel_id: str, owner: str, until: datetime, now: datetime
+        self,
+        alert_id: str,
+        channel_id: str,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
     ) -> Delivery | None:
         """Take the delivery for `owner` until `until`, atomically.
 
-        Only when it is not final and unclaimed, claimed by `owner`, or its claim has
-        expired before `now`. Returns the claimed delivery, else None.
+        Only when it is not final and unclaimed, claimed by `owner`, its claim has
+        expired before `now`, or its holder is one of `dead` (processes known to have
+        ended). Returns the claimed delivery, else None.
         """
+
+    # -- leases: one holder at a time for a name (an MQTT client id, a job) ----------
+    async def take_lease(
+        self, name: str, owner: str, until: datetime, now: datetime, dead: Collection[str] = ()
+    ) -> str:
+        """Hold `name` for `owner` until `until` when it is free, ours, expired before
+        `now`, or held by one of `dead`; returns the holder afterwards (`owner` when taken)."""
+
+    async def lease_holder(self, name: str, now: datetime) -> str | None:
+        """Who holds `name` at `now`, if anyone."""
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        """Give `name` up, if `owner` holds it."""
 
     # -- audit trail -------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
-        """Append; entries are never changed or removed."""
+        """Append; entries are never changed."""
 
     async def audit_trail(self, alert_id: str | None = None) -> list[AuditEntry]:
-        """Oldest first; all entries, or one alert's."""
+        """One alert's entries, or (None) the entries of no alert: refused input and the
+        daemon's own events; oldest first."""
+
+    async def prune(self, before: datetime) -> int:
+        """Forget what is kept only for a while, older than `before`: audit entries of no
+        alert (refused input) and the record of which broker messages were taken.
+        An alert's own trail is kept. Returns how many audit entries went."""

@@ -5,13 +5,17 @@ appears with all its deliveries or not at all, and a state change or a claim is 
 compare and set on the exact JSON that was read (a read-check-write that lost the race
 reads again and retries). Reads need no script.
 
-The client resends a command after a connection error or timeout (a short network blip
-should not fail an alert), and a resent script may already have run, with only its answer
-lost. Each write therefore carries a fresh token: the script records its result under the
-token for a while, and a resent call gets that result back instead of running twice.
-Otherwise a lost answer would turn a successful create_alert into "duplicate" and a
-successful compare and set into "someone else acted", the same kind of mistake as
-Alertmanager's duplicate notifications.
+A write that meets a connection error or timeout is sent again, by the client for a short
+blip and by the store's outage handling for a Redis restart, and a resent script may
+already have run, with only its answer lost. Each write therefore carries one token for
+all its tries: the script records its result under the token for a while, and a resent
+call gets that result back instead of running twice. Otherwise a lost answer would turn a
+successful create_alert into "duplicate" and a successful compare and set into "someone
+else acted", the same kind of mistake as Alertmanager's duplicate notifications.
+
+Durability is Redis's: run it with `appendonly yes` and `appendfsync always` for the
+writes that guard a promise (the inbox entry before the MQTT acknowledgement, a
+provider's answer) to survive a crash of Redis itself.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -31,21 +36,39 @@ from redis.commands.core import AsyncScript
 
 from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry
 from broadcaster.store import (
+    BROKER_MESSAGE_MEMORY,
+    DEFAULT_OUTAGE_LIMIT,
     apply_alert_changes,
-    check_alert_changes,
     check_claim,
     check_delivery,
+    check_inbox_entry,
     check_new_alert,
     claimed,
+    expecting,
+    inbox_taken,
+    payload_digest,
     timestamp_us,
     touched,
 )
+from broadcaster.store.base import AlertChange
+from broadcaster.store.outage import Outage
 
-# A command is resent this often after a connection error or timeout (see above).
+T = TypeVar("T")
+
+# The client resends a command this often after a connection error or timeout (a short
+# blip); longer outages are ridden out by Outage.
 RETRIES = 3
 # How long the result of a write is kept for a resent call (milliseconds); far longer than
-# the retries of one call take.
+# the retries of one call take, store.outage_limit included.
 OP_RESULT_TTL_MS = 10 * 60 * 1000
+# Errors of an unreachable, restarting or failing-over Redis: worth waiting for.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,  # BusyLoadingError (loading its file after a restart) too
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,  # a replica that is not yet the new primary
+    OSError,
+)
+PRUNE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -76,9 +99,9 @@ class Keys:
         return f"{self.prefix}:deliveries:{alert_id}"
 
     @property
-    def audit(self) -> str:
-        """List: every audit entry's JSON, oldest first."""
-        return f"{self.prefix}:audit"
+    def unattached_audit(self) -> str:
+        """List: the audit entries of no alert (refused input, daemon events), oldest first."""
+        return f"{self.prefix}:audit:unattached"
 
     def alert_audit(self, alert_id: str) -> str:
         """List: one alert's audit entries, oldest first."""
@@ -94,6 +117,19 @@ class Keys:
         """Sorted set of inbox entry ids by received_at."""
         return f"{self.prefix}:inbox:pending"
 
+    def broker_copies(self, session: str, digest: str) -> str:
+        """Counter: copies of one payload an MQTT session has seen (expires)."""
+        return f"{self.prefix}:broker:copies:{session}:{digest}"
+
+    def broker_message(self, digest: str) -> str:
+        """Prefix of a string per broker message of a payload, `<this><n>` (expires)."""
+        return f"{self.prefix}:broker:message:{digest}:"
+
+    @property
+    def leases(self) -> str:
+        """Hash: lease name -> {"owner", "until_us"}."""
+        return f"{self.prefix}:leases"
+
     def op(self, token: str) -> str:
         """String: the result of one write, for a resent call (expires)."""
         return f"{self.prefix}:op:{token}"
@@ -101,10 +137,10 @@ class Keys:
 
 # Every write script runs inside this frame: KEYS[1] and ARGV[1] are the token's key and
 # the time to keep the result; the body sees its own keys and arguments from index 2 on,
-# and returns an integer.
+# and returns an integer or a string.
 _FRAME = """
 local done = redis.call('GET', KEYS[1])
-if done then return tonumber(done) end
+if done then return done end
 local function body()
 %s
 end
@@ -139,8 +175,8 @@ redis.call('ZADD', KEYS[7], ARGV[5], ARGV[4])
 return 1
 """
 
-# KEYS: deliveries; ARGV: channel_id, JSON as read, new JSON.
-_SWAP_DELIVERY = """
+# KEYS: a hash; ARGV: field, JSON as read, new JSON.
+_SWAP_FIELD = """
 if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 return 1
@@ -153,16 +189,24 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: audit, then the alert's audit when the entry names one; ARGV: JSON.
+# KEYS: the alert's audit list, or the list of entries of no alert; ARGV: JSON.
 _AUDIT = """
-for i = 2, #KEYS do redis.call('RPUSH', KEYS[i], ARGV[2]) end
+redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
 
-# KEYS: inbox, inbox_pending; ARGV: id, JSON, received_us.
+# KEYS: inbox, inbox_pending, then (for a broker message) the session's copy counter;
+# ARGV: id, JSON, received_us, then the message key prefix and how long to remember (ms).
+# The n-th copy on every session is the same broker message: only one daemon takes it.
 _INBOX_ADD = """
-if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then return 0 end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+if KEYS[4] then
+  local n = redis.call('INCR', KEYS[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  if not redis.call('SET', ARGV[5] .. n, ARGV[2], 'NX', 'PX', ARGV[6]) then return 0 end
+end
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+end
 return 1
 """
 
@@ -173,15 +217,52 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 return 1
 """
 
+# KEYS: leases; ARGV: name, owner, now_us, the new lease's JSON (encoded by the caller:
+# cjson would round microseconds), then holders known to be dead. Returns the holder
+# afterwards.
+_TAKE_LEASE = """
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if current then
+  local held = cjson.decode(current)
+  local dead = false
+  for i = 6, #ARGV do if ARGV[i] == held.owner then dead = true end end
+  if held.owner ~= ARGV[3] and held.until_us > tonumber(ARGV[4]) and not dead then
+    return held.owner
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
+return ARGV[3]
+"""
+
+# KEYS: leases; ARGV: name, owner.
+_DROP_LEASE = """
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if current and cjson.decode(current).owner == ARGV[3] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+# KEYS: a list; ARGV: how many entries to cut from its head, and the first and the last
+# of them as read. Only when the head is still as read.
+_PRUNE_HEAD = """
+local n = tonumber(ARGV[2])
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[3] then return 0 end
+if redis.call('LINDEX', KEYS[2], n - 1) ~= ARGV[4] then return 0 end
+redis.call('LTRIM', KEYS[2], n, -1)
+return 1
+"""
+
 
 _SCRIPTS = {
     "create_alert": _CREATE_ALERT,
     "update_alert": _UPDATE_ALERT,
-    "swap_delivery": _SWAP_DELIVERY,
+    "swap_field": _SWAP_FIELD,
     "save_delivery": _SAVE_DELIVERY,
     "audit": _AUDIT,
     "inbox_add": _INBOX_ADD,
     "inbox_done": _INBOX_DONE,
+    "take_lease": _TAKE_LEASE,
+    "drop_lease": _DROP_LEASE,
+    "prune_head": _PRUNE_HEAD,
 }
 
 
@@ -209,10 +290,17 @@ def _inbox_entry(text: str) -> InboxEntry:
 class RedisStore:
     """The Store protocol on a Redis shared by several daemons; keys start with `prefix`."""
 
-    def __init__(self, url: str, prefix: str = "broadcaster") -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "broadcaster",
+        *,
+        outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.keys = Keys(prefix)
+        self.outage = Outage(outage_limit, OUTAGE_ERRORS, store="redis")
         self._redis: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
@@ -228,7 +316,7 @@ class RedisStore:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), RETRIES),
         )
         try:
-            await client.ping()
+            await self.outage.call(client.ping)
         except BaseException:
             await client.aclose()
             raise
@@ -256,33 +344,66 @@ class RedisStore:
             raise RuntimeError(f"store {self.prefix} is not open")
         return self._redis
 
-    async def _write(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> int:
-        """Run one write script with a fresh token; a resent call gets the first result."""
-        if self._redis is None:
-            raise RuntimeError(f"store {self.prefix} is not open")
+    async def _read(self, command: Callable[[Redis], Awaitable[T]]) -> T:
+        """One read command, waiting out an outage (reads are safe to repeat)."""
+        client = self._client
+        return await self.outage.call(lambda: command(client))
+
+    async def _write(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> str:
+        """Run one write script with one token for all its tries: a resent call gets the
+        first result back."""
+        client = self._client
         token = uuid.uuid4().hex
-        result = await self._scripts[script](
-            keys=[self.keys.op(token), *keys], args=[OP_RESULT_TTL_MS, *args]
+        call = self._scripts[script]
+        result = await self.outage.call(
+            lambda: call(
+                keys=[self.keys.op(token), *keys], args=[OP_RESULT_TTL_MS, *args], client=client
+            )
         )
-        return int(result)
+        return _str(result) if isinstance(result, bytes | str) else str(result)
 
     # -- inbox -----------------------------------------------------------------------
-    async def inbox_add(self, entry: InboxEntry) -> None:
-        """Keep a raw trigger; an id already waiting keeps its first entry."""
-        await self._write(
-            "inbox_add",
-            [self.keys.inbox, self.keys.inbox_pending],
-            [entry.id, _inbox_json(entry), timestamp_us(entry.received_at)],
-        )
+    async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:
+        check_inbox_entry(entry)
+        keys = [self.keys.inbox, self.keys.inbox_pending]
+        args: list[str | int] = [entry.id, _inbox_json(entry), timestamp_us(entry.received_at)]
+        if broker_session is not None:
+            digest = payload_digest(entry.payload)
+            keys.append(self.keys.broker_copies(broker_session, digest))
+            memory_ms = int(BROKER_MESSAGE_MEMORY / timedelta(milliseconds=1))
+            args += [self.keys.broker_message(digest), memory_ms]
+        return await self._write("inbox_add", keys, args) == "1"
+
+    async def inbox_take(
+        self,
+        entry_id: str,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
+    ) -> InboxEntry | None:
+        check_claim(until, now)
+        while True:
+            reply = await self._read(lambda r: r.hget(self.keys.inbox, entry_id))
+            if reply is None:
+                return None
+            text = _str(reply)
+            taken = inbox_taken(_inbox_entry(text), owner, until, now, dead)
+            if taken is None:
+                return None
+            args = [entry_id, text, _inbox_json(taken)]
+            if await self._write("swap_field", [self.keys.inbox], args) == "1":
+                return taken
+            # Changed since we read it: read again and decide again.
 
     async def inbox_done(self, entry_id: str) -> None:
         await self._write("inbox_done", [self.keys.inbox, self.keys.inbox_pending], [entry_id])
 
     async def inbox_pending(self) -> list[InboxEntry]:
-        ids = _strs(await self._client.zrange(self.keys.inbox_pending, 0, -1))
+        ids = _strs(await self._read(lambda r: r.zrange(self.keys.inbox_pending, 0, -1)))
         if not ids:
             return []
-        texts = await self._client.hmget(self.keys.inbox, ids)
+        texts = await self._read(lambda r: r.hmget(self.keys.inbox, ids))
         return [_inbox_entry(_str(text)) for text in texts if text is not None]
 
     # -- alerts and deliveries ---------------------------------------------------------
@@ -298,49 +419,49 @@ class RedisStore:
             self.keys.state(alert.state),
             self.keys.incident(alert.incident),
         ]
-        return await self._write("create_alert", keys, args) == 1
+        return await self._write("create_alert", keys, args) == "1"
+
+    async def _zrange(self, key: str) -> list[Any]:
+        return list(await self._read(lambda r: r.zrange(key, 0, -1)))
 
     async def _alerts(self, ids: Sequence[str]) -> list[Alert]:
         if not ids:
             return []
-        texts = await self._client.mget([self.keys.alert(i) for i in ids])
+        texts = await self._read(lambda r: r.mget([self.keys.alert(i) for i in ids]))
         return [Alert.model_validate_json(text) for text in texts if text is not None]
 
     async def get_alert(self, alert_id: str) -> Alert | None:
-        text = await self._client.get(self.keys.alert(alert_id))
+        text = await self._read(lambda r: r.get(self.keys.alert(alert_id)))
         return None if text is None else Alert.model_validate_json(text)
 
     async def list_alerts(self, limit: int = 50) -> list[Alert]:
         if limit <= 0:
             return []
         # Ties in created_at come in reverse id order, as in SQLite's ORDER BY.
-        ids = await self._client.zrevrange(self.keys.alerts, 0, limit - 1)
+        ids = await self._read(lambda r: r.zrevrange(self.keys.alerts, 0, limit - 1))
         return await self._alerts(_strs(ids))
 
     async def alerts_in_state(self, *states: AlertState) -> list[Alert]:
-        """Oldest first."""
         ids: set[str] = set()
         for state in set(states):
-            ids.update(_strs(await self._client.zrange(self.keys.state(state), 0, -1)))
+            ids.update(_strs(await self._zrange(self.keys.state(state))))
         # Read after the index: keep only alerts still in one of the states.
         alerts = [a for a in await self._alerts(sorted(ids)) if a.state in states]
         return sorted(alerts, key=lambda a: (timestamp_us(a.created_at), a.id))
 
     async def incident_alerts(self, incident: str) -> list[Alert]:
-        ids = _strs(await self._client.zrange(self.keys.incident(incident), 0, -1))
+        ids = _strs(await self._read(lambda r: r.zrange(self.keys.incident(incident), 0, -1)))
         return [a for a in await self._alerts(ids) if a.incident == incident]
 
-    async def update_alert(
-        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
-    ) -> Alert | None:
-        check_alert_changes(changes)
+    async def modify_alert(self, alert_id: str, change: AlertChange) -> Alert | None:
         while True:
-            reply = await self._client.get(self.keys.alert(alert_id))
+            reply = await self._read(lambda r: r.get(self.keys.alert(alert_id)))
             if reply is None:
                 return None
             text = _str(reply)
             old = Alert.model_validate_json(text)
-            if expect is not None and old.state not in expect:
+            changes = change(old)
+            if changes is None:
                 return None
             new = apply_alert_changes(old, changes)
             keys = [
@@ -357,12 +478,17 @@ class RedisStore:
                 alert_id,
                 timestamp_us(new.created_at),
             ]
-            if await self._write("update_alert", keys, args) == 1:
+            if await self._write("update_alert", keys, args) == "1":
                 return new
             # Someone changed it since we read it: read again and decide again.
 
+    async def update_alert(
+        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
+    ) -> Alert | None:
+        return await self.modify_alert(alert_id, expecting(expect, changes))
+
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
-        replies = await self._client.hgetall(self.keys.deliveries(alert_id))
+        replies = await self._read(lambda r: r.hgetall(self.keys.deliveries(alert_id)))
         texts = {_str(channel): _str(text) for channel, text in replies.items()}
         return [Delivery.model_validate_json(texts[channel]) for channel in sorted(texts)]
 
@@ -372,50 +498,96 @@ class RedisStore:
         if owner is None:
             keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
             args = [delivery.channel_id, touched(delivery).model_dump_json()]
-            if await self._write("save_delivery", keys, args) != 1:
+            if await self._write("save_delivery", keys, args) != "1":
                 raise KeyError(f"no alert {delivery.alert_id}")
             return True
         key = self.keys.deliveries(delivery.alert_id)
         while True:
-            reply = await self._client.hget(key, delivery.channel_id)
+            reply = await self._read(lambda r: r.hget(key, delivery.channel_id))
             if reply is None:
-                if not await self._client.exists(self.keys.alert(delivery.alert_id)):
+                known = await self._read(lambda r: r.exists(self.keys.alert(delivery.alert_id)))
+                if not known:
                     raise KeyError(f"no alert {delivery.alert_id}")
                 return False
             text = _str(reply)
             if Delivery.model_validate_json(text).claimed_by != owner:
                 return False
             args = [delivery.channel_id, text, touched(delivery).model_dump_json()]
-            if await self._write("swap_delivery", [key], args) == 1:
+            if await self._write("swap_field", [key], args) == "1":
                 return True
             # Changed since we read it: read again and decide again.
 
     async def claim_delivery(
-        self, alert_id: str, channel_id: str, owner: str, until: datetime, now: datetime
+        self,
+        alert_id: str,
+        channel_id: str,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
     ) -> Delivery | None:
         check_claim(until, now)
         key = self.keys.deliveries(alert_id)
         while True:
-            reply = await self._client.hget(key, channel_id)
+            reply = await self._read(lambda r: r.hget(key, channel_id))
             if reply is None:
                 return None
             text = _str(reply)
-            delivery = claimed(Delivery.model_validate_json(text), owner, until, now)
+            delivery = claimed(Delivery.model_validate_json(text), owner, until, now, dead)
             if delivery is None:
                 return None
             args = [channel_id, text, delivery.model_dump_json()]
-            if await self._write("swap_delivery", [key], args) == 1:
+            if await self._write("swap_field", [key], args) == "1":
                 return delivery
             # Someone changed it since we read it: read again and decide again.
 
+    # -- leases ----------------------------------------------------------------------
+    async def take_lease(
+        self, name: str, owner: str, until: datetime, now: datetime, dead: Collection[str] = ()
+    ) -> str:
+        check_claim(until, now)
+        lease = json.dumps({"owner": owner, "until_us": timestamp_us(until)})
+        args: list[str | int] = [name, owner, timestamp_us(now), lease, *dead]
+        return await self._write("take_lease", [self.keys.leases], args)
+
+    async def lease_holder(self, name: str, now: datetime) -> str | None:
+        reply = await self._read(lambda r: r.hget(self.keys.leases, name))
+        if reply is None:
+            return None
+        held = json.loads(_str(reply))
+        return str(held["owner"]) if int(held["until_us"]) > timestamp_us(now) else None
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        await self._write("drop_lease", [self.keys.leases], [name, owner])
+
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
-        keys = [self.keys.audit]
-        if entry.alert_id is not None:
-            keys.append(self.keys.alert_audit(entry.alert_id))
-        await self._write("audit", keys, [entry.model_dump_json()])
+        timestamp_us(entry.at)
+        key = self._audit_key(entry.alert_id)
+        await self._write("audit", [key], [entry.model_dump_json()])
+
+    def _audit_key(self, alert_id: str | None) -> str:
+        return self.keys.unattached_audit if alert_id is None else self.keys.alert_audit(alert_id)
 
     async def audit_trail(self, alert_id: str | None = None) -> list[AuditEntry]:
-        key = self.keys.audit if alert_id is None else self.keys.alert_audit(alert_id)
-        texts = await self._client.lrange(key, 0, -1)
+        key = self._audit_key(alert_id)
+        texts = await self._read(lambda r: r.lrange(key, 0, -1))
         return [AuditEntry.model_validate_json(text) for text in texts]
+
+    async def prune(self, before: datetime) -> int:
+        """Cut refused input older than `before` from the head of its list (the oldest
+        entries come first); broker messages expire by themselves."""
+        pruned = 0
+        key = self.keys.unattached_audit
+        while True:
+            head = _strs(await self._read(lambda r: r.lrange(key, 0, PRUNE_CHUNK - 1)))
+            old = 0
+            while old < len(head) and AuditEntry.model_validate_json(head[old]).at < before:
+                old += 1
+            if old == 0:
+                return pruned
+            if await self._write("prune_head", [key], [old, head[0], head[old - 1]]) == "1":
+                pruned += old
+                if old < PRUNE_CHUNK:
+                    return pruned
+            # Otherwise the head changed under us (another pruner): read again.

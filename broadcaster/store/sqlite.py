@@ -5,43 +5,52 @@ acknowledged trigger survives a power cut. Each record is kept as its model's JS
 the columns that queries need. Every write is one `BEGIN IMMEDIATE` transaction, so a
 read-check-write (compare and set, claims) holds the write lock throughout, also against
 another process on the same file; within this process an asyncio lock keeps coroutines
-from interleaving statements on the one connection.
+from interleaving statements on the one connection. A transaction that meets a busy or
+failing disk is rolled back and run again (store/outage.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Collection, Iterable
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry
+from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry, utcnow
 from broadcaster.store import (
+    BROKER_MESSAGE_MEMORY,
+    DEFAULT_OUTAGE_LIMIT,
     apply_alert_changes,
-    check_alert_changes,
     check_claim,
     check_delivery,
+    check_inbox_entry,
     check_new_alert,
     claimed,
+    expecting,
+    inbox_taken,
+    lease_free,
+    payload_digest,
     timestamp_us,
     touched,
 )
+from broadcaster.store.base import AlertChange
+from broadcaster.store.outage import Outage
 
-SCHEMA_VERSION = 1
+T = TypeVar("T")
+SCHEMA_VERSION = 2
 
-_SCHEMA = (
+_TABLES = (
     """CREATE TABLE IF NOT EXISTS inbox (
         id TEXT PRIMARY KEY,
         received_us INTEGER NOT NULL,
         payload BLOB NOT NULL,
         data TEXT NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS inbox_by_received ON inbox (received_us, id)",
     """CREATE TABLE IF NOT EXISTS alerts (
         id TEXT PRIMARY KEY,
         state TEXT NOT NULL,
@@ -49,9 +58,6 @@ _SCHEMA = (
         created_us INTEGER NOT NULL,
         data TEXT NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS alerts_by_created ON alerts (created_us, id)",
-    "CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, created_us, id)",
-    "CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incident, created_us, id)",
     """CREATE TABLE IF NOT EXISTS deliveries (
         alert_id TEXT NOT NULL REFERENCES alerts (id),
         channel_id TEXT NOT NULL,
@@ -64,17 +70,62 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         alert_id TEXT,
-        data TEXT NOT NULL
+        data TEXT NOT NULL,
+        at_us INTEGER
     )""",
+    # How many copies of a payload each MQTT session has seen, and which daemon took the
+    # n-th broker message of that payload (Store.inbox_add).
+    """CREATE TABLE IF NOT EXISTS broker_copies (
+        session TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        seen INTEGER NOT NULL,
+        at_us INTEGER NOT NULL,
+        PRIMARY KEY (session, digest)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS broker_messages (
+        digest TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        entry_id TEXT NOT NULL,
+        at_us INTEGER NOT NULL,
+        PRIMARY KEY (digest, n)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until_us INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS inbox_by_received ON inbox (received_us, id)",
+    "CREATE INDEX IF NOT EXISTS alerts_by_created ON alerts (created_us, id)",
+    "CREATE INDEX IF NOT EXISTS alerts_by_state ON alerts (state, created_us, id)",
+    "CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incident, created_us, id)",
     "CREATE INDEX IF NOT EXISTS audit_by_alert ON audit (alert_id, seq)",
+    "CREATE INDEX IF NOT EXISTS audit_unattached_by_time ON audit (at_us) WHERE alert_id IS NULL",
+    "CREATE INDEX IF NOT EXISTS broker_copies_by_time ON broker_copies (at_us)",
+    "CREATE INDEX IF NOT EXISTS broker_messages_by_time ON broker_messages (at_us)",
     """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    # Refused input is kept for audit.retention only; an alert's own trail for good.
+    """CREATE TRIGGER IF NOT EXISTS audit_keeps_alerts BEFORE DELETE ON audit
+    WHEN old.alert_id IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'an alert''s audit trail is kept'); END""",
+)
+# Version 1 had no audit time column and refused every deletion.
+_FROM_VERSION_1 = (
+    "DROP TRIGGER IF EXISTS audit_no_delete",
+    "DROP TRIGGER IF EXISTS audit_no_update",
+    "ALTER TABLE audit ADD COLUMN at_us INTEGER",
 )
 
 _ALERT_COLUMNS = "id, state, incident, created_us, data"
 _DELIVERY_COLUMNS = "alert_id, channel_id, state, claimed_by, claimed_until_us, data"
+# Errors of a busy or failing disk, worth another try; anything else is a bug.
+_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
+
+
+class _Busy(Exception):
+    """An OperationalError of a busy or failing disk (retried by the outage)."""
 
 
 def _alert_row(alert: Alert) -> tuple[str, str, str, int, str]:
@@ -103,14 +154,25 @@ def _alerts(rows: Iterable[Any]) -> list[Alert]:
     return [Alert.model_validate_json(row[0]) for row in rows]
 
 
+def _inbox_entry(data: str, payload: bytes) -> InboxEntry:
+    return InboxEntry.model_validate({**json.loads(data), "payload": bytes(payload)})
+
+
 class SqliteStore:
     """The Store protocol on one SQLite file (created, with its folder, when missing)."""
 
-    def __init__(self, path: Path, *, busy_timeout: timedelta = timedelta(seconds=10)) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: timedelta = timedelta(seconds=10),
+        outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
+    ) -> None:
         self.path = Path(path)
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self.outage = Outage(outage_limit, (_Busy,), store="sqlite")
 
     async def open(self) -> None:
         if self._db is not None:
@@ -126,15 +188,7 @@ class SqliteStore:
             await db.execute("PRAGMA foreign_keys = ON")
             await db.execute("BEGIN IMMEDIATE")
             try:
-                (version,) = next(iter(await db.execute_fetchall("PRAGMA user_version")))
-                if version > SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"{self.path} has schema version {version}, newer than this "
-                        f"broadcaster's {SCHEMA_VERSION}"
-                    )
-                for statement in _SCHEMA:
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                await self._create_schema(db)
                 await db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -145,6 +199,27 @@ class SqliteStore:
             raise
         self._db = db
 
+    async def _create_schema(self, db: aiosqlite.Connection) -> None:
+        (version,) = next(iter(await db.execute_fetchall("PRAGMA user_version")))
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this "
+                f"broadcaster's {SCHEMA_VERSION}"
+            )
+        for statement in _TABLES:
+            await db.execute(statement)
+        if version == 1:
+            for statement in _FROM_VERSION_1:
+                await db.execute(statement)
+            for seq, data in await db.execute_fetchall("SELECT seq, data FROM audit"):
+                at = AuditEntry.model_validate_json(data).at
+                await db.execute(
+                    "UPDATE audit SET at_us = ? WHERE seq = ?", (timestamp_us(at), seq)
+                )
+        for statement in _INDEXES:
+            await db.execute(statement)
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
     async def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
@@ -153,70 +228,124 @@ class SqliteStore:
 
     async def ping(self) -> bool:
         try:
-            async with self._read() as db:
-                rows = list(await db.execute_fetchall("SELECT 1"))
+            async with self._lock:
+                if self._db is None:
+                    return False
+                rows = list(await self._db.execute_fetchall("SELECT 1"))
             return bool(rows) and rows[0][0] == 1
         except Exception:
             return False
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection, outside any transaction (so no half-written state is seen)."""
-        async with self._lock:
-            if self._db is None:
-                raise RuntimeError(f"store {self.path} is not open")
-            yield self._db
+    def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError(f"store {self.path} is not open")
+        return self._db
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction: committed when the block ends, rolled back on an error."""
-        async with self._lock:
-            db = self._db
-            if db is None:
-                raise RuntimeError(f"store {self.path} is not open")
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
+    async def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        """Rows of one query, outside any transaction (so no half-written state is seen)."""
+
+        async def attempt() -> list[Any]:
+            async with self._lock:
+                db = self._connection()
+                try:
+                    return list(await db.execute_fetchall(sql, tuple(args)))
+                except sqlite3.OperationalError as exc:
+                    _raise_busy(exc)
+                    raise
+
+        return await self.outage.call(attempt)
+
+    async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `work` in one write transaction: committed when it returns, rolled back on
+        an error; run again from the start when the disk was busy or failing."""
+
+        async def attempt() -> T:
+            async with self._lock:
+                db = self._connection()
+                try:
+                    await db.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = await work(db)
+                        await db.execute("COMMIT")
+                    except BaseException:
+                        if db.in_transaction:
+                            await db.execute("ROLLBACK")
+                        raise
+                except sqlite3.OperationalError as exc:
+                    _raise_busy(exc)
+                    raise
+                return result
+
+        return await self.outage.call(attempt)
 
     # -- inbox -----------------------------------------------------------------------
-    async def inbox_add(self, entry: InboxEntry) -> None:
-        """Keep a raw trigger; an id already waiting keeps its first entry."""
+    async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:
+        check_inbox_entry(entry)
+        now_us = timestamp_us(utcnow())
         row = (
             entry.id,
             timestamp_us(entry.received_at),
             entry.payload,
             entry.model_dump_json(exclude={"payload"}),
         )
-        async with self._write() as db:
+
+        async def work(db: aiosqlite.Connection) -> bool:
+            if broker_session is not None and not await _first_copy(
+                db, broker_session, payload_digest(entry.payload), entry.id, now_us
+            ):
+                return False
             await db.execute(
                 "INSERT INTO inbox (id, received_us, payload, data) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (id) DO NOTHING",
                 row,
             )
+            return True
+
+        return await self._write(work)
+
+    async def inbox_take(
+        self,
+        entry_id: str,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
+    ) -> InboxEntry | None:
+        check_claim(until, now)
+
+        async def work(db: aiosqlite.Connection) -> InboxEntry | None:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT data, payload FROM inbox WHERE id = ?", (entry_id,)
+                )
+            )
+            if not rows:
+                return None
+            taken = inbox_taken(_inbox_entry(*rows[0]), owner, until, now, dead)
+            if taken is not None:
+                await db.execute(
+                    "UPDATE inbox SET data = ? WHERE id = ?",
+                    (taken.model_dump_json(exclude={"payload"}), entry_id),
+                )
+            return taken
+
+        return await self._write(work)
 
     async def inbox_done(self, entry_id: str) -> None:
-        async with self._write() as db:
+        async def work(db: aiosqlite.Connection) -> None:
             await db.execute("DELETE FROM inbox WHERE id = ?", (entry_id,))
 
+        await self._write(work)
+
     async def inbox_pending(self) -> list[InboxEntry]:
-        async with self._read() as db:
-            rows = await db.execute_fetchall(
-                "SELECT data, payload FROM inbox ORDER BY received_us, id"
-            )
-        return [
-            InboxEntry.model_validate({**json.loads(data), "payload": bytes(payload)})
-            for data, payload in rows
-        ]
+        rows = await self._read("SELECT data, payload FROM inbox ORDER BY received_us, id")
+        return [_inbox_entry(data, payload) for data, payload in rows]
 
     # -- alerts and deliveries ---------------------------------------------------------
     async def create_alert(self, alert: Alert, deliveries: list[Delivery]) -> bool:
         check_new_alert(alert, deliveries)
-        async with self._write() as db:
+
+        async def work(db: aiosqlite.Connection) -> bool:
             cursor = await db.execute(
                 f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO NOTHING",
@@ -228,71 +357,71 @@ class SqliteStore:
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 [_delivery_row(d) for d in deliveries],
             )
-        return True
+            return True
+
+        return await self._write(work)
 
     async def get_alert(self, alert_id: str) -> Alert | None:
-        async with self._read() as db:
-            rows = await db.execute_fetchall("SELECT data FROM alerts WHERE id = ?", (alert_id,))
-        alerts = _alerts(rows)
+        alerts = _alerts(await self._read("SELECT data FROM alerts WHERE id = ?", (alert_id,)))
         return alerts[0] if alerts else None
 
     async def list_alerts(self, limit: int = 50) -> list[Alert]:
         if limit <= 0:
             return []
-        async with self._read() as db:
-            rows = await db.execute_fetchall(
-                "SELECT data FROM alerts ORDER BY created_us DESC, id DESC LIMIT ?", (limit,)
-            )
+        rows = await self._read(
+            "SELECT data FROM alerts ORDER BY created_us DESC, id DESC LIMIT ?", (limit,)
+        )
         return _alerts(rows)
 
     async def alerts_in_state(self, *states: AlertState) -> list[Alert]:
-        """Oldest first."""
         if not states:
             return []
         marks = ", ".join("?" for _ in states)
-        async with self._read() as db:
-            rows = await db.execute_fetchall(
-                f"SELECT data FROM alerts WHERE state IN ({marks}) ORDER BY created_us, id",
-                states,
-            )
+        rows = await self._read(
+            f"SELECT data FROM alerts WHERE state IN ({marks}) ORDER BY created_us, id", states
+        )
         return _alerts(rows)
 
     async def incident_alerts(self, incident: str) -> list[Alert]:
-        async with self._read() as db:
-            rows = await db.execute_fetchall(
-                "SELECT data FROM alerts WHERE incident = ? ORDER BY created_us, id", (incident,)
-            )
+        rows = await self._read(
+            "SELECT data FROM alerts WHERE incident = ? ORDER BY created_us, id", (incident,)
+        )
         return _alerts(rows)
 
-    async def update_alert(
-        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
-    ) -> Alert | None:
-        check_alert_changes(changes)
-        async with self._write() as db:
+    async def modify_alert(self, alert_id: str, change: AlertChange) -> Alert | None:
+        async def work(db: aiosqlite.Connection) -> Alert | None:
             rows = _alerts(
                 await db.execute_fetchall("SELECT data FROM alerts WHERE id = ?", (alert_id,))
             )
-            if not rows or (expect is not None and rows[0].state not in expect):
+            changes = change(rows[0]) if rows else None
+            if changes is None:
                 return None
             alert = apply_alert_changes(rows[0], changes)
             await db.execute(
                 "UPDATE alerts SET state = ?, incident = ?, created_us = ?, data = ? WHERE id = ?",
                 (*_alert_row(alert)[1:], alert_id),
             )
-        return alert
+            return alert
+
+        return await self._write(work)
+
+    async def update_alert(
+        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
+    ) -> Alert | None:
+        return await self.modify_alert(alert_id, expecting(expect, changes))
 
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
-        async with self._read() as db:
-            rows = await db.execute_fetchall(
-                "SELECT data FROM deliveries WHERE alert_id = ? ORDER BY channel_id", (alert_id,)
-            )
+        rows = await self._read(
+            "SELECT data FROM deliveries WHERE alert_id = ? ORDER BY channel_id", (alert_id,)
+        )
         return [Delivery.model_validate_json(row[0]) for row in rows]
 
     async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
         """Insert or overwrite; KeyError when its alert does not exist."""
         check_delivery(delivery)
         row = _delivery_row(touched(delivery))
-        async with self._write() as db:
+
+        async def work(db: aiosqlite.Connection) -> bool:
             known = await db.execute_fetchall(
                 "SELECT 1 FROM alerts WHERE id = ?", (delivery.alert_id,)
             )
@@ -314,13 +443,22 @@ class SqliteStore:
                 " claimed_until_us = excluded.claimed_until_us, data = excluded.data",
                 row,
             )
-        return True
+            return True
+
+        return await self._write(work)
 
     async def claim_delivery(
-        self, alert_id: str, channel_id: str, owner: str, until: datetime, now: datetime
+        self,
+        alert_id: str,
+        channel_id: str,
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
     ) -> Delivery | None:
         check_claim(until, now)
-        async with self._write() as db:
+
+        async def work(db: aiosqlite.Connection) -> Delivery | None:
             rows = list(
                 await db.execute_fetchall(
                     "SELECT data FROM deliveries WHERE alert_id = ? AND channel_id = ?",
@@ -329,7 +467,7 @@ class SqliteStore:
             )
             if not rows:
                 return None
-            delivery = claimed(Delivery.model_validate_json(rows[0][0]), owner, until, now)
+            delivery = claimed(Delivery.model_validate_json(rows[0][0]), owner, until, now, dead)
             if delivery is None:
                 return None
             await db.execute(
@@ -337,22 +475,100 @@ class SqliteStore:
                 " WHERE alert_id = ? AND channel_id = ?",
                 (*_delivery_row(delivery)[3:], alert_id, channel_id),
             )
-        return delivery
+            return delivery
+
+        return await self._write(work)
+
+    # -- leases ----------------------------------------------------------------------
+    async def take_lease(
+        self, name: str, owner: str, until: datetime, now: datetime, dead: Collection[str] = ()
+    ) -> str:
+        check_claim(until, now)
+
+        async def work(db: aiosqlite.Connection) -> str:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT owner, until_us FROM leases WHERE name = ?", (name,)
+                )
+            )
+            holder, until_us = rows[0] if rows else (None, None)
+            if not lease_free(holder, until_us, owner, now, dead):
+                return str(holder)
+            await db.execute(
+                "INSERT INTO leases (name, owner, until_us) VALUES (?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET owner = excluded.owner, until_us = excluded.until_us",
+                (name, owner, timestamp_us(until)),
+            )
+            return owner
+
+        return await self._write(work)
+
+    async def lease_holder(self, name: str, now: datetime) -> str | None:
+        rows = await self._read(
+            "SELECT owner FROM leases WHERE name = ? AND until_us > ?", (name, timestamp_us(now))
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def drop_lease(self, name: str, owner: str) -> None:
+        async def work(db: aiosqlite.Connection) -> None:
+            await db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+        await self._write(work)
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO audit (alert_id, data) VALUES (?, ?)",
-                (entry.alert_id, entry.model_dump_json()),
-            )
+        row = (entry.alert_id, entry.model_dump_json(), timestamp_us(entry.at))
+
+        async def work(db: aiosqlite.Connection) -> None:
+            await db.execute("INSERT INTO audit (alert_id, data, at_us) VALUES (?, ?, ?)", row)
+
+        await self._write(work)
 
     async def audit_trail(self, alert_id: str | None = None) -> list[AuditEntry]:
-        async with self._read() as db:
-            if alert_id is None:
-                rows = await db.execute_fetchall("SELECT data FROM audit ORDER BY seq")
-            else:
-                rows = await db.execute_fetchall(
-                    "SELECT data FROM audit WHERE alert_id = ? ORDER BY seq", (alert_id,)
-                )
+        if alert_id is None:
+            rows = await self._read("SELECT data FROM audit WHERE alert_id IS NULL ORDER BY seq")
+        else:
+            rows = await self._read(
+                "SELECT data FROM audit WHERE alert_id = ? ORDER BY seq", (alert_id,)
+            )
         return [AuditEntry.model_validate_json(row[0]) for row in rows]
+
+    async def prune(self, before: datetime) -> int:
+        cutoff = timestamp_us(before)
+        memory = timestamp_us(utcnow() - BROKER_MESSAGE_MEMORY)
+
+        async def work(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "DELETE FROM audit WHERE alert_id IS NULL AND at_us < ?", (cutoff,)
+            )
+            await db.execute("DELETE FROM broker_copies WHERE at_us < ?", (memory,))
+            await db.execute("DELETE FROM broker_messages WHERE at_us < ?", (memory,))
+            return int(cursor.rowcount)
+
+        return await self._write(work)
+
+
+async def _first_copy(
+    db: aiosqlite.Connection, session: str, digest: str, entry_id: str, now_us: int
+) -> bool:
+    """Count this copy on its session; True when no daemon took that broker message yet."""
+    await db.execute(
+        "INSERT INTO broker_copies (session, digest, seen, at_us) VALUES (?, ?, 1, ?)"
+        " ON CONFLICT (session, digest) DO UPDATE SET seen = seen + 1, at_us = excluded.at_us",
+        (session, digest, now_us),
+    )
+    ((n,),) = await db.execute_fetchall(
+        "SELECT seen FROM broker_copies WHERE session = ? AND digest = ?", (session, digest)
+    )
+    cursor = await db.execute(
+        "INSERT INTO broker_messages (digest, n, entry_id, at_us) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (digest, n) DO NOTHING",
+        (digest, n, entry_id, now_us),
+    )
+    return cursor.rowcount == 1
+
+
+def _raise_busy(exc: sqlite3.OperationalError) -> None:
+    """A busy or failing disk is raised as _Busy (retried); any other error returns."""
+    if any(word in str(exc).lower() for word in _TRANSIENT):
+        raise _Busy(str(exc)) from exc

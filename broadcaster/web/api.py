@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from broadcaster.intake import MAX_PAYLOAD_BYTES
@@ -16,6 +17,10 @@ from broadcaster.models import REASON_MAX_LENGTH
 from broadcaster.receiving import Receiver
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
+from broadcaster.store.outage import StoreUnavailable
+from broadcaster.web.guard import secure_headers
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -26,6 +31,7 @@ class WebState:
     api_token: str | None
     healthy: Callable[[], Awaitable[dict[str, bool]]]
     retractor: Retractor
+    owner: str = "http"  # this daemon's process id, for the inbox claim of an HTTP trigger
     accepting: bool = True  # false while shutting down
 
 
@@ -33,8 +39,29 @@ STATE = web.AppKey("state", WebState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        data, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False)
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An error is a JSON answer that says what to do, never a bare 500 with a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreUnavailable as exc:
+        log.error("request_failed", path=request.path, error=str(exc))
+        return _json(
+            {"error": "unavailable", "detail": f"{exc}; try again shortly"},
+            503,
+            headers={"Retry-After": "5"},
+        )
+    except Exception:
+        log.exception("request_failed", path=request.path)
+        return _json({"error": "internal_error", "detail": "see the daemon's log"}, 500)
 
 
 @web.middleware
@@ -73,7 +100,7 @@ async def post_trigger(request: web.Request) -> web.Response:
     if not state.accepting:
         return _json({"error": "unavailable", "detail": "shutting down"}, 503)
     raw = await request.content.read(MAX_PAYLOAD_BYTES + 1)
-    outcome = await state.receiver.receive_trigger(raw, "http")
+    outcome = await state.receiver.receive_trigger(raw, "http", owner=state.owner)
     status = {"accepted": 202, "duplicate": 200, "refused": 400}[outcome.result]
     return _json(outcome.public(), status)
 
@@ -120,18 +147,21 @@ async def retract_alert(request: web.Request) -> web.Response:
         return _json({"error": "not_found", "detail": result.detail}, 404)
     if result.outcome == "not_retractable":
         return _json({"error": "conflict", "detail": result.detail}, 409)
-    if result.outcome == "refused":
-        return _json({"error": "template_not_approved", "detail": result.detail}, 409)
     assert result.alert is not None
     body = result.alert.public(await state.store.get_deliveries(result.alert.id))
     if result.correction is not None:
         body["correction"] = result.correction.id
+    if result.detail:
+        body["detail"] = result.detail
     return _json(body, 202)
 
 
 def make_app(state: WebState) -> web.Application:
-    app = web.Application(middlewares=[require_token], client_max_size=MAX_PAYLOAD_BYTES + 1)
+    app = web.Application(
+        middlewares=[json_errors, require_token], client_max_size=MAX_PAYLOAD_BYTES + 1
+    )
     app[STATE] = state
+    app.on_response_prepare.append(secure_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/triggers", post_trigger)

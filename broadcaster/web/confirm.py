@@ -17,12 +17,13 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from broadcaster.confirm import ConfirmDesk, Link
+from broadcaster.confirm import ConfirmDesk, Link, Outcome
 from broadcaster.deployment import Deployment
 from broadcaster.limits import Measurement, measure
 from broadcaster.models import REASON_MAX_LENGTH, Alert, Delivery, utcnow
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
+from broadcaster.web.guard import PAGE_CSP, Throttle, same_origin
 from broadcaster.web.i18n import TEXTS, pick_language
 
 STATIC = Path(__file__).parent / "static"
@@ -79,19 +80,13 @@ def view_of(alert: Alert, locked: bool) -> str:
 
 
 def _html(text: str, status: int = 200) -> web.Response:
+    # The other security headers come with every answer (web/guard.py).
     return web.Response(
         text=text,
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers={
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",  # the token must not leak to linked posts
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
-            "style-src 'self'; img-src 'self' data:; form-action 'self'; "
-            "frame-ancestors 'none'",
-        },
+        headers={"Content-Security-Policy": PAGE_CSP},
     )
 
 
@@ -103,12 +98,31 @@ def message_page(lang: str, key: str, status: int, drill: bool = False) -> web.R
     return _html(page, status)
 
 
+# Links that do not exist, per client address: 20 per 10 minutes, then 429.
+GUESSES = 20
+GUESS_PERIOD = 600.0
+UNDO_COOKIE = "undo"
+
+
 class ConfirmPage:
     def __init__(self, state: ConfirmState) -> None:
         self.s = state
+        self.guesses = Throttle(GUESSES, GUESS_PERIOD)
 
     async def link(self, request: web.Request) -> Link | None:
-        return await self.s.desk.open(request.match_info["token"])
+        link = await self.s.desk.open(request.match_info["token"])
+        if link is None:
+            await self.guesses.missed(request.remote or "")
+        return link
+
+    def guessing(self, request: web.Request) -> web.Response | None:
+        if self.guesses.allowed(request.remote or ""):
+            return None
+        return web.json_response(
+            {"error": "too_many_requests", "detail": "too many unknown links; wait a while"},
+            status=429,
+            headers={"Retry-After": str(int(GUESS_PERIOD / GUESSES))},
+        )
 
     def context(
         self,
@@ -187,6 +201,8 @@ class ConfirmPage:
 
     async def get(self, request: web.Request) -> web.Response:
         lang = pick_language(request.headers.get("Accept-Language"))
+        if (refused := self.guessing(request)) is not None:
+            return refused
         link = await self.link(request)
         if link is None:
             return message_page(lang, "invalid", 404)
@@ -199,6 +215,10 @@ class ConfirmPage:
     async def post(self, request: web.Request) -> web.Response:
         lang = pick_language(request.headers.get("Accept-Language"))
         t = TEXTS[lang]
+        if not same_origin(request, self.s.deployment.settings.http.public_url):
+            return message_page(lang, "foreign", 403)
+        if (refused := self.guessing(request)) is not None:
+            return refused
         link = await self.link(request)
         if link is None:
             return message_page(lang, "invalid", 404)
@@ -206,32 +226,54 @@ class ConfirmPage:
         action = str(form.get("action", ""))
         pin = str(form["pin"]) if "pin" in form else None
         if action == "retract":
-            return await self.retract(request, link, str(form.get("reason", "")).strip(), lang)
+            reason = str(form.get("reason", "")).strip()
+            return await self.retract(request, link, reason, pin, lang)
         if action not in ("release", "reject", "undo"):
             return await self.page(request, link, error=t["error_action"], status=400)
-        outcome = await self.s.desk.decide(link, action, pin)
+        grant = request.cookies.get(UNDO_COOKIE) if action == "undo" else None
+        outcome = await self.s.desk.decide(link, action, pin, grant=grant)
+        if outcome in ("wrong_pin", "locked", "too_late", "expired"):
+            return await self.refused(request, link, outcome, lang)
+        redirect = web.HTTPSeeOther(f"{request.path}?done={outcome}")
+        if outcome == "release_pending":
+            # STOP within the undo window needs no second PIN: the release proved it.
+            grant = await self.s.desk.grant_undo(link)
+            window = self.s.deployment.settings.confirm.undo_window.total_seconds()
+            redirect.set_cookie(
+                UNDO_COOKIE,
+                grant,
+                max_age=int(window) + 60,
+                path=request.path,
+                httponly=True,
+                samesite="Strict",
+                secure=request.secure,
+            )
+        raise redirect
+
+    async def refused(
+        self, request: web.Request, link: Link, outcome: Outcome, lang: str
+    ) -> web.Response:
         if outcome == "expired":
             return self.unusable(lang, link)
-        if outcome in ("wrong_pin", "locked", "too_late"):
-            fresh = await self.link(request) or link
-            left = max(
-                0, self.s.deployment.settings.confirm.pin_attempts - fresh.token.pin_failures
-            )
-            error = t[f"error_{outcome}"].format(left=left)
-            return await self.page(request, fresh, error=error, status=403)
-        raise web.HTTPSeeOther(f"{request.path}?done={outcome}")
+        fresh = await self.s.desk.open(request.match_info["token"]) or link
+        left = max(0, self.s.deployment.settings.confirm.pin_attempts - fresh.token.pin_failures)
+        error = TEXTS[lang][f"error_{outcome}"].format(left=left)
+        return await self.page(request, fresh, error=error, status=403)
 
     async def retract(
-        self, request: web.Request, link: Link, reason: str, lang: str
+        self, request: web.Request, link: Link, reason: str, pin: str | None, lang: str
     ) -> web.Response:
         t = TEXTS[lang]
         if not reason or len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
             return await self.page(request, link, error=t["error_reason"], status=400)
         if not self.s.desk.usable(link):
             return self.unusable(lang, link)
+        refused = await self.s.desk.check_pin(link, pin)
+        if refused is not None:
+            return await self.refused(request, link, refused, lang)
         result = await self.s.retractor.retract(link.alert.id, reason, link.token.officer)
         if result.outcome not in ("retracted", "cancelled"):
-            fresh = await self.link(request) or link
+            fresh = await self.s.desk.open(request.match_info["token"]) or link
             return await self.page(request, fresh, error=result.detail, status=409)
         raise web.HTTPSeeOther(f"{request.path}?done=retracted")
 
@@ -242,6 +284,8 @@ class ConfirmPage:
         return message_page(lang, key, 410, link.alert.mode == "drill")
 
     async def state(self, request: web.Request) -> web.Response:
+        if (refused := self.guessing(request)) is not None:
+            return refused
         link = await self.link(request)
         if link is None or not self.s.desk.usable(link):
             return web.json_response({"error": "invalid or expired link"}, status=404)

@@ -99,6 +99,9 @@ TEXTS: dict[str, dict[str, str]] = {
         # backend messages (message page, notices, errors)
         "invalid_title": "Link ungültig",
         "invalid_text": "Dieser Link ist ungültig. Über ihn wurde nichts gesendet.",
+        "foreign_title": "Von einer fremden Seite abgeschickt",
+        "foreign_text": "Diese Aktion kam nicht von der Freigabeseite selbst und wurde nicht "
+        "ausgeführt. Öffnen Sie den Link aus Ihrer Benachrichtigung erneut.",
         "expired_title": "Link abgelaufen",
         "expired_text": "Dieser Link ist abgelaufen. Die Warnung wurde nicht gesendet.",
         "used_title": "Link schon benutzt",
@@ -206,6 +209,9 @@ TEXTS: dict[str, dict[str, str]] = {
         # backend messages (message page, notices, errors)
         "invalid_title": "Invalid link",
         "invalid_text": "This link is not valid. Nothing was sent through it.",
+        "foreign_title": "Sent from another site",
+        "foreign_text": "This action did not come from the confirm page itself and was not "
+        "carried out. Open the link from your notification again.",
         "expired_title": "Link expired",
         "expired_text": "This link has expired. The warning was not sent.",
         "used_title": "Link already used",

@@ -111,7 +111,13 @@ async def test_http_intake_answers_as_the_contract_says(tmp_path, mosquitto, wat
         async with http.get(f"{base}/api/alerts/nope", headers=auth) as r:
             assert r.status == 404
         async with http.get(f"{base}/healthz") as r:
-            assert r.status == 200 and await r.json() == {"mqtt": True, "store": True}
+            assert r.status == 200
+            assert await r.json() == {
+                "mqtt": True,
+                "store": True,
+                "intake": True,
+                "dispatcher": True,
+            }
         async with http.get(f"{base}/metrics") as r:
             text = await r.text()
         assert 'broadcaster_triggers_total{result="accepted"} 1.0' in text

@@ -90,7 +90,7 @@ class Harness:
 
     def feed(self, raw: bytes) -> str:
         async def go() -> str:
-            outcome = await self.receiver.receive_trigger(raw, "fuzz")
+            outcome = await self.receiver.receive_trigger(raw, "fuzz", owner="fuzz")
             await self.dispatcher.drain(30)
             if outcome.result == "refused":
                 assert outcome.refusal is not None

@@ -1,20 +1,20 @@
-"""Resuming a correction after a crash between its delivery and the original's deletion."""
+"""The takeover scan finishes what a crashed daemon left: a correction between its
+delivery and the original's deletion, an alert stored but never released."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from broadcaster.channels.base import OutgoingMessage
+from broadcaster.channels.base import Channel, OutgoingMessage
 from broadcaster.channels.log import LogAdapter
-from broadcaster.config import DeliverySettings
 from broadcaster.deployment import load_deployment
-from broadcaster.dispatch import Dispatcher
-from broadcaster.events import Events
-from broadcaster.metrics import Metrics
+from broadcaster.inbox import Inbox
 from broadcaster.models import Alert, Delivery, Receipt
-from broadcaster.receiving import Receiver
+from broadcaster.pipeline import Pipeline, build_pipeline
 from broadcaster.store.sqlite import SqliteStore
+from broadcaster.supervision import Supervisor
+from broadcaster.takeover import Scan, Takeover
 from tests.integration.harness import write_deployment
 
 T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -35,6 +35,32 @@ class Provider:
 
     async def delete(self, receipt: Receipt) -> None:
         self.deleted.append(receipt.remote_id)
+
+
+async def scan(pipeline: Pipeline) -> Scan:
+    """One takeover scan, then wait for what it started."""
+    supervisor = Supervisor(lambda reason: None)
+    inbox = Inbox(pipeline.receiver, pipeline.store, supervisor, owner="d", broker_session="c")
+    takeover = Takeover(
+        pipeline.store,
+        inbox,
+        pipeline.receiver,
+        pipeline.dispatcher,
+        pipeline.desk,
+        pipeline.retractor,
+        pipeline.metrics,
+    )
+    found = await takeover.scan()
+    await pipeline.dispatcher.drain(10)
+    await supervisor.close()
+    return found
+
+
+def pipeline_for(tmp_path, store: SqliteStore, channels: dict[str, Channel]) -> Pipeline:
+    config = write_deployment(
+        tmp_path, mqtt_url="mqtt://127.0.0.1:9", channels={"log_de": {"type": "log"}}
+    )
+    return build_pipeline(load_deployment(config), store, channels, owner="d")
 
 
 def delivery(alert_id: str, **fields: Any) -> Delivery:
@@ -77,11 +103,8 @@ async def test_a_resumed_correction_deletes_the_original_once(tmp_path):
         correction, [delivery("A:retraction", state="delivered", receipt=Receipt(remote_id="fix"))]
     )
     provider = Provider()
-    dispatcher = Dispatcher(
-        store, Events(), Metrics(), {"toot": provider}, {}, DeliverySettings(), owner="d"
-    )
-    assert await dispatcher.resume() == 1
-    await dispatcher.drain(10)
+    found = await scan(pipeline_for(tmp_path, store, {"toot": provider}))
+    assert found.sending == 1
     [after] = await store.get_deliveries("A")
     finished = await store.get_alert("A:retraction")
     await store.close()
@@ -93,10 +116,6 @@ async def test_a_resumed_correction_deletes_the_original_once(tmp_path):
 
 async def test_an_alert_stored_but_never_released_is_released_after_a_restart(tmp_path):
     """A crash right after the alert was written, before the gate: nothing is lost."""
-    config = write_deployment(
-        tmp_path, mqtt_url="mqtt://127.0.0.1:9", channels={"log_de": {"type": "log"}}
-    )
-    deployment = load_deployment(config)
     store = SqliteStore(tmp_path / "r.db")
     await store.open()
     stranded = Alert(
@@ -108,21 +127,11 @@ async def test_an_alert_stored_but_never_released_is_released_after_a_restart(tm
         state="received",
         issued_at=T,
         created_at=T,
+        updated_at=T,  # long ago: whoever stored it is gone
     )
     await store.create_alert(stranded, [delivery("B", channel_id="log_de", channel_type="log")])
-    events, metrics = Events(), Metrics()
-    dispatcher = Dispatcher(
-        store,
-        events,
-        metrics,
-        {"log_de": LogAdapter("log_de")},
-        dict(deployment.channels),
-        deployment.settings.delivery,
-        owner="d",
-    )
-    receiver = Receiver(deployment, store, events, metrics, dispatcher, gate=None)  # type: ignore[arg-type]
-    await receiver.recover_inbox()
-    await dispatcher.drain(10)
+    found = await scan(pipeline_for(tmp_path, store, {"log_de": LogAdapter("log_de")}))
+    assert found.received == 1
     alert = await store.get_alert("B")
     [sent] = await store.get_deliveries("B")
     await store.close()

@@ -1,0 +1,36 @@
+"""Keeping refused input in the audit trail without letting junk fill the store.
+
+Anyone who can publish to the trigger topic can send junk at hundreds of messages a
+second. Every refusal is counted and published, but past `audit.refusals_per_minute`
+only every `audit.sample_every`-th is written to the audit trail (the rest counted in
+broadcaster_refusals_not_recorded), and refused input is pruned after `audit.retention`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from broadcaster.config import AuditSettings
+from broadcaster.metrics import Metrics
+
+WINDOW = 60.0  # seconds
+
+
+class RefusalSampler:
+    def __init__(self, settings: AuditSettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.window_start = time.monotonic()
+        self.in_window = 0
+
+    def keep(self) -> bool:
+        """Whether this refusal goes to the audit trail."""
+        now = time.monotonic()
+        if now - self.window_start >= WINDOW:
+            self.window_start, self.in_window = now, 0
+        self.in_window += 1
+        over = self.in_window - self.settings.refusals_per_minute
+        if over <= 0 or over % self.settings.sample_every == 0:
+            return True
+        self.metrics.refusals_not_recorded.inc()
+        return False
