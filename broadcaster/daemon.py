@@ -144,6 +144,7 @@ class Daemon:
             self.settings.http.public_url,
             cap.sender or default_sender(self.settings.http.public_url),
             cap.expires_after,
+            channels=self.deployment.channels,
             sender_name=cap.sender_name,
         )
         # No access log: confirm URLs carry a secret token.

@@ -1,6 +1,8 @@
 """The `cap_feed` channel: the daemon itself serves the alert as CAP 1.2 at
 /cap/{id}.xml and lists it in /cap/feed.atom (broadcaster/web/cap.py), so "sending"
-only records where the document is. Nothing leaves the daemon, so nothing can fail."""
+only records where the document is; the routes serve an alert only once this delivery is
+`delivered` (a drill to a `drill: dry_run` feed never is). Nothing leaves the daemon, so
+nothing can fail."""
 
 from __future__ import annotations
 

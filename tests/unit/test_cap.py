@@ -28,7 +28,8 @@ from broadcaster.cap import (
     default_sender,
     earlier_messages,
 )
-from broadcaster.models import Alert, Texts
+from broadcaster.channels.settings import CapFeedChannel, ChannelConfig, LogChannel
+from broadcaster.models import Alert, Delivery, Texts
 from broadcaster.playbooks import Playbook
 from broadcaster.store.sqlite import SqliteStore
 from broadcaster.web.api import STATE, WebState
@@ -515,20 +516,56 @@ def test_active_messages_drop_expired_ones() -> None:
 
 
 # -- the routes -------------------------------------------------------------------------
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], SqliteStore]]:
-    store = SqliteStore(tmp_path / "cap.db")
-    await store.open()
+CAP_CHANNELS: dict[str, ChannelConfig] = {
+    "cap": CapFeedChannel(type="cap_feed", drill="send"),
+    "log_de": LogChannel(type="log", drill="send"),
+}
+
+
+def delivery(
+    alert_id: str, state: str, *, channel: str = "cap", was_delivered: bool = True
+) -> Delivery:
+    return Delivery.model_validate(
+        {
+            "alert_id": alert_id,
+            "channel_id": channel,
+            "channel_type": "cap_feed" if channel == "cap" else "log",
+            "language": "de",
+            "variant": "long",
+            "title": "t",
+            "text": "t",
+            "state": state,
+            "delivered_at": T0 if was_delivered and state in ("delivered", "retracted") else None,
+        }
+    )
+
+
+async def serve(store: SqliteStore, channels: dict[str, ChannelConfig]) -> TestClient[Any, Any]:
     app = web.Application()
     app[STATE] = cast(WebState, SimpleNamespace(store=store))
-    add_cap_routes(app, {"major_fire": PLAYBOOK}, URL + "/", SENDER, EXPIRES)
+    add_cap_routes(app, {"major_fire": PLAYBOOK}, URL + "/", SENDER, EXPIRES, channels=channels)
     test_client: TestClient[Any, Any] = TestClient(TestServer(app))
     await test_client.start_server()
+    return test_client
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "cap.db")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def client(store: SqliteStore) -> AsyncIterator[tuple[TestClient[Any, Any], SqliteStore]]:
+    test_client = await serve(store, CAP_CHANNELS)
     try:
         yield test_client, store
     finally:
         await test_client.close()
-        await store.close()
 
 
 async def test_routes_serve_released_alerts_only(
@@ -537,18 +574,19 @@ async def test_routes_serve_released_alerts_only(
     http, store = client
     now = datetime.now(UTC) - timedelta(minutes=30)
     stored = [
-        alert("FW.1", at=now),
-        alert("FW.2", stage="update", at=now + timedelta(minutes=5)),
-        alert("FW.3", stage="update", state="awaiting_confirmation", released=False,
-              at=now + timedelta(minutes=6)),
-        alert("FW.4", stage="update", state="rejected", released=False,
-              at=now + timedelta(minutes=7)),
-        alert("FW.5", stage="update", state="retracted", at=now + timedelta(minutes=8),
-              retraction_reason="Irrtum"),
-        alert("UEB.1", mode="drill", at=now + timedelta(minutes=9)),
+        (alert("FW.1", at=now), "delivered"),
+        (alert("FW.2", stage="update", at=now + timedelta(minutes=5)), "delivered"),
+        (alert("FW.3", stage="update", state="awaiting_confirmation", released=False,
+               at=now + timedelta(minutes=6)), "pending"),
+        (alert("FW.4", stage="update", state="rejected", released=False,
+               at=now + timedelta(minutes=7)), "pending"),
+        # carried, then withdrawn by its correction: the delivery is `retracted` now
+        (alert("FW.5", stage="update", state="retracted", at=now + timedelta(minutes=8),
+               retraction_reason="Irrtum"), "retracted"),
+        (alert("UEB.1", mode="drill", at=now + timedelta(minutes=9)), "delivered"),
     ]  # fmt: skip
-    for a in stored:
-        assert await store.create_alert(a, [])
+    for a, state in stored:
+        assert await store.create_alert(a, [delivery(a.id, state)])
 
     response = await http.get("/cap/FW.2.xml")
     assert response.status == 200
@@ -590,3 +628,53 @@ async def test_routes_serve_released_alerts_only(
         linked = await http.get(href.removeprefix(URL))
         assert linked.status == 200
         assert text(parse(await linked.read()), "cap:identifier") == text(entry, "cap:identifier")
+
+
+async def test_routes_serve_only_what_the_cap_feed_channel_carried(
+    client: tuple[TestClient[Any, Any], SqliteStore],
+) -> None:
+    http, store = client
+    now = datetime.now(UTC) - timedelta(minutes=30)
+    carried = alert("FW.1", at=now, incident="E-1")
+    stored = [
+        (carried, [delivery("FW.1", "delivered")]),
+        # a drill while the channel was dry_run
+        (alert("UEB.1", mode="drill", at=now, incident="E-1"), [delivery("UEB.1", "dry_run")]),
+        # not carried (a daemon run --dry-run): newer, yet it does not supersede FW.1
+        (alert("FW.2", stage="update", at=now + timedelta(minutes=1), incident="E-1"),
+         [delivery("FW.2", "dry_run")]),
+        # the playbook posts elsewhere only
+        (alert("FW.3", at=now, incident="E-3"), [delivery("FW.3", "delivered", channel="log_de")]),
+        (alert("FW.4", at=now, incident="E-4"), [delivery("FW.4", "failed")]),
+        # retracted before the feed got it: neither it nor its Cancel was ever public
+        (alert("FW.5", at=now, incident="E-5", state="retracted"),
+         [delivery("FW.5", "retracted", was_delivered=False)]),
+    ]  # fmt: skip
+    for a, deliveries in stored:
+        assert await store.create_alert(a, deliveries)
+
+    feed = parse(await (await http.get("/cap/feed.atom")).read())
+    assert [text(e, "cap:identifier") for e in feed.findall("atom:entry", NS)] == ["FW.1"]
+    assert (await http.get("/cap/FW.1.xml")).status == 200
+    for hidden in ("UEB.1", "FW.2", "FW.3", "FW.4", "FW.5", "FW.5:retraction"):
+        assert (await http.get(f"/cap/{hidden}.xml")).status == 404, hidden
+
+
+async def test_no_cap_feed_without_an_enabled_public_cap_feed_channel(store: SqliteStore) -> None:
+    assert await store.create_alert(
+        alert("FW.1", at=datetime.now(UTC)), [delivery("FW.1", "delivered")]
+    )
+    no_feed: list[dict[str, ChannelConfig]] = [
+        {"log_de": CAP_CHANNELS["log_de"]},
+        {"cap": CapFeedChannel(type="cap_feed", enabled=False)},
+    ]
+    for channels in no_feed:
+        http = await serve(store, channels)
+        try:
+            for path in ("/cap/feed.atom", "/cap/FW.1.xml"):
+                response = await http.get(path)
+                assert response.status == 404, (channels, path)
+                assert response.content_type == "text/plain"
+                assert "no enabled public cap_feed channel" in await response.text()
+        finally:
+            await http.close()
