@@ -16,6 +16,7 @@ from broadcaster.models import REASON_MAX_LENGTH
 from broadcaster.receiving import Receiver
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
+from broadcaster.text_hygiene import public_text_problem
 
 
 @dataclass
@@ -107,7 +108,7 @@ async def retract_alert(request: web.Request) -> web.Response:
     if not isinstance(reason, str) or not reason.strip():
         return _json({"error": "invalid_request", "detail": "reason is required"}, 400)
     reason = reason.strip()
-    if len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
+    if len(reason) > REASON_MAX_LENGTH:
         return _json(
             {
                 "error": "invalid_request",
@@ -115,6 +116,8 @@ async def retract_alert(request: web.Request) -> web.Response:
             },
             400,
         )
+    if problem := public_text_problem(reason):
+        return _json({"error": "invalid_request", "detail": f"reason: {problem}"}, 400)
     result = await state.retractor.retract(request.match_info["alert_id"], reason, "http")
     if result.outcome == "not_found":
         return _json({"error": "not_found", "detail": result.detail}, 404)
