@@ -49,7 +49,10 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
             return _json(
                 {"error": "unauthorized", "detail": "the HTTP API is off: set http.api_token"}, 401
             )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+        # aiohttp hands undecodable header bytes over as surrogates: surrogatepass encodes
+        # them instead of raising, so a malformed header is a wrong token, not a 500.
+        given_bytes = value.encode("utf-8", "surrogatepass")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
             return _json({"error": "unauthorized", "detail": "missing or wrong bearer token"}, 401)
     return await handler(request)
 
