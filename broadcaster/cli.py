@@ -29,7 +29,8 @@ from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
 from broadcaster.status import alerts_table, deliveries_table, read_status
-from broadcaster.templating import APPROVALS_FILE, Approvals, TemplateFolder
+from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
+from broadcaster.text_hygiene import person_name
 from broadcaster.triggering import build_trigger, publish_once
 from broadcaster.validation import PORTABLE_SHORT_TYPES
 from broadcaster.validation import validate as validate_deployment
@@ -171,6 +172,8 @@ def approve(
     config: ConfigOption = None,
 ) -> None:
     """Record one approval of each template's current bytes (two different names are needed)."""
+    if not person_name(by):
+        raise _fail(f"--by {by!r}: {EMPTY_APPROVER}; give your name, e.g. --by 'A. Schmidt'")
     # Only the templates folder is needed: an unrelated broken file must not block approving.
     file = config_path(config)
     settings, problems = read_settings(file)

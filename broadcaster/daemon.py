@@ -269,12 +269,24 @@ class Daemon:
             await self.store.close()
         log.info("daemon_stopped", exit_code=self.exit_code)
 
+    def reload_requested(self) -> None:
+        """SIGHUP: reloading the playbooks and templates arrives with a later change."""
+        log.info("reload_not_implemented", detail="restart the daemon to load changed files")
+
     async def run(self) -> int:
         """Start, wait for SIGTERM/SIGINT (or a fatal error), stop; the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self.stopped.set)
+
+        def on_sighup() -> None:
+            log.info("reload_requested")
+            self.reload_requested()
+
+        # SIGHUP's default action ends the process; a closed terminal or `kill -HUP` must not.
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         try:
             await self.start()
         except BaseException:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from broadcaster.durations import format_duration
 from broadcaster.models import ID_PATTERN, ErrorCode, RetractRequest, Trigger
 from broadcaster.playbooks import ParamError, Playbook, validate_params
+from broadcaster.text_hygiene import public_text_problem
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 # Deeper JSON has no use in a trigger and only risks recursion limits further on.
@@ -44,8 +45,6 @@ _ISSUED_AT = re.compile(
 _ISSUED_AT_HINT = (
     "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-11-23T10:15:00+01:00"
 )
-# Line breaks and other control characters in a reason could forge extra lines in a post.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 _SHOWN_CHARS = 60  # of a value or key quoted in a detail
@@ -322,8 +321,8 @@ def _validate(model: type[_Record], payload: dict[str, Any], record_id: str | No
         messages.append(f"issued_at: {_ISSUED_AT_HINT}")
     reason = payload.get("reason")
     if model is RetractRequest and isinstance(reason, str):
-        if _CONTROL.search(reason):
-            messages.append("reason: must be one line without control characters")
+        if problem := public_text_problem(reason):
+            messages.append(f"reason: {problem}")
         elif reason and not reason.strip():
             messages.append("reason: must not be blank")
     if messages or record is None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from broadcaster.durations import Duration
 from broadcaster.problems import Problem, display_path
+from broadcaster.text_hygiene import public_text_problem
 from broadcaster.yamlfiles import load_yaml, validation_problems
 
 ParamType = Literal["string", "integer", "number", "boolean", "time", "datetime"]
@@ -42,8 +43,6 @@ RESERVED_NAMES = frozenset(
 )
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-# Line breaks and other control characters in a param could forge extra lines in a post.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 class _Model(BaseModel):
@@ -160,8 +159,9 @@ def check_value(spec: ParamSpec, value: Any) -> Any:
         case "string":
             if not isinstance(value, str):
                 raise ValueError(f"must be text, got {type(value).__name__}")
-            if _CONTROL.search(value):
-                raise ValueError("must be one line without control characters")
+            problem = public_text_problem(value)
+            if problem:
+                raise ValueError(problem)
             if spec.max_length is not None and len(value) > spec.max_length:
                 raise ValueError(f"is {len(value)} characters long, at most {spec.max_length}")
             return value

@@ -20,6 +20,7 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from broadcaster.problems import Problem, display_path
+from broadcaster.text_hygiene import person_key, person_name
 
 Variant = Literal["title", "short", "long", "instruction"]
 VARIANTS: tuple[Variant, ...] = ("title", "short", "long", "instruction")
@@ -28,6 +29,7 @@ RETRACTION = "_retraction"
 RETRACTION_VARIANTS: tuple[Variant, ...] = ("title", "short", "long")
 APPROVALS_FILE = "approvals.yaml"
 MIN_APPROVERS = 2
+EMPTY_APPROVER = "the approver's name is empty after removing invisible characters and spaces"
 
 
 def template_key(playbook: str, stage: str, variant: str, language: str) -> str:
@@ -143,16 +145,14 @@ class Approval:
     approved_at: str
 
 
-def _same_person(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
-
-
 def distinct_names(names: tuple[str, ...]) -> list[str]:
-    out: list[str] = []
+    """One display name per person (text_hygiene.person_key decides who is the same)."""
+    out: dict[str, str] = {}
     for name in names:
-        if name.strip() and not any(_same_person(name, seen) for seen in out):
-            out.append(name)
-    return out
+        key = person_key(name)
+        if key and key not in out:
+            out[key] = person_name(name)
+    return list(out.values())
 
 
 class Approvals:
@@ -203,14 +203,15 @@ class Approvals:
 
     def approve(self, source: TemplateSource, by: str, today: date) -> Approval:
         """Record one approval of the template's current bytes; a change starts afresh."""
-        if not by.strip():
-            raise ValueError("the approver's name is empty")
+        name = person_name(by)
+        if not name:
+            raise ValueError(EMPTY_APPROVER)
         entry = self.entries.get(source.key)
         names: tuple[str, ...] = ()
         if entry is not None and entry.sha256 == source.sha256:
             names = entry.approved_by
-        if not any(_same_person(by, n) for n in names):
-            names = (*names, by.strip())
+        if not any(person_key(name) == person_key(n) for n in names):
+            names = (*names, name)
         approval = Approval(source.sha256, names, today.isoformat())
         self.entries[source.key] = approval
         return approval

@@ -18,6 +18,7 @@ from broadcaster.receiving import Receiver
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 from broadcaster.store.outage import StoreUnavailable
+from broadcaster.text_hygiene import public_text_problem
 from broadcaster.web.guard import secure_headers
 
 log = structlog.get_logger(__name__)
@@ -75,7 +76,10 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
             return _json(
                 {"error": "unauthorized", "detail": "the HTTP API is off: set http.api_token"}, 401
             )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+        # aiohttp hands undecodable header bytes over as surrogates: surrogatepass encodes
+        # them instead of raising, so a malformed header is a wrong token, not a 500.
+        given_bytes = value.encode("utf-8", "surrogatepass")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
             return _json({"error": "unauthorized", "detail": "missing or wrong bearer token"}, 401)
     return await handler(request)
 
@@ -134,7 +138,7 @@ async def retract_alert(request: web.Request) -> web.Response:
     if not isinstance(reason, str) or not reason.strip():
         return _json({"error": "invalid_request", "detail": "reason is required"}, 400)
     reason = reason.strip()
-    if len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
+    if len(reason) > REASON_MAX_LENGTH:
         return _json(
             {
                 "error": "invalid_request",
@@ -142,6 +146,8 @@ async def retract_alert(request: web.Request) -> web.Response:
             },
             400,
         )
+    if problem := public_text_problem(reason):
+        return _json({"error": "invalid_request", "detail": f"reason: {problem}"}, 400)
     result = await state.retractor.retract(request.match_info["alert_id"], reason, "http")
     if result.outcome == "not_found":
         return _json({"error": "not_found", "detail": result.detail}, 404)

@@ -23,6 +23,7 @@ from broadcaster.limits import Measurement, measure
 from broadcaster.models import REASON_MAX_LENGTH, Alert, Delivery, utcnow
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
+from broadcaster.text_hygiene import public_text_problem
 from broadcaster.web.guard import PAGE_CSP, Throttle, same_origin
 from broadcaster.web.i18n import TEXTS, pick_language
 
@@ -264,7 +265,7 @@ class ConfirmPage:
         self, request: web.Request, link: Link, reason: str, pin: str | None, lang: str
     ) -> web.Response:
         t = TEXTS[lang]
-        if not reason or len(reason) > REASON_MAX_LENGTH or any(c in reason for c in "\r\n"):
+        if not reason or len(reason) > REASON_MAX_LENGTH or public_text_problem(reason):
             return await self.page(request, link, error=t["error_reason"], status=400)
         if not self.s.desk.usable(link):
             return self.unusable(lang, link)

@@ -257,6 +257,8 @@ async def test_the_officer_retracts_a_false_alarm_from_the_page(
         await watcher.alert_in("FW-OOPS", "sent")
         status, _ = await post(http, url, action="retract", reason="")
         assert status == 400  # a reason is required
+        status, _ = await post(http, url, action="retract", reason="Fehlalarm\u202e")
+        assert status == 400  # and must not hide a bidi override
         status, page = await post(http, url, action="retract", reason="Fehlalarm Rauchmelder")
         assert status == 200, page
         await watcher.alert_in("FW-OOPS", "retracted")

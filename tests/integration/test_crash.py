@@ -23,6 +23,19 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def start_with_one_hook(
+    folder: Path, mqtt_url: str, hook_url: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """The daemon started on a deployment with one webhook channel; and its log file."""
+    config = write_deployment(folder, mqtt_url=mqtt_url, channels={"hook_a": webhook(hook_url)})
+    log = folder / "daemon.log"
+    return start_daemon(config, log), log
+
+
+def logged_events(log: Path) -> list[str]:
+    return [json.loads(line)["event"] for line in log.read_text().splitlines() if line[:1] == "{"]
+
+
 def onlines(watcher: Watcher) -> int:
     return sum(1 for t, p, _ in watcher.messages if t == "bc/daemon" and p == b"online")
 
@@ -87,11 +100,7 @@ async def test_kill_9_mid_fan_out_then_restart_finishes_without_duplicates(
 
 
 async def test_sigterm_stops_gracefully_and_says_offline(tmp_path, mosquitto, watcher, hooks):
-    config = write_deployment(
-        tmp_path, mqtt_url=mosquitto.url, channels={"hook_a": webhook(hooks[0].url)}
-    )
-    log = tmp_path / "daemon.log"
-    daemon = start_daemon(config, log)
+    daemon, log = start_with_one_hook(tmp_path, mosquitto.url, hooks[0].url)
     try:
         await watcher.wait_for(lambda: onlines(watcher) >= 1)
         daemon.send_signal(signal.SIGTERM)
@@ -101,5 +110,29 @@ async def test_sigterm_stops_gracefully_and_says_offline(tmp_path, mosquitto, wa
     await watcher.wait_for(
         lambda: [p for t, p, _ in watcher.messages if t == "bc/daemon"][-1] == b"offline"
     )
-    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line[:1] == "{"]
+    events = logged_events(log)
     assert events.index("daemon_stopping") < events.index("daemon_stopped")
+
+
+async def test_sighup_leaves_the_daemon_running_and_handling_triggers(
+    tmp_path, mosquitto, watcher, hooks
+):
+    daemon, log = start_with_one_hook(tmp_path, mosquitto.url, hooks[0].url)
+    try:
+        await watcher.wait_for(lambda: onlines(watcher) >= 1)
+        for n in (1, 2):
+            daemon.send_signal(signal.SIGHUP)  # without a handler, SIGHUP ends the process
+            await publish(mosquitto.url, "bc/trigger", signed_trigger(f"FW-HUP-{n}"))
+            alert = await watcher.alert_in(f"FW-HUP-{n}", "sent", "partially_failed", "failed")
+            assert alert["state"] == "sent"
+            assert daemon.poll() is None, log.read_text()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()
+    finally:
+        daemon.kill()
+        daemon.wait(10)
+    assert len(hooks[0].posts) == 2
+    events = logged_events(log)
+    assert events.count("reload_requested") == 2
+    assert events.count("daemon_started") == 1  # the same process throughout
+    assert events.index("reload_requested") < events.index("daemon_stopping")

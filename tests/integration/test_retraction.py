@@ -97,6 +97,40 @@ async def test_retraction_over_mqtt_is_signed_like_a_trigger(tmp_path, mosquitto
         ]
 
 
+async def test_a_reason_with_a_hidden_character_is_refused_over_http_and_mqtt(
+    tmp_path, mosquitto, watcher, hooks
+):
+    config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels=channels(hooks))
+    hint = "remove it (invisible or control characters are not allowed in public text)"
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-BIDI"))
+        await watcher.alert_in("FW-BIDI", "sent")
+        status, body = await retract_http(daemon, "FW-BIDI", "Fehlalarm\u202e kein Brand")
+        assert (status, body) == (
+            400,
+            {
+                "error": "invalid_request",
+                "detail": f"reason: contains U+202E RIGHT-TO-LEFT OVERRIDE at position 10, {hint}",
+            },
+        )
+        request = {
+            "alert_id": "FW-BIDI",
+            "issued_at": utcnow().isoformat(),
+            "reason": "Fehl\u200balarm",
+        }
+        await publish(mosquitto.url, "bc/retract", {**request, "signature": sign(request, SECRET)})
+        error = await watcher.error_for("FW-BIDI", "invalid_trigger")
+        assert error["detail"] == f"reason: contains U+200B ZERO WIDTH SPACE at position 5, {hint}"
+        alert = await daemon.store.get_alert("FW-BIDI")
+        status, _ = await retract_http(daemon, "FW-BIDI", "Fehlalarm – kein Brand")
+        assert status == 202
+    assert alert is not None and alert.state == "sent"  # the refused reasons changed nothing
+    for hook in hooks:
+        answered = [r.json for r in hook.requests if r.status == 200]
+        assert [r["kind"] for r in answered][:2] == ["alert", "retraction"]
+        assert "Fehlalarm – kein Brand" in answered[1]["text"]
+
+
 async def test_retraction_during_a_slow_fan_out_stops_what_was_not_sent(
     tmp_path, mosquitto, watcher, hooks
 ):

@@ -1,5 +1,6 @@
 """The `render` and `approve` commands as a person uses them."""
 
+import yaml
 from typer.testing import CliRunner
 
 from broadcaster.cli import app
@@ -77,3 +78,28 @@ def test_approve_twice_by_different_people_makes_a_changed_template_usable(deplo
     assert "approved for live alerts" in second.output
     assert run("render", "major_fire", *FIRE, *config).exit_code == 0
     assert run("approve", "nope.de.j2", "--by", "X", *config).exit_code == 2
+
+
+def test_approve_counts_a_name_with_hidden_characters_once_and_stores_it_clean(deployment_copy):
+    path = deployment_copy.parent / "templates/major_fire/warning/short.de.j2"
+    path.write_text("Neuer Text {{ location }}\n", encoding="utf-8")
+    config = ["--config", str(deployment_copy)]
+    key = "major_fire/warning/short.de.j2"
+    assert run("approve", key, "--by", "  A.  Schmidt\u200b", *config).exit_code == 0
+    same = run("approve", key, "--by", "a. schmidt\u2060", *config)
+    assert same.exit_code == 0
+    assert "by A. Schmidt - not yet usable live" in same.output
+    assert "four eyes need 2 different names" in same.output
+    approvals = yaml.safe_load((path.parents[2] / "approvals.yaml").read_text(encoding="utf-8"))
+    assert approvals[key]["approved_by"] == ["A. Schmidt"]
+    assert run("render", "major_fire", *FIRE, *config).exit_code == 1  # still one person
+
+
+def test_approve_refuses_a_name_that_is_empty_once_normalised(deployment_copy):
+    config = ["--config", str(deployment_copy)]
+    before = (deployment_copy.parent / "templates/approvals.yaml").read_bytes()
+    result = run("approve", "major_fire/warning/short.de.j2", "--by", " \u200b\ufeff ", *config)
+    assert result.exit_code == 2
+    assert "the approver's name is empty after removing invisible characters" in result.output
+    assert "--by 'A. Schmidt'" in result.output
+    assert (deployment_copy.parent / "templates/approvals.yaml").read_bytes() == before

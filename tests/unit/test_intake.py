@@ -606,6 +606,16 @@ def test_resolve_invalid_params_names_each_param() -> None:
     assert any("unknown param 'colour'" in m for m in messages)
 
 
+def test_resolve_refuses_a_bidi_override_in_a_param_by_name_and_code_point() -> None:
+    given = {"location": "Ackerstraße 12\u202e"}
+    refusal = handle_refused(encode(signed(trigger_payload(params=given))))
+    assert refusal.error == "invalid_params"
+    assert refusal.detail == (
+        "param 'location' contains U+202E RIGHT-TO-LEFT OVERRIDE at position 15, "
+        "remove it (invisible or control characters are not allowed in public text)"
+    )
+
+
 def test_resolve_invalid_params_does_not_echo_huge_values() -> None:
     # The param's value and an unknown param's name are echoed by playbooks; shortened here.
     given = {"location": "L", "radius_m": "9" * 20_000, "z" * 20_000: 1}
@@ -673,8 +683,12 @@ def test_a_too_long_reason_is_invalid() -> None:
     [
         ("", "reason: String should have at least 1 character"),
         ("   ", "reason: must not be blank"),
-        ("Fehlalarm\nJetzt evakuieren!", "reason: must be one line"),
-        ("Fehlalarm\u2028Jetzt evakuieren!", "reason: must be one line"),
+        ("Fehlalarm\nJetzt evakuieren!", "reason: contains U+000A LINE FEED at position 10"),
+        ("Fehlalarm\u2028Jetzt", "reason: contains U+2028 LINE SEPARATOR at position 10"),
+        ("Fehl\u202eralarm", "reason: contains U+202E RIGHT-TO-LEFT OVERRIDE at position 5"),
+        ("Fehlalarm\u200b", "reason: contains U+200B ZERO WIDTH SPACE at position 10"),
+        ("Fehlalarm\x85", "reason: contains U+0085 NEXT LINE at position 10"),
+        ("\ufeffFehlalarm", "reason: contains U+FEFF ZERO WIDTH NO-BREAK SPACE at position 1"),
         (None, "reason: Input should be a valid string"),
     ],
 )

@@ -70,7 +70,9 @@ def test_values_are_converted_from_text():
     [
         ({}, "param 'location' is required"),
         ({"location": "x" * 11}, "param 'location' is 11 characters long, at most 10"),
-        ({"location": "a\nb"}, "param 'location' must be one line"),
+        ({"location": "a\nb"}, "param 'location' contains U+000A LINE FEED at position 2"),
+        ({"location": "a\u202eb"}, "param 'location' contains U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ({"location": "a\u200bb"}, "param 'location' contains U+200B ZERO WIDTH SPACE"),
         ({"location": 5}, "param 'location' must be text"),
         ({"location": "a", "radius_m": 50}, "param 'radius_m' is 50, at least 100"),
         ({"location": "a", "radius_m": 9000}, "param 'radius_m' is 9000, at most 5000"),
@@ -87,6 +89,28 @@ def test_bad_params_are_named(given, message):
     with pytest.raises(ParamError) as caught:
         validate_params(playbook(), given)
     assert any(m.startswith(message) for m in caught.value.messages), caught.value.messages
+
+
+def test_a_hidden_character_in_a_param_is_refused_with_its_name_and_position():
+    given = {"location": "Acker\u202e21", "direction": "N\u2066O"}
+    with pytest.raises(ParamError) as caught:
+        validate_params(playbook(), given)
+    hint = "remove it (invisible or control characters are not allowed in public text)"
+    assert caught.value.messages == [
+        f"param 'location' contains U+202E RIGHT-TO-LEFT OVERRIDE at position 6, {hint}",
+        f"param 'direction' contains U+2066 LEFT-TO-RIGHT ISOLATE at position 2, {hint}",
+    ]
+
+
+def test_typographic_params_pass_unchanged():
+    values = validate_params(playbook(), {"location": "„Weiß“ – 🔥", "direction": "Süd…"})
+    assert values["location"] == "„Weiß“ – 🔥" and values["direction"] == "Süd…"
+
+
+def test_a_default_with_a_hidden_character_is_refused_when_the_playbook_loads():
+    params = {"x": {"type": "string", "max_length": 9, "default": "Nord\u00ad"}}
+    with pytest.raises(ValidationError, match="U\\+00AD SOFT HYPHEN at position 5"):
+        playbook(params=params)
 
 
 def test_every_bad_param_is_reported_at_once():

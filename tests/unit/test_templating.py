@@ -1,6 +1,7 @@
 from datetime import UTC, date, datetime
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
@@ -86,3 +87,50 @@ def test_one_changed_byte_voids_the_approval(tmp_path):
     book.approve(changed, "A", date(2026, 11, 22))  # approving new bytes starts afresh
     assert book.entries["k.de.j2"].approved_by == ("A",)
     assert book.refusal(source) is not None
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        "A. Schmidt\u200b",
+        "a.  schmidt",
+        "\u2066A. SCHMIDT\u2069",
+        "A. Sch\u00admidt",
+        "\ufeffA.\u00a0Schmidt",
+        "Ａ. Ｓｃｈｍｉｄｔ",
+    ],
+)
+def test_a_name_with_invisible_characters_or_other_spacing_is_the_same_person(tmp_path, again):
+    source = TemplateSource("k.de.j2", b"Warnung\n")
+    book = approvals(tmp_path)
+    book.approve(source, "A. Schmidt", date(2026, 11, 20))
+    book.approve(source, again, date(2026, 11, 20))
+    assert book.entries["k.de.j2"].approved_by == ("A. Schmidt",)
+    assert book.refusal(source) == (
+        "is approved by A. Schmidt only; four eyes need 2 different names"
+    )
+
+
+def test_hand_edited_names_are_compared_normalised_too(tmp_path):
+    source = TemplateSource("k.de.j2", b"Warnung\n")
+    names = ["A. Schmidt", "a. schmidt\u200b", "\u2060", "  A.\tSCHMIDT "]
+    (tmp_path / "approvals.yaml").write_text(
+        yaml.safe_dump({"k.de.j2": {"sha256": source.sha256, "approved_by": names}}),
+        encoding="utf-8",
+    )
+    book = approvals(tmp_path)
+    assert book.refusal(source) == (
+        "is approved by A. Schmidt only; four eyes need 2 different names"
+    )
+    book.approve(source, "B. Yilmaz", date(2026, 11, 21))
+    assert book.refusal(source) is None
+
+
+def test_the_stored_name_is_the_display_form_and_an_empty_one_is_refused(tmp_path):
+    source = TemplateSource("k.de.j2", b"Warnung\n")
+    book = approvals(tmp_path)
+    approval = book.approve(source, "  b.\u200b  Yilmaz\t", date(2026, 11, 20))
+    assert approval.approved_by == ("b. Yilmaz",)  # the case is kept
+    with pytest.raises(ValueError, match="empty after removing invisible characters"):
+        book.approve(source, "\u200b \u2060\ufeff", date(2026, 11, 20))
+    assert book.entries["k.de.j2"].approved_by == ("b. Yilmaz",)
