@@ -310,21 +310,25 @@ class Dispatcher:
         )
         async for attempt in retrying:
             with attempt:
-                try:
-                    await self.admitted(cid, started, self.stop_event(alert.id))
-                except CircuitOpen as exc:
-                    if alert.retracts is None and self.stop_event(alert.id).is_set():
-                        raise Retracted(alert.id) from None
-                    raise TransientError(str(exc)) from None
-                if alert.retracts is None and await self.retracted(alert.id):
-                    raise Retracted(alert.id)
-                delivery.attempts += 1
-                delivery.state = "sending"
-                delivery.claimed_until = utcnow() + self.policy.lease
-                await self.save(alert, delivery)
-                async with self.in_flight[cid], self.lease_kept(delivery):
-                    message = replace(message, previous=delivery.receipt)
-                    return await self.request(channel, cid, message, delivery)
+                # The claim is kept alive while the delivery waits its turn (rate limit,
+                # circuit, the channel's concurrency) and while the request is on its way.
+                async with self.lease_kept(delivery):
+                    try:
+                        await self.admitted(cid, started, self.stop_event(alert.id))
+                    except CircuitOpen as exc:
+                        if alert.retracts is None and self.stop_event(alert.id).is_set():
+                            raise Retracted(alert.id) from None
+                        raise TransientError(str(exc)) from None
+                    async with self.in_flight[cid]:
+                        if alert.retracts is None and await self.retracted(alert.id):
+                            raise Retracted(alert.id)
+                        delivery.attempts += 1
+                        delivery.state = "sending"
+                        delivery.claimed_until = utcnow() + self.policy.lease
+                        # Still ours? A daemon that lost its claim stops here, unsent.
+                        await self.save(alert, delivery)
+                        message = replace(message, previous=delivery.receipt)
+                        return await self.request(channel, cid, message, delivery)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def admitted(

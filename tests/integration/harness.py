@@ -175,3 +175,13 @@ async def publish(url: str, topic: str, payload: dict[str, Any] | bytes | str) -
     body = json.dumps(payload, ensure_ascii=False) if isinstance(payload, dict) else payload
     async with aiomqtt.Client(host, int(port)) as client:
         await client.publish(topic, body, qos=1)
+
+
+async def publish_many(url: str, topic: str, payloads: list[dict[str, Any]]) -> None:
+    """Publish a burst over one connection, all at once (each acknowledged, QoS 1)."""
+    host, port = url.removeprefix("mqtt://").split(":")
+    async with aiomqtt.Client(host, int(port)) as client:
+        client.pending_calls_threshold = len(payloads) + 1  # a burst is the point here
+        await asyncio.gather(
+            *(client.publish(topic, json.dumps(p, ensure_ascii=False), qos=1) for p in payloads)
+        )
