@@ -28,7 +28,7 @@ from broadcaster.messages import (
 from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
-from broadcaster.status import alerts_table, deliveries_table, read_status
+from broadcaster.status import alerts_table, circuits_table, deliveries_table, read_status
 from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
 from broadcaster.text_hygiene import person_name
 from broadcaster.triggering import build_trigger, publish_once
@@ -268,13 +268,15 @@ def status(
     settings = _settings(config)
     base = config_path(config).resolve().parent
     try:
-        alerts = asyncio.run(read_status(settings.store.url, base, alert_id, limit))
+        alerts, circuits = asyncio.run(read_status(settings.store.url, base, alert_id, limit))
     except Exception as exc:
         raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
     if alert_id is not None and not alerts:
         raise _fail(f"no alert {alert_id!r}", 1)
     if alert_id is None:
         out.print(alerts_table(alerts))
+        if (paused := circuits_table(circuits)) is not None:
+            out.print(paused)
     else:
         out.print(deliveries_table(*alerts[0]))
 

@@ -86,7 +86,7 @@ class Daemon:
             self.store, self.inbox, p.receiver, p.dispatcher, p.desk, p.retractor, p.metrics
         )
         self.mqtt = MqttLink(s.mqtt, self.on_mqtt_message, self.on_mqtt_connect)
-        self.events.subscribe(MqttPublisher(self.mqtt))
+        self.events.subscribe(MqttPublisher(self.mqtt, self.store))
         self.web = WebState(
             receiver=p.receiver,
             store=self.store,

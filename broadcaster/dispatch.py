@@ -40,7 +40,15 @@ from broadcaster.channels.settings import ChannelConfig
 from broadcaster.config import DeliverySettings
 from broadcaster.events import Events
 from broadcaster.metrics import Metrics
-from broadcaster.models import Alert, AuditEntry, Delivery, DeliveryState, Receipt, utcnow
+from broadcaster.models import (
+    Alert,
+    AuditEntry,
+    ChannelState,
+    Delivery,
+    DeliveryState,
+    Receipt,
+    utcnow,
+)
 from broadcaster.retries import RetryPolicy
 from broadcaster.store import held_by_other
 from broadcaster.store.base import Store
@@ -111,6 +119,7 @@ class Dispatcher:
         for cid in configs:
             self.metrics.breaker.labels(cid).set(0)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.renewers: set[asyncio.Task[None]] = set()
         self.by_alert: dict[str, asyncio.Task[None]] = {}
 
     # -- entry points ------------------------------------------------------------
@@ -356,7 +365,10 @@ class Dispatcher:
         try:
             receipt = await channel.send(message)
         except TransientError as exc:
-            breaker.failed()
+            if exc.busy:
+                breaker.succeeded()  # up, and asking us to wait: the retry policy waits
+            else:
+                breaker.failed()
             self.metrics.attempts.labels(channel_id, "transient").inc()
             if delivery is not None:
                 delivery.error = exc.message
@@ -379,11 +391,15 @@ class Dispatcher:
     async def lease_kept(self, delivery: Delivery) -> AsyncIterator[None]:
         """Renew the claim while a request is on its way (a large SMS batch, a provider
         that takes its time), so no other daemon takes over a delivery that is alive."""
+        done = asyncio.Event()
+        every = self.policy.lease.total_seconds() / 3
 
         async def renew() -> None:
-            every = self.policy.lease.total_seconds() / 3
             while True:
-                await asyncio.sleep(every)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), every)
+                if done.is_set():
+                    return
                 now = utcnow()
                 renewed = await self.store.claim_delivery(
                     delivery.alert_id, delivery.channel_id, self.owner, now + self.policy.lease, now
@@ -393,15 +409,32 @@ class Dispatcher:
                 delivery.claimed_until = renewed.claimed_until
 
         renewer = asyncio.create_task(renew(), name=f"lease:{delivery.idempotency_key}")
+        self.renewers.add(renewer)
+        renewer.add_done_callback(self.renewers.discard)
         try:
             yield
         finally:
+            # Not awaited: a cancellation meeting a store answer can be lost (Python
+            # 3.11's wait_for), and waiting for the renewer would then hang the delivery.
+            # It ends by itself; a renewal that lands after the answer finds the delivery
+            # final and changes nothing (claims are compare and set).
+            done.set()
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await renewer
 
     def breaker_changed(self, channel_id: str, state: BreakerState) -> None:
+        """Metrics at once; the store (for `broadcaster status`) in the background."""
         self.metrics.breaker.labels(channel_id).set(STATE_VALUE[state])
+        failures = self.breakers[channel_id].failures if channel_id in self.breakers else 0
+        record = ChannelState(circuit=state, failures=failures, by=self.owner)
+        task = asyncio.create_task(self._save_channel_state(channel_id, record))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _save_channel_state(self, channel_id: str, record: ChannelState) -> None:
+        try:
+            await self.store.save_channel_state(channel_id, record)
+        except Exception:
+            log.exception("channel_state_not_saved", channel=channel_id)
 
     @staticmethod
     def keep_partial(delivery: Delivery, exc: ChannelError) -> None:

@@ -48,6 +48,7 @@ class Inbox:
         self.lease = receiver.deployment.settings.delivery.lease
         self.queue: asyncio.Queue[InboxEntry] = asyncio.Queue()
         self.here: set[str] = set()  # entries queued or being handled by this daemon
+        self.adopting = asyncio.Lock()  # one look at the inbox at a time
 
     async def from_mqtt(self, kind: Literal["trigger", "retract"], payload: bytes) -> None:
         """Keep the raw message (the MQTT link acknowledges it after this returns)."""
@@ -113,6 +114,10 @@ class Inbox:
 
     async def adopt(self, now: datetime) -> int:
         """Take over entries whose daemon's claim expired (or which died on this host)."""
+        async with self.adopting:
+            return await self._adopt(now)
+
+    async def _adopt(self, now: datetime) -> int:
         adopted = 0
         for entry in await self.store.inbox_pending():
             if entry.id in self.here:

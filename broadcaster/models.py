@@ -214,6 +214,15 @@ class Alert(BaseModel):
         }
 
 
+class ChannelState(BaseModel):
+    """A channel's circuit as the daemon that last changed it saw it (breaker.py)."""
+
+    circuit: Literal["closed", "open", "half_open"]
+    failures: int  # transient failures in a row
+    changed_at: datetime = Field(default_factory=utcnow)
+    by: str  # the daemon (process id)
+
+
 class AuditEntry(BaseModel):
     """One line of the append-only audit trail: who did what, when."""
 

@@ -38,6 +38,7 @@ from paho.mqtt.properties import Properties
 
 from broadcaster.config import MqttSettings
 from broadcaster.models import Alert, Delivery
+from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
 
@@ -206,15 +207,44 @@ class MqttLink:
         await self.publish(self.topics.daemon, "offline", retain=True, early=True)
 
 
-class MqttPublisher:
-    """The event sink that tells MQTT: retained alert state, refusals on errors."""
+def version(alert: Alert, deliveries: list[Delivery]) -> tuple[object, ...]:
+    """What changes whenever the alert or one of its deliveries is written."""
+    return (
+        alert.updated_at,
+        len(deliveries),
+        max((d.updated_at for d in deliveries), default=None),
+    )
 
-    def __init__(self, link: MqttLink) -> None:
+
+class MqttPublisher:
+    """The event sink that tells MQTT: retained alert state, refusals on errors.
+
+    Several daemons publish the same alert's state, and their messages can reach the
+    broker in another order than their reads of the store: the retained message would be
+    an older state. So after each publish (acknowledged, so at the broker) the state is
+    read again, and published again if it changed meanwhile; the last publisher to look
+    leaves the latest state retained.
+    """
+
+    REPUBLISH = 3  # more changes than this while publishing: the next change publishes
+
+    def __init__(self, link: MqttLink, store: Store | None = None) -> None:
         self.link = link
+        self.store = store
 
     async def alert_changed(self, alert: Alert, deliveries: list[Delivery]) -> None:
-        body = json.dumps(alert.public(deliveries), ensure_ascii=False)
-        await self.link.publish(self.link.topics.alert(alert.id), body, retain=True)
+        topic = self.link.topics.alert(alert.id)
+        for _ in range(self.REPUBLISH):
+            body = json.dumps(alert.public(deliveries), ensure_ascii=False)
+            if not await self.link.publish(topic, body, retain=True) or self.store is None:
+                return
+            latest = await self.store.get_alert(alert.id)
+            if latest is None:
+                return
+            latest_deliveries = await self.store.get_deliveries(alert.id)
+            if version(latest, latest_deliveries) == version(alert, deliveries):
+                return
+            alert, deliveries = latest, latest_deliveries
 
     async def refused(self, refusal: dict[str, Any]) -> None:
         await self.link.publish(self.link.topics.errors, json.dumps(refusal, ensure_ascii=False))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from broadcaster.models import Alert, Delivery
+from broadcaster.models import Alert, ChannelState, Delivery
 from broadcaster.store import open_store
 
 STATE_STYLE = {
@@ -21,12 +21,15 @@ STATE_STYLE = {
     "retracted": "magenta",
     "rejected": "magenta",
     "expired": "magenta",
+    "open": "bold red",
+    "half_open": "yellow",
 }
 
 
 async def read_status(
     url: str, base: Path, alert_id: str | None, limit: int
-) -> list[tuple[Alert, list[Delivery]]]:
+) -> tuple[list[tuple[Alert, list[Delivery]]], dict[str, ChannelState]]:
+    """Alerts with their deliveries, and the channels' circuits."""
     store = open_store(url, base)
     await store.open()
     try:
@@ -35,9 +38,23 @@ async def read_status(
             alerts = [alert] if alert else []
         else:
             alerts = await store.list_alerts(limit)
-        return [(a, await store.get_deliveries(a.id)) for a in alerts]
+        return [(a, await store.get_deliveries(a.id)) for a in alerts], await store.channel_states()
     finally:
         await store.close()
+
+
+def circuits_table(states: dict[str, ChannelState]) -> Table | None:
+    """Channels whose circuit is not closed (paused after failures in a row), if any."""
+    paused = {cid: s for cid, s in states.items() if s.circuit != "closed"}
+    if not paused:
+        return None
+    table = Table(title="Channels paused by their circuit breaker")
+    for column in ("channel", "circuit", "failures in a row", "since", "seen by"):
+        table.add_column(column)
+    for cid, s in paused.items():
+        since = s.changed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        table.add_row(cid, _state(s.circuit), str(s.failures), since, s.by)
+    return table
 
 
 def _state(state: str) -> str:

@@ -2,6 +2,8 @@
 
 Each runs as a child process with its files in the test's temporary folder and is
 stopped when the fixture ends. Readiness is checked by connecting, not by sleeping.
+mosquitto may also start from the shipped deploy/mosquitto/mosquitto.conf, and any server
+can be killed (SIGKILL) and restarted on the same port with the same files.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+MOSQUITTO_SAMPLE = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
 def free_port() -> int:
@@ -43,11 +46,18 @@ def _binary(name: str) -> str:
     return found
 
 
+def _launch(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    return process
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    command: list[str]
 
     @property
     def url(self) -> str:
@@ -61,6 +71,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, nothing is saved that was not on disk already."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """The same command again: same port, same config, same files."""
+        self.stop()
+        self.process = _launch(self.command, self.port)
 
 
 class RedisServer(Server):
@@ -81,51 +101,75 @@ def start_redis(folder: Path, port: int | None = None, *, durable: bool = False)
     port = port or free_port()
     log = folder / "redis.log"
     persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
-    process = subprocess.Popen(
-        [
-            _binary("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            *persistence,
-            "--dir",
-            str(folder),
-            "--logfile",
-            str(log),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process)
-    return RedisServer(process, port, log)
+    command = [
+        _binary("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        *persistence,
+        "--dir",
+        str(folder),
+        "--logfile",
+        str(log),
+    ]
+    return RedisServer(_launch(command, port), port, log, command)
 
 
-def start_mosquitto(folder: Path, port: int | None = None) -> MosquittoServer:
-    """mosquitto keeping persistent sessions (QoS 1 queued for a client that is away)."""
+def start_mosquitto(
+    folder: Path,
+    port: int | None = None,
+    *,
+    sample: bool = False,
+    omit: Collection[str] = (),
+) -> MosquittoServer:
+    """mosquitto keeping persistent sessions (QoS 1 queued for a client that is away).
+
+    By default in memory only. With `sample`, the shipped deploy/mosquitto/mosquitto.conf
+    with this port, `folder` for its database and log, and the options named in `omit`
+    left out (to show what they are for)."""
     port = port or free_port()
     config = folder / f"mosquitto-{port}.conf"
     log = folder / f"mosquitto-{port}.log"
-    config.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence false\n"
-        "max_queued_messages 10000\n"
-        f"log_dest file {log}\n"
-        "log_type error\nlog_type warning\nlog_type notice\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [_binary("mosquitto"), "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process)
-    return MosquittoServer(process, port, log)
+    if sample:
+        text = _from_sample(port, folder, log, omit)
+    else:
+        text = (
+            f"listener {port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 10000\n"
+            f"log_dest file {log}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+    config.write_text(text, encoding="utf-8")
+    command = [_binary("mosquitto"), "-c", str(config)]
+    return MosquittoServer(_launch(command, port), port, log, command)
+
+
+def _from_sample(port: int, folder: Path, log: Path, omit: Collection[str]) -> str:
+    replace = {
+        "listener": f"listener {port} 127.0.0.1",
+        "persistence_location": f"persistence_location {folder}",
+        "log_dest": f"log_dest file {log}",
+    }
+    lines: list[str] = []
+    seen: set[str] = set()
+    for line in MOSQUITTO_SAMPLE.read_text(encoding="utf-8").splitlines():
+        option = line.split(maxsplit=1)[0] if line.strip() and line[0] != "#" else ""
+        seen.add(option)
+        if option not in omit:
+            lines.append(replace.get(option, line))
+    if missing := (replace.keys() | set(omit)) - seen:
+        raise RuntimeError(f"{MOSQUITTO_SAMPLE} has no {sorted(missing)} line to replace or omit")
+    # Run as root (tests in a container), mosquitto would switch to its own user, which
+    # cannot write the test's folder; as any other user this line has no effect.
+    lines.append("user root")
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager

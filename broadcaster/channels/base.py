@@ -51,10 +51,18 @@ class TransientError(ChannelError):
     """5xx, timeouts, connection errors, 429: worth another attempt."""
 
     def __init__(
-        self, message: str, retry_after: float | None = None, *, partial: Receipt | None = None
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        partial: Receipt | None = None,
+        busy: bool | None = None,
     ) -> None:
         super().__init__(message, partial=partial)
         self.retry_after = retry_after  # seconds the provider asked us to wait
+        # The provider is up and asked us to wait (429, a request still in progress): not a
+        # failure for its circuit breaker. By default: when it said how long to wait.
+        self.busy = retry_after is not None if busy is None else busy
 
 
 class PermanentError(ChannelError):

@@ -28,6 +28,8 @@ ConfigT = TypeVar("ConfigT")
 
 # Statuses that mean "not now" rather than "never".
 TRANSIENT_STATUSES: frozenset[int] = frozenset({408, 425, 429})
+# Of those (and a webhook's 409 "in progress"), the ones that say the provider is up.
+BUSY_STATUSES: frozenset[int] = frozenset({409, 425, 429})
 BODY_LIMIT = 64 * 1024  # bytes of an answer we read at most
 EXCERPT_LENGTH = 200  # characters of an error body kept in the error message
 
@@ -86,7 +88,11 @@ def check_status(
     detail = excerpt(body)
     message = f"{service}: HTTP {status}" + (f": {detail}" if detail else "")
     if status in transient or 500 <= status < 600:
-        raise TransientError(message, retry_after=retry_after_seconds(headers.get("Retry-After")))
+        raise TransientError(
+            message,
+            retry_after=retry_after_seconds(headers.get("Retry-After")),
+            busy=status in BUSY_STATUSES,
+        )
     if 300 <= status < 400 and headers.get("Location"):
         message += f" (redirect to {headers['Location']}; fix the configured URL)"
     raise PermanentError(message)

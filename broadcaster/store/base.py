@@ -14,7 +14,14 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry
+from broadcaster.models import (
+    Alert,
+    AlertState,
+    AuditEntry,
+    ChannelState,
+    Delivery,
+    InboxEntry,
+)
 from broadcaster.store.outage import Outage
 
 # Looks at the alert as stored and says what to change, or None to leave it alone; the
@@ -129,6 +136,11 @@ class Store(Protocol):
 
     async def drop_lease(self, name: str, owner: str) -> None:
         """Give `name` up, if `owner` holds it."""
+
+    # -- channels' circuits (for `broadcaster status`) --------------------------
+    async def save_channel_state(self, channel_id: str, state: ChannelState) -> None: ...
+
+    async def channel_states(self) -> dict[str, ChannelState]: ...
 
     # -- audit trail -------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

@@ -34,7 +34,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry
+from broadcaster.models import (
+    Alert,
+    AlertState,
+    AuditEntry,
+    ChannelState,
+    Delivery,
+    InboxEntry,
+)
 from broadcaster.store import (
     BROKER_MESSAGE_MEMORY,
     DEFAULT_OUTAGE_LIMIT,
@@ -124,6 +131,11 @@ class Keys:
     def broker_message(self, digest: str) -> str:
         """Prefix of a string per broker message of a payload, `<this><n>` (expires)."""
         return f"{self.prefix}:broker:message:{digest}:"
+
+    @property
+    def channel_states(self) -> str:
+        """Hash: channel_id -> its ChannelState's JSON."""
+        return f"{self.prefix}:channels:state"
 
     @property
     def leases(self) -> str:
@@ -559,6 +571,19 @@ class RedisStore:
 
     async def drop_lease(self, name: str, owner: str) -> None:
         await self._write("drop_lease", [self.keys.leases], [name, owner])
+
+    # -- channels' circuits ----------------------------------------------------------
+    async def save_channel_state(self, channel_id: str, state: ChannelState) -> None:
+        # One field of a hash, written whole: a plain HSET is atomic and safe to repeat.
+        text = state.model_dump_json()
+        await self._read(lambda r: r.hset(self.keys.channel_states, channel_id, text))
+
+    async def channel_states(self) -> dict[str, ChannelState]:
+        replies = await self._read(lambda r: r.hgetall(self.keys.channel_states))
+        return {
+            _str(cid): ChannelState.model_validate_json(_str(text))
+            for cid, text in sorted(replies.items())
+        }
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

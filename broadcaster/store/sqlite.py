@@ -21,7 +21,15 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry, utcnow
+from broadcaster.models import (
+    Alert,
+    AlertState,
+    AuditEntry,
+    ChannelState,
+    Delivery,
+    InboxEntry,
+    utcnow,
+)
 from broadcaster.store import (
     BROKER_MESSAGE_MEMORY,
     DEFAULT_OUTAGE_LIMIT,
@@ -88,6 +96,10 @@ _TABLES = (
         entry_id TEXT NOT NULL,
         at_us INTEGER NOT NULL,
         PRIMARY KEY (digest, n)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS channel_states (
+        channel_id TEXT PRIMARY KEY,
+        data TEXT NOT NULL
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY,
@@ -257,7 +269,12 @@ class SqliteStore:
 
     async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run `work` in one write transaction: committed when it returns, rolled back on
-        an error; run again from the start when the disk was busy or failing."""
+        an error; run again from the start when the disk was busy or failing.
+
+        Shielded from cancellation: a transaction cut between its statements (aiosqlite
+        runs them in a thread that goes on regardless) would leave the connection inside
+        it. A cancelled caller gives up waiting; the write itself ends whole, or not at all.
+        """
 
         async def attempt() -> T:
             async with self._lock:
@@ -276,7 +293,7 @@ class SqliteStore:
                     raise
                 return result
 
-        return await self.outage.call(attempt)
+        return await asyncio.shield(self.outage.call(attempt))
 
     # -- inbox -----------------------------------------------------------------------
     async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:
@@ -514,6 +531,23 @@ class SqliteStore:
             await db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
         await self._write(work)
+
+    # -- channels' circuits ----------------------------------------------------------
+    async def save_channel_state(self, channel_id: str, state: ChannelState) -> None:
+        row = (channel_id, state.model_dump_json())
+
+        async def work(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO channel_states (channel_id, data) VALUES (?, ?)"
+                " ON CONFLICT (channel_id) DO UPDATE SET data = excluded.data",
+                row,
+            )
+
+        await self._write(work)
+
+    async def channel_states(self) -> dict[str, ChannelState]:
+        rows = await self._read("SELECT channel_id, data FROM channel_states ORDER BY channel_id")
+        return {cid: ChannelState.model_validate_json(data) for cid, data in rows}
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

@@ -53,6 +53,9 @@ class Cluster:
     hooks: list[FakeWebhook]
     delivery: dict[str, Any] = field(default_factory=lambda: dict(FAST_FAILOVER))
     extra: dict[str, Any] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)  # more store settings
+    channels: dict[str, dict[str, Any]] | None = None  # default: one webhook per hook
+    confirmation: str | dict[str, Any] = "none"
     nodes: list[Node] = field(default_factory=list)
 
     def add(self, name: str, client_id: str | None = None) -> Node:
@@ -62,10 +65,13 @@ class Cluster:
             folder,
             mqtt_url=self.mqtt_url,
             store_url=self.store_url,
-            channels={f"hook_{i}": webhook(h.url) for i, h in enumerate(self.hooks)},
+            channels=self.channels
+            or {f"hook_{i}": webhook(h.url) for i, h in enumerate(self.hooks)},
+            confirmation=self.confirmation,
             delivery=self.delivery,
             client_id=client_id or f"broadcaster-{name}",
             extra=self.extra,
+            store=self.store,
         )
         node = Node(name, config, folder / "daemon.log")
         self.nodes.append(node)
@@ -150,5 +156,5 @@ def recorded(watcher: Watcher, key: str) -> bool:
     """The delivery behind an idempotency key `<alert>:<channel>` is delivered in the
     retained state (which is written to the store before it is published)."""
     alert_id, _, channel = key.rpartition(":")
-    alert = watcher.alert(alert_id)
-    return bool(alert) and alert["deliveries"].get(channel, {}).get("state") == "delivered"
+    alert = watcher.alert(alert_id) or {}
+    return bool(alert.get("deliveries", {}).get(channel, {}).get("state") == "delivered")

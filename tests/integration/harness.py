@@ -35,6 +35,7 @@ def write_deployment(
     delivery: dict[str, Any] | None = None,
     client_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    store: dict[str, Any] | None = None,
 ) -> Path:
     """A deployment with the repository's approved playbooks and templates, the given
     channels, fast retries, and major_fire released without confirmation by default."""
@@ -58,7 +59,7 @@ def write_deployment(
             "topic_prefix": "bc",
             "client_id": client_id or f"broadcaster-test-{uuid.uuid4().hex[:8]}",
         },
-        "store": {"url": store_url},
+        "store": {"url": store_url, **(store or {})},
         "http": {"listen": listen, "public_url": f"http://{listen}", "api_token": API_TOKEN},
         "security": {"trigger_secret": SECRET, "max_trigger_age": "15m"},
         "delivery": {

@@ -40,6 +40,17 @@ def onlines(watcher: Watcher) -> int:
     return sum(1 for t, p, _ in watcher.messages if t == "bc/daemon" and p == b"online")
 
 
+async def start_then_sigterm(config: Path, log: Path, watcher: Watcher) -> None:
+    """Run the daemon until it is online, then stop it gracefully; it must exit 0."""
+    daemon = start_daemon(config, log)
+    try:
+        await watcher.wait_for(lambda: onlines(watcher) >= 1)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0, log.read_text()
+    finally:
+        daemon.kill()
+
+
 async def test_kill_9_mid_fan_out_then_restart_finishes_without_duplicates(
     tmp_path, mosquitto, watcher, hooks
 ):
@@ -100,13 +111,11 @@ async def test_kill_9_mid_fan_out_then_restart_finishes_without_duplicates(
 
 
 async def test_sigterm_stops_gracefully_and_says_offline(tmp_path, mosquitto, watcher, hooks):
-    daemon, log = start_with_one_hook(tmp_path, mosquitto.url, hooks[0].url)
-    try:
-        await watcher.wait_for(lambda: onlines(watcher) >= 1)
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(30) == 0, log.read_text()
-    finally:
-        daemon.kill()
+    config = write_deployment(
+        tmp_path, mqtt_url=mosquitto.url, channels={"hook_a": webhook(hooks[0].url)}
+    )
+    log = tmp_path / "daemon.log"
+    await start_then_sigterm(config, log, watcher)
     await watcher.wait_for(
         lambda: [p for t, p, _ in watcher.messages if t == "bc/daemon"][-1] == b"offline"
     )

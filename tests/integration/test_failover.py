@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from broadcaster.store.redis import RedisStore
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.cluster import (
     Cluster,
@@ -50,13 +51,14 @@ async def kill_mid_fan_out(
     cluster: Cluster,
     watcher: Watcher,
     hooks: list[FakeWebhook],
+    keys: set[str],
     victim_index: int = 0,
     excused: frozenset[str] = frozenset(),
 ) -> set[str]:
     """SIGKILL one daemon while requests are on their way; returns the idempotency keys
-    of the requests that were unanswered at the kill (the only ones that may be sent twice:
+    of the deliveries not recorded at the kill (the only ones that may be sent twice:
     the killed daemon may have sent them and never heard the answer). `excused`: keys an
-    earlier kill left unrecorded."""
+    earlier kill left unrecorded; `keys`: every delivery's key."""
     await asyncio.wait_for(
         _until(lambda: sum(r.status is not None for h in hooks for r in h.requests) >= 20), 60
     )
@@ -69,14 +71,9 @@ async def kill_mid_fan_out(
     # request answered before the kill is never sent again.
     await watcher.wait_for(lambda: all(recorded(watcher, key) for key in answered), 30)
     cluster.kill(cluster.nodes[victim_index])
-    # Requested, but not recorded as delivered when the daemon died (the fakes still hold
-    # what it sent at its last instant): only these may be asked again.
-    held = {
-        key
-        for h in hooks
-        for r in h.requests
-        if not recorded(watcher, key := r.headers["Idempotency-Key"])
-    }
+    # Not recorded as delivered when the daemon died: only these may be asked again. (Not
+    # "requested": its last requests may still be on their way to the fakes.)
+    held = {key for key in keys if not recorded(watcher, key)}
     for hook in hooks:
         hook.release()
     return held
@@ -85,6 +82,23 @@ async def kill_mid_fan_out(
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.05)  # polling the fakes' request lists
+
+
+def keys_of(ids: list[str], hooks: list[FakeWebhook]) -> set[str]:
+    return {f"{i}:hook_{n}" for i in ids for n in range(len(hooks))}
+
+
+def history(hooks: list[FakeWebhook], keys: set[str]) -> dict[str, list[tuple[str, int | None]]]:
+    """Each key's requests as the providers saw them: when, and what they answered."""
+    return {
+        key: [
+            (r.at.time().isoformat(), r.status)
+            for h in hooks
+            for r in h.requests
+            if r.headers["Idempotency-Key"] == key
+        ]
+        for key in keys
+    }
 
 
 def check_fan_out(
@@ -96,13 +110,15 @@ def check_fan_out(
     }
     assert [e for e in watcher.errors() if e["error"] == "duplicate"] == []
     per_key = requests_per_key(hooks)
-    expected = {f"{i}:hook_{n}" for i in ids for n in range(len(hooks))}
+    expected = keys_of(ids, hooks)
     assert set(per_key) == expected  # every delivery requested, under its one key
     assert max(per_key.values()) <= 2
     twice = {key for key, count in per_key.items() if count == 2}
-    assert twice <= held, twice - held  # only where the kill fell between request and answer
+    # only where the kill fell between request and answer
+    assert twice <= held, history(hooks, twice - held)
     # A takeover can meet the dead daemon's request still at the provider (turned away).
-    assert set(requests_per_key(hooks, in_progress=True)) <= held
+    turned_away = set(requests_per_key(hooks, in_progress=True))
+    assert turned_away <= held, history(hooks, turned_away - held)
     posts = Counter(p.json["alert_id"] for h in hooks for p in h.posts if p.json["kind"] == "alert")
     assert posts == Counter({i: len(hooks) for i in ids})  # one post per channel (the key)
 
@@ -123,7 +139,7 @@ async def test_a_daemon_killed_mid_fan_out_is_taken_over_by_the_survivors(
         await watcher.wait_for(lambda: onlines(watcher) >= daemons, 30)
         ids = [f"FW-KILL-{daemons}-{n:02d}" for n in range(BURST)]
         await publish_many(mosquitto.url, "bc/trigger", [signed_trigger(i) for i in ids])
-        held = await kill_mid_fan_out(cluster, watcher, slow_hooks)
+        held = await kill_mid_fan_out(cluster, watcher, slow_hooks, keys_of(ids, slow_hooks))
         killed_at = time.monotonic()
         await watcher.wait_for(
             lambda: all((watcher.alert(i) or {}).get("state") == "sent" for i in ids), 60
@@ -150,10 +166,11 @@ async def test_a_killed_daemon_replaced_by_one_with_a_new_client_id(
         await watcher.wait_for(lambda: onlines(watcher) >= 2, 30)
         ids = [f"FW-NEW-{n:02d}" for n in range(BURST)]
         await publish_many(mosquitto.url, "bc/trigger", [signed_trigger(i) for i in ids])
-        held = await kill_mid_fan_out(cluster, watcher, slow_hooks)
+        keys = keys_of(ids, slow_hooks)
+        held = await kill_mid_fan_out(cluster, watcher, slow_hooks, keys)
         # The other one dies too: only a newcomer with a new client id is left.
         held |= await kill_mid_fan_out(
-            cluster, watcher, slow_hooks, victim_index=1, excused=frozenset(held)
+            cluster, watcher, slow_hooks, keys, victim_index=1, excused=frozenset(held)
         )
         cluster.start(cluster.add("replacement", client_id="broadcaster-rescheduled"))
         await watcher.wait_for(
@@ -208,3 +225,51 @@ async def test_a_delivery_waiting_its_turn_keeps_its_claim(
             )
     per_key = requests_per_key([slow])
     assert per_key == Counter({f"{i}:slow": 1 for i in ids})
+
+
+async def test_a_dead_daemon_s_confirmation_timers_run_on_in_the_other(
+    tmp_path, mosquitto: MosquittoServer, watcher: Watcher, hooks, redis
+):
+    """Escalation and timeout happen once, by whichever daemon is alive."""
+    public, officer_a, officer_b = hooks
+    cluster = Cluster(
+        tmp_path,
+        mosquitto.url,
+        redis.url,
+        hooks,
+        channels={
+            "public": webhook(public.url),
+            "officer_a": webhook(officer_a.url, audience="internal"),
+            "officer_b": webhook(officer_b.url, audience="internal"),
+        },
+        confirmation={"mode": "required", "timeout": "6s", "on_timeout": "abort"},
+        extra={
+            "duty_officers": [
+                {"name": "A. Schmidt", "notify": ["officer_a"]},
+                {"name": "B. Yilmaz", "notify": ["officer_b"]},
+            ],
+            "escalate_after": "2s",
+        },
+    )
+    first = cluster.start(cluster.add("d0"), host="another-host")
+    cluster.start(cluster.add("d1"))
+    try:
+        await until_healthy(first)
+        await watcher.wait_for(lambda: onlines(watcher) >= 2, 30)
+        await publish_many(mosquitto.url, "bc/trigger", [signed_trigger("FW-TIMERS")])
+        await officer_a.wait_for_requests(1)
+        cluster.kill(first)
+        await officer_b.wait_for_requests(1, timeout=30)
+        alert = await watcher.alert_in("FW-TIMERS", "expired", timeout=30)
+    finally:
+        cluster.stop_all()
+    store = RedisStore(redis.url)
+    await store.open()
+    try:
+        trail = [e.event for e in await store.audit_trail("FW-TIMERS")]
+    finally:
+        await store.close()
+    assert [len(officer_a.posts), len(officer_b.posts), len(public.posts)] == [1, 1, 0]
+    assert trail.count("officer_asked") == 2
+    assert trail.count("confirmation_timeout") == 1 and trail.count("expired") == 1
+    assert all(d["state"] == "pending" for d in alert["deliveries"].values())

@@ -72,15 +72,9 @@ async def test_past_the_outage_limit_the_daemon_exits_and_loses_nothing(
 ):
     redis = start_redis(tmp_path, durable=True)
     cluster = Cluster(
-        tmp_path, mosquitto.url, redis.url, hooks, delivery={}, extra={"store": {}}
+        tmp_path, mosquitto.url, redis.url, hooks, delivery={}, store={"outage_limit": "2s"}
     )
-    node = cluster.add("d0")
-    settings = node.settings
-    settings["store"]["outage_limit"] = "2s"
-    import yaml
-
-    node.config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
-    cluster.start(node)
+    node = cluster.start(cluster.add("d0"))
     try:
         await until_healthy(node)
         redis.stop()
@@ -95,7 +89,9 @@ async def test_past_the_outage_limit_the_daemon_exits_and_loses_nothing(
         before = onlines(watcher)
         cluster.start(node)
         await watcher.wait_for(lambda: onlines(watcher) > before, 30)
-        alert = await watcher.alert_in("FW-GONE-1", "sent", "failed", "partially_failed", timeout=30)
+        alert = await watcher.alert_in(
+            "FW-GONE-1", "sent", "failed", "partially_failed", timeout=30
+        )
     finally:
         cluster.stop_all()
         redis.stop()

@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from broadcaster.models import FINAL_DELIVERY_STATES, Alert, AuditEntry, InboxEntry, Receipt
+from broadcaster.models import (
+    FINAL_DELIVERY_STATES,
+    Alert,
+    AuditEntry,
+    ChannelState,
+    InboxEntry,
+    Receipt,
+)
 from broadcaster.store.base import Store
 from broadcaster.store.redis import RedisStore
 from broadcaster.store.sqlite import SqliteStore
@@ -802,3 +809,14 @@ async def test_a_dead_holder_counts_as_gone(store: Store) -> None:
     assert taken is not None and taken.claimed_by == "d-2"
     assert await store.take_lease("job", "d-2", T0 + LEASE, T0, dead={"dead"}) == "d-2"
     assert await store.take_lease("job", "d-3", T0 + LEASE, T0, dead={"dead"}) == "d-2"
+
+
+async def test_channel_states_keep_the_latest_per_channel(opened: Opener) -> None:
+    first, second = await opened(), await opened()
+    await first.save_channel_state("sms", ChannelState(circuit="open", failures=5, by="d-1"))
+    await second.save_channel_state("sms", ChannelState(circuit="closed", failures=0, by="d-2"))
+    await first.save_channel_state("x", ChannelState(circuit="half_open", failures=7, by="d-1"))
+    states = await second.channel_states()
+    assert sorted(states) == ["sms", "x"]
+    assert (states["sms"].circuit, states["sms"].by) == ("closed", "d-2")
+    assert states["x"].circuit == "half_open" and states["x"].failures == 7
