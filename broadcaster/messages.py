@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from jinja2 import TemplateError
+
 from broadcaster.channels.settings import ChannelConfig
 from broadcaster.limits import Measurement, measure
 from broadcaster.playbooks import Playbook
@@ -66,6 +68,21 @@ class RenderedAlert:
     unapproved: dict[str, str] = field(default_factory=dict)  # key -> why (drills only)
 
 
+class TemplateFailed(TemplateError):
+    """One template failed to render; the message names it, so an operator knows which."""
+
+    def __init__(self, key: str, error: TemplateError) -> None:
+        super().__init__(f"{key}: {error}")
+        self.key = key
+
+
+def _render(source: TemplateSource, context: dict[str, Any]) -> str:
+    try:
+        return source.render(context)
+    except TemplateError as exc:
+        raise TemplateFailed(source.key, exc) from exc
+
+
 class TemplateNotApproved(Exception):
     """A live alert asked for template bytes that two people have not approved."""
 
@@ -110,7 +127,7 @@ class Renderer:
         for lang in playbook.languages:
             context = alert.variables(lang)
             key = template_key(playbook.id, alert.stage, "instruction", lang)
-            instruction = sources[key].render(context) if key in sources else None
+            instruction = _render(sources[key], context) if key in sources else None
             context["instruction"] = instruction or ""
             texts[lang] = self._texts(
                 lang,
@@ -165,7 +182,7 @@ class Renderer:
         long: TemplateSource,
     ) -> LanguageTexts:
         def text(source: TemplateSource) -> str:
-            rendered = source.render(context)
+            rendered = _render(source, context)
             return f"{self.prefix(lang)}: {rendered}" if mode == "drill" else rendered
 
         return LanguageTexts(lang, text(title), text(short), text(long), instruction)

@@ -210,3 +210,68 @@ async def test_the_page_speaks_english_to_an_english_browser(tmp_path, mosquitto
         await expect(page.get_by_test_id("release")).to_have_text("Release and send")
         await expect(page.get_by_test_id("live-badge")).to_have_text("LIVE WARNING")
         await context.close()
+
+
+async def release_with_pin(page: Page, pin: str) -> None:
+    await page.get_by_test_id("pin").fill(pin)
+    await page.get_by_test_id("release").click()
+    await page.get_by_test_id("release-confirm").click()
+
+
+async def test_stop_after_a_pin_checked_release_needs_no_second_pin(
+    tmp_path, mosquitto, watcher, hooks, phone
+):
+    public_a, public_b, officer = hooks
+    config = deploy(tmp_path, mosquitto, hooks, pin="4711", undo="30s")
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-STOP"))
+        page = await open_link(phone, officer)
+        await release_with_pin(page, "4711")
+        await expect(page.get_by_test_id("undo")).to_be_visible()
+        # The STOP form has no PIN field: the release left a cookie the script cannot read.
+        assert await page.get_by_test_id("pin").count() == 0
+        [grant] = [c for c in await phone.cookies() if c["name"] == "undo"]
+        assert grant["httpOnly"] and grant["sameSite"] == "Strict"
+        assert await page.evaluate("document.cookie") == ""
+        await page.get_by_test_id("undo").click()
+        await expect(page.get_by_test_id("notice")).to_contain_text("Freigabe zurückgenommen")
+        await expect(page.get_by_test_id("release")).to_be_visible()  # back to deciding
+        alert = await daemon.store.get_alert("FW-STOP")
+        trail = [e.event for e in await daemon.store.audit_trail("FW-STOP")]
+    assert alert is not None and alert.state == "awaiting_confirmation"
+    assert alert.release_at is None and alert.confirmed_by is None
+    assert trail.count("release_undone") == 1 and trail.count("wrong_pin") == 0
+    assert public_a.requests == [] and public_b.requests == []
+
+
+async def test_the_retract_form_asks_for_the_pin_and_refuses_a_wrong_one(
+    tmp_path, mosquitto, watcher, hooks, phone
+):
+    public_a, _, officer = hooks
+    config = deploy(tmp_path, mosquitto, hooks, pin="4711", undo="0s")
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-RETRACT-PIN"))
+        page = await open_link(phone, officer)
+        await release_with_pin(page, "4711")
+        await watcher.alert_in("FW-RETRACT-PIN", "sent")
+        await page.reload()
+        await expect(page.get_by_test_id("retract-pin")).to_be_visible()
+
+        async def retract(pin: str) -> None:
+            await page.get_by_test_id("reason").fill("Fehlalarm der Brandmeldeanlage")
+            await page.get_by_test_id("retract-pin").fill(pin)
+            await page.get_by_test_id("retract").click()
+            await page.get_by_test_id("retract-confirm").click()
+
+        await retract("0000")
+        await expect(page.get_by_test_id("error")).to_contain_text("Verbleibende Versuche: 4")
+        await page.screenshot(path=screenshot_path("confirm-retract-wrong-pin"), full_page=True)
+        refused = await daemon.store.get_alert("FW-RETRACT-PIN")
+        assert await daemon.store.get_alert("FW-RETRACT-PIN:retraction") is None
+        await retract("4711")
+        await expect(page.get_by_test_id("notice")).to_contain_text("Zurückgezogen")
+        await watcher.alert_in("FW-RETRACT-PIN:retraction", "sent")
+        trail = [e.event for e in await daemon.store.audit_trail("FW-RETRACT-PIN")]
+    assert refused is not None and refused.state == "sent"
+    assert trail.count("wrong_pin") == 1 and trail.count("retraction_requested") == 1
+    assert [p.json["kind"] for p in public_a.posts][:2] == ["alert", "retraction"]
