@@ -464,16 +464,20 @@ class ConfirmDesk:
             self.watch(alert.id)
             return "release_pending"
         if action == "undo":
-            current = await self.store.get_alert(link.alert.id)
-            if current is None or current.release_at is None:
-                return "too_late"
-            alert = await self.store.update_alert(
-                link.alert.id,
-                expect={"awaiting_confirmation"},
-                release_at=None,
-                confirmed_by=None,
-                decided_by=None,
-            )
+
+            def undo(current: Alert) -> dict[str, object] | None:
+                if current.state != "awaiting_confirmation" or current.release_at is None:
+                    return None
+                # A grant stops one release: the next release needs the PIN again.
+                tokens = [t.model_copy(update={"undo_grant": None}) for t in current.confirm_tokens]
+                return {
+                    "release_at": None,
+                    "confirmed_by": None,
+                    "decided_by": None,
+                    "confirm_tokens": tokens,
+                }
+
+            alert = await self.store.modify_alert(link.alert.id, undo)
             if alert is None:
                 return "too_late"
             await self.store.audit(

@@ -162,19 +162,7 @@ class Receiver:
             existing = await self.store.get_alert(trigger.id)
             assert existing is not None  # create_alert said it exists
             return await self.resumed_or_duplicate(existing, entry)
-        await self.store.audit(
-            AuditEntry(
-                alert_id=alert.id,
-                event="trigger_received",
-                actor=entry.source,
-                detail={
-                    "scenario": alert.scenario,
-                    "stage": stage,
-                    "mode": alert.mode,
-                    "incident": alert.incident,
-                },
-            )
-        )
+        await self.audit_received(alert, entry)
         self.metrics.triggers.labels("accepted").inc()
         log.info(
             "trigger_accepted",
@@ -223,10 +211,28 @@ class Receiver:
         if existing.inbox_id != entry.id:
             return await self.duplicate(existing, entry)
         log.info("alert_resumed_from_inbox", alert_id=existing.id, entry_id=entry.id)
+        trail = await self.store.audit_trail(existing.id)
+        if not any(e.event == "trigger_received" for e in trail):
+            await self.audit_received(existing, entry)  # the crash came before it
         if existing.state == "received":
             await self.gate_or_release(existing)
         current = await self.store.get_alert(existing.id) or existing
         return Outcome("accepted", current, await self.store.get_deliveries(existing.id))
+
+    async def audit_received(self, alert: Alert, entry: InboxEntry) -> None:
+        await self.store.audit(
+            AuditEntry(
+                alert_id=alert.id,
+                event="trigger_received",
+                actor=entry.source,
+                detail={
+                    "scenario": alert.scenario,
+                    "stage": alert.stage,
+                    "mode": alert.mode,
+                    "incident": alert.incident,
+                },
+            )
+        )
 
     async def duplicate(self, existing: Alert, entry: InboxEntry) -> Outcome:
         refusal = Refusal(
