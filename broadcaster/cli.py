@@ -17,6 +17,7 @@ from broadcaster.config import Settings, config_path, read_settings
 from broadcaster.daemon import Daemon, StartupRefused
 from broadcaster.deployment import Deployment, load_deployment
 from broadcaster.drill import render_text, run_drill, write_report
+from broadcaster.durations import parse_duration
 from broadcaster.intake import sign
 from broadcaster.limits import measure
 from broadcaster.logging import configure_logging
@@ -28,12 +29,20 @@ from broadcaster.messages import (
 from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
-from broadcaster.status import alerts_table, circuits_table, deliveries_table, read_status
+from broadcaster.status import (
+    alerts_table,
+    circuits_table,
+    deliveries_table,
+    read_refusals,
+    read_status,
+    refusals_text,
+)
 from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
 from broadcaster.text_hygiene import person_name
 from broadcaster.triggering import build_trigger, publish_once
 from broadcaster.validation import PORTABLE_SHORT_TYPES
 from broadcaster.validation import validate as validate_deployment
+from broadcaster.verdict import publish_and_wait
 
 app = typer.Typer(
     help="Emergency broadcaster: one confirmed trigger, every channel at once.",
@@ -222,6 +231,44 @@ def run(
         raise typer.Exit(code)
 
 
+WaitOption = Annotated[
+    str, typer.Option("--wait", help="how long to wait for the daemon's verdict, e.g. 10s")
+]
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="publish and exit 0, without waiting for a verdict")
+]
+
+
+def _publish(
+    kind: Literal["trigger", "retract"],
+    subject: str,
+    payload: dict[str, object],
+    settings: Settings,
+    wait: str,
+    no_wait: bool,
+) -> None:
+    """Publish, then print the daemon's verdict and exit 0 (accepted), 2 (refused) or 3
+    (no verdict in time); with --no-wait exit 0 once the broker has it."""
+    try:
+        seconds = parse_duration(wait).total_seconds()
+    except ValueError as exc:
+        raise _fail(f"--wait: {exc}") from None
+    body = json.dumps(payload, ensure_ascii=False)
+    topic = f"{settings.mqtt.topic_prefix}/{kind}"
+    try:
+        if no_wait:
+            asyncio.run(publish_once(settings.mqtt, topic, body))
+            out.print(Text(f"published {kind} {subject} on {topic} (not waiting for a verdict)"))
+            return
+        verdict = asyncio.run(publish_and_wait(settings.mqtt, kind, subject, body, seconds))
+    except Exception as exc:  # the broker is unreachable or refused us
+        raise _fail(f"could not publish to {broker_address(settings.mqtt)[:2]}: {exc}", 1) from None
+    line = Text(verdict.describe(subject, seconds))
+    (out if verdict.outcome == "accepted" else err).print(line)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)
+
+
 @app.command()
 def trigger(
     scenario: Annotated[str, typer.Argument(help="playbook id, e.g. major_fire")],
@@ -230,9 +277,12 @@ def trigger(
     alert_id: Annotated[str | None, typer.Option("--id", help="default: a new unique id")] = None,
     stage: Annotated[str | None, typer.Option(help="default: the playbook's first stage")] = None,
     incident: Annotated[str | None, typer.Option(help="default: the id")] = None,
+    wait: WaitOption = "10s",
+    no_wait: NoWaitOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Publish a (signed) trigger on MQTT, as the fire brigade's dispatch system does."""
+    """Publish a (signed) trigger on MQTT, as the fire brigade's dispatch system does, and
+    wait for the daemon's verdict: exit 0 accepted, 2 refused, 3 no verdict in time."""
     if mode not in ("live", "drill"):
         raise _fail(f"--mode must be live or drill, not {mode!r}")
     settings = _settings(config)
@@ -249,24 +299,28 @@ def trigger(
         incident=incident,
         secret=settings.security.trigger_secret,
     )
-    topic = f"{settings.mqtt.topic_prefix}/trigger"
-    try:
-        asyncio.run(publish_once(settings.mqtt, topic, json.dumps(payload, ensure_ascii=False)))
-    except Exception as exc:  # the broker is unreachable or refused us
-        raise _fail(f"could not publish to {broker_address(settings.mqtt)[:2]}: {exc}", 1) from None
-    signed = "signed" if "signature" in payload else "unsigned (no trigger_secret)"
-    out.print(Text(f"published {signed} trigger {payload['id']} ({scenario}, {mode}) on {topic}"))
+    if "signature" not in payload:
+        err.print(Text("note: unsigned (no security.trigger_secret set)"))
+    _publish("trigger", str(payload["id"]), payload, settings, wait, no_wait)
 
 
 @app.command()
 def status(
     alert_id: Annotated[str | None, typer.Argument(help="one alert in detail")] = None,
     limit: Annotated[int, typer.Option(help="how many recent alerts")] = 20,
+    refused: Annotated[bool, typer.Option("--refused", help="refused input instead")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Alerts and their deliveries, from the store."""
+    """Alerts and their deliveries, from the store; or the refused input (--refused)."""
     settings = _settings(config)
     base = config_path(config).resolve().parent
+    if refused:
+        try:
+            found = asyncio.run(read_refusals(settings.store.url, base, limit))
+        except Exception as exc:
+            raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
+        out.print(refusals_text(found))
+        return
     try:
         alerts, circuits = asyncio.run(read_status(settings.store.url, base, alert_id, limit))
     except Exception as exc:
@@ -285,23 +339,21 @@ def status(
 def retract(
     alert_id: Annotated[str, typer.Argument(help="the alert to retract")],
     reason: Annotated[str, typer.Option(help="why: shown in the correction on every channel")],
+    wait: WaitOption = "10s",
+    no_wait: NoWaitOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Retract a false alarm: publish a signed retraction on MQTT (no confirmation)."""
+    """Retract a false alarm: publish a signed retraction on MQTT (no confirmation) and
+    wait for the verdict: exit 0 retracted, 2 refused, 3 no verdict in time."""
     settings = _settings(config)
-    request: dict[str, str] = {
+    request: dict[str, object] = {
         "alert_id": alert_id,
         "issued_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "reason": reason.strip(),
     }
     if settings.security.trigger_secret is not None:
         request["signature"] = sign(request, settings.security.trigger_secret)
-    topic = f"{settings.mqtt.topic_prefix}/retract"
-    try:
-        asyncio.run(publish_once(settings.mqtt, topic, json.dumps(request, ensure_ascii=False)))
-    except Exception as exc:
-        raise _fail(f"could not publish to {broker_address(settings.mqtt)[:2]}: {exc}", 1) from None
-    out.print(Text(f"published retraction of {alert_id} on {topic}"))
+    _publish("retract", alert_id, request, settings, wait, no_wait)
 
 
 @app.command()

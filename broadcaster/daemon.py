@@ -255,6 +255,7 @@ class Daemon:
         if not await self.dispatcher.drain(grace):
             log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
         await self.desk.close()
+        await self.pipeline.officers.close()
         await self.mqtt.stop()
         await self.supervisor.close()
         if self.store_open and self.store.outage.available:

@@ -30,6 +30,11 @@ class Deployment:
     def show(self, path: Path) -> str:
         return display_path(path, self.base_dir)
 
+    def primary_language(self) -> str:
+        """The language notices go out in: the first playbook's primary language."""
+        first = next(iter(self.playbooks.values()), None)
+        return first.primary_language if first is not None else "en"
+
     def renderer(self) -> Renderer:
         return Renderer(self.templates, self.approvals, self.settings.drill.prefix)
 

@@ -494,6 +494,7 @@ class Dispatcher:
             text=delivery.text,
             idempotency_key=delivery.idempotency_key,
             reply_to=reply_to,
+            retracts=alert.retracts,
         )
 
     async def thread_root(self, alert: Alert, delivery: Delivery) -> Receipt | None:

@@ -89,6 +89,30 @@ def readable_id(value: object) -> str | None:
     return None
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def readable_context(raw: bytes) -> dict[str, str]:
+    """Of a refused payload, what can safely be said: its scenario, stage and mode, when
+    they are plain names (never whatever an attacker put there)."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return {}
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(payload, dict):
+        return {}
+    found = {
+        key: value
+        for key in ("scenario", "stage", "mode")
+        if isinstance(value := payload.get(key), str) and _NAME.fullmatch(value)
+    }
+    if found.get("mode") not in (None, "live", "drill"):
+        del found["mode"]
+    return found
+
+
 def canonical_bytes(payload: Mapping[str, Any]) -> bytes:
     """What a signature covers: the payload without `signature`, sorted, compact, UTF-8."""
     body = {key: value for key, value in payload.items() if key != "signature"}

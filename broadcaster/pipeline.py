@@ -16,6 +16,7 @@ from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
 from broadcaster.metrics import Metrics
+from broadcaster.officers import OfficerNotices
 from broadcaster.receiving import Receiver
 from broadcaster.retraction import CorrectionFollowUp, Retractor
 from broadcaster.retries import RetryPolicy
@@ -32,6 +33,7 @@ class Pipeline:
     desk: ConfirmDesk
     retractor: Retractor
     receiver: Receiver
+    officers: OfficerNotices
 
 
 def build_pipeline(
@@ -65,5 +67,17 @@ def build_pipeline(
         settings, deployment.playbooks, store, events, dispatcher.notify, dispatcher.release
     )
     retractor = Retractor(deployment, store, events, dispatcher)
-    receiver = Receiver(deployment, store, events, metrics, dispatcher, gate or desk, retractor)
-    return Pipeline(deployment, store, events, metrics, dispatcher, desk, retractor, receiver)
+    officers = OfficerNotices(
+        settings,
+        deployment.channels,
+        dispatcher.notify,
+        store,
+        owner=owner,
+        language=deployment.primary_language,
+    )
+    receiver = Receiver(
+        deployment, store, events, metrics, dispatcher, gate or desk, retractor, officers
+    )
+    return Pipeline(
+        deployment, store, events, metrics, dispatcher, desk, retractor, receiver, officers
+    )

@@ -20,10 +20,17 @@ from broadcaster.confirm import ConfirmationGate
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
-from broadcaster.intake import Refusal, parse_retraction, parse_trigger, resolve
+from broadcaster.intake import (
+    Refusal,
+    parse_retraction,
+    parse_trigger,
+    readable_context,
+    resolve,
+)
 from broadcaster.messages import AlertContext, TemplateNotApproved, channel_messages
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
+from broadcaster.officers import OfficerNotices
 from broadcaster.refusals import RefusalSampler
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
@@ -54,6 +61,7 @@ class Receiver:
         dispatcher: Dispatcher,
         gate: ConfirmationGate,
         retractor: Retractor | None = None,
+        officers: OfficerNotices | None = None,
     ) -> None:
         self.deployment = deployment
         self.renderer = deployment.renderer()
@@ -63,6 +71,7 @@ class Receiver:
         self.dispatcher = dispatcher
         self.gate = gate
         self.retractor = retractor
+        self.officers = officers
         self.sampler = RefusalSampler(deployment.settings.audit, metrics)
 
     async def receive_trigger(self, raw: bytes, source: str, *, owner: str) -> Outcome:
@@ -244,12 +253,24 @@ class Receiver:
         return Outcome("duplicate", existing, await self.store.get_deliveries(existing.id))
 
     async def refuse(self, refusal: Refusal, entry: InboxEntry) -> Outcome:
+        """Published and logged always. Kept in the audit trail (a duplicate in its alert's
+        trail, any other with the refused input), and a refused live trigger goes to the
+        duty officers at once: the warning did not go out."""
         public = refusal.public(entry.received_at)
+        context = readable_context(entry.payload)
         self.metrics.triggers.labels(refusal.error).inc()
-        log.warning("trigger_refused", source=entry.source, **public)
-        if self.sampler.keep():
+        log.warning("trigger_refused", source=entry.source, **public, **context)
+        if refusal.error == "duplicate":
+            record = AuditEntry(
+                alert_id=refusal.trigger_id, event="duplicate", actor=entry.source, detail=public
+            )
+            await self.store.audit(record)
+        elif self.sampler.keep():
+            detail = {**public, "source": entry.source, **context}
             await self.store.audit(
-                AuditEntry(alert_id=None, event="refused", actor=entry.source, detail=public)
+                AuditEntry(alert_id=None, event="refused", actor=entry.source, detail=detail)
             )
         await self.events.refused(public)
+        if self.officers is not None:
+            self.officers.refused(public, context, key=entry.id)
         return Outcome("refused", refusal=public)

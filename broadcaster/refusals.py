@@ -9,9 +9,11 @@ broadcaster_refusals_not_recorded), and refused input is pruned after `audit.ret
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from broadcaster.config import AuditSettings
 from broadcaster.metrics import Metrics
+from broadcaster.store.base import Store
 
 WINDOW = 60.0  # seconds
 
@@ -34,3 +36,12 @@ class RefusalSampler:
             return True
         self.metrics.refusals_not_recorded.inc()
         return False
+
+
+async def recent_refusals(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """Refused input, newest first (`GET /api/refusals`, `broadcaster status --refused`):
+    the error JSON of `<prefix>/errors` with where it came from and, when readable, its
+    scenario and mode."""
+    # The entries of no alert are nearly all refusals; the others (notices) are few.
+    entries = await store.audit_tail(limit * 2 + 20)
+    return [dict(e.detail) for e in entries if e.event == "refused"][:limit]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from broadcaster.models import Alert, ChannelState, Delivery
+from broadcaster.refusals import recent_refusals
 from broadcaster.store import open_store
 
 STATE_STYLE = {
@@ -97,3 +101,31 @@ def deliveries_table(alert: Alert, deliveries: list[Delivery]) -> Table:
             d.channel_id, d.channel_type, _state(d.state), str(d.attempts), where, d.error or "", at
         )
     return table
+
+
+async def read_refusals(url: str, base: Path, limit: int) -> list[dict[str, Any]]:
+    store = open_store(url, base)
+    await store.open()
+    try:
+        return await recent_refusals(store, limit)
+    finally:
+        await store.close()
+
+
+def refusals_text(refusals: list[dict[str, Any]]) -> Text:
+    """One block per refused input, so that ids and codes are never cut at 80 columns."""
+    out = Text("Refused input (newest first)\n", style="bold")
+    if not refusals:
+        out.append("none\n")
+    for r in refusals:
+        received = datetime.fromisoformat(r["received_at"]).astimezone()
+        mode = str(r.get("mode") or "mode unreadable")
+        about = ", ".join(
+            x for x in (r.get("scenario"), mode.upper(), f"from {r.get('source', '?')}") if x
+        )
+        out.append(f"{received:%Y-%m-%d %H:%M:%S %Z}  ")
+        out.append(str(r.get("trigger_id") or "(id unreadable)"), style="bold")
+        out.append(f"  ({about})\n  ")
+        out.append(str(r["error"]), style="bold red")
+        out.append(f": {r['detail']}\n")
+    return out

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from broadcaster.models import Mode, Receipt
 
-MessageKind = Literal["alert", "confirmation_request", "retraction"]
+MessageKind = Literal["alert", "confirmation_request", "retraction", "refusal"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class OutgoingMessage:
     previous: Receipt | None = None
     confirm_url: str | None = None  # confirmation_request only
     expires_at: datetime | None = None
+    retracts: str | None = None  # retraction: the alert it corrects (alert_id is the correction)
+    error: str | None = None  # refusal: the error code and what was wrong
+    detail: str | None = None
 
 
 class ChannelError(Exception):

@@ -55,7 +55,8 @@ def message_body(message: OutgoingMessage) -> dict[str, Any]:
     """The JSON object posted for a message, in the contract's field order."""
     body: dict[str, Any] = {
         "kind": message.kind,
-        "alert_id": message.alert_id,
+        # A receiver keys its banner on alert_id: a retraction names the retracted alert.
+        "alert_id": message.retracts if message.retracts is not None else message.alert_id,
         "incident": message.incident,
         "scenario": message.scenario,
         "stage": message.stage,
@@ -66,6 +67,10 @@ def message_body(message: OutgoingMessage) -> dict[str, Any]:
     }
     if message.kind == "confirmation_request":
         body["confirm_url"] = message.confirm_url
+    if message.kind == "retraction":
+        body["correction_id"] = message.alert_id
+    if message.kind == "refusal":
+        body["error"], body["detail"] = message.error, message.detail
     body["expires_at"] = message.expires_at.isoformat() if message.expires_at else None
     if message.reply_to is not None and message.reply_to.remote_id is not None:
         body["in_reply_to"] = message.reply_to.remote_id

@@ -150,6 +150,10 @@ class Store(Protocol):
         """One alert's entries, or (None) the entries of no alert: refused input and the
         daemon's own events; oldest first."""
 
+    async def audit_tail(self, limit: int) -> list[AuditEntry]:
+        """The newest `limit` entries of no alert (refused input, daemon events), newest
+        first."""
+
     async def prune(self, before: datetime) -> int:
         """Forget what is kept only for a while, older than `before`: audit entries of no
         alert (refused input) and the record of which broker messages were taken.

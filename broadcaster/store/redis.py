@@ -599,6 +599,13 @@ class RedisStore:
         texts = await self._read(lambda r: r.lrange(key, 0, -1))
         return [AuditEntry.model_validate_json(text) for text in texts]
 
+    async def audit_tail(self, limit: int) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        key = self.keys.unattached_audit
+        texts = await self._read(lambda r: r.lrange(key, -limit, -1))
+        return [AuditEntry.model_validate_json(text) for text in reversed(texts)]
+
     async def prune(self, before: datetime) -> int:
         """Cut refused input older than `before` from the head of its list (the oldest
         entries come first); broker messages expire by themselves."""

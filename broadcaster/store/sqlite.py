@@ -567,6 +567,13 @@ class SqliteStore:
             )
         return [AuditEntry.model_validate_json(row[0]) for row in rows]
 
+    async def audit_tail(self, limit: int) -> list[AuditEntry]:
+        rows = await self._read(
+            "SELECT data FROM audit WHERE alert_id IS NULL ORDER BY seq DESC LIMIT ?",
+            (max(0, limit),),
+        )
+        return [AuditEntry.model_validate_json(row[0]) for row in rows]
+
     async def prune(self, before: datetime) -> int:
         cutoff = timestamp_us(before)
         memory = timestamp_us(utcnow() - BROKER_MESSAGE_MEMORY)

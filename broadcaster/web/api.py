@@ -15,6 +15,7 @@ from broadcaster.intake import MAX_PAYLOAD_BYTES
 from broadcaster.metrics import Metrics
 from broadcaster.models import REASON_MAX_LENGTH
 from broadcaster.receiving import Receiver
+from broadcaster.refusals import recent_refusals
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 from broadcaster.store.outage import StoreUnavailable
@@ -119,6 +120,15 @@ async def list_alerts(request: web.Request) -> web.Response:
     return _json([a.public(await store.get_deliveries(a.id)) for a in alerts])
 
 
+async def list_refusals(request: web.Request) -> web.Response:
+    """GET /api/refusals: refused input, newest first (duplicates are in their alert's trail)."""
+    try:
+        limit = min(500, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        return _json({"error": "bad_request", "detail": "limit must be a number"}, 400)
+    return _json(await recent_refusals(request.app[STATE].store, limit))
+
+
 async def get_alert(request: web.Request) -> web.Response:
     store = request.app[STATE].store
     alert = await store.get_alert(request.match_info["alert_id"])
@@ -172,6 +182,7 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/triggers", post_trigger)
     app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/api/refusals", list_refusals)
     app.router.add_get("/api/alerts/{alert_id}", get_alert)
     app.router.add_post("/api/alerts/{alert_id}/retract", retract_alert)
     return app

@@ -57,8 +57,10 @@ from tests.fakes.base import (
 )
 
 PATH = "/hooks/broadcaster"
-MESSAGE_KINDS = frozenset({"alert", "confirmation_request", "retraction"})
+MESSAGE_KINDS = frozenset({"alert", "confirmation_request", "retraction", "refusal"})
 MESSAGE_FIELDS = ("alert_id", "incident", "scenario", "stage", "mode", "title", "text", "language")
+# A refused trigger may be unreadable: what it could not say is null.
+MAYBE_UNKNOWN = frozenset({"alert_id", "incident", "scenario", "stage"})
 
 
 @dataclass
@@ -197,7 +199,9 @@ class FakeWebhook(FakeServer):
         if kind not in MESSAGE_KINDS:
             return _error(400, f"unknown kind {kind!r}")
         for name in MESSAGE_FIELDS:
-            if not isinstance(data.get(name), str):
+            value = data.get(name)
+            unknown_ok = kind == "refusal" and name in MAYBE_UNKNOWN and value is None
+            if not isinstance(value, str) and not unknown_ok:
                 return _error(400, f"{name} must be a string")
         if data["mode"] not in ("live", "drill"):
             return _error(400, "mode must be live or drill")
@@ -205,6 +209,10 @@ class FakeWebhook(FakeServer):
             return _error(400, "expires_at is missing")
         if kind == "confirmation_request" and not isinstance(data.get("confirm_url"), str):
             return _error(400, "confirm_url must be a string")
+        if kind == "retraction" and not isinstance(data.get("correction_id"), str):
+            return _error(400, "correction_id must be a string")
+        if kind == "refusal" and not all(isinstance(data.get(k), str) for k in ("error", "detail")):
+            return _error(400, "a refusal needs error and detail")
         remote_id = str(uuid.uuid4())
         self.posts.append(record)
         self._published[remote_id] = record

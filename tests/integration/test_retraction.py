@@ -43,7 +43,9 @@ def assert_corrected(hook, alert_id: str, reason: str) -> None:
     assert kinds == ["alert", "retraction", "deletion"], kinds
     original, correction, deletion = (r.json for r in hook.requests if r.status == 200)
     assert original["alert_id"] == alert_id
-    assert correction["alert_id"] == f"{alert_id}:retraction"
+    # The correction names the alert it retracts (a city website keys its banner on it).
+    assert correction["alert_id"] == alert_id
+    assert correction["correction_id"] == f"{alert_id}:retraction"
     assert reason in correction["text"]
     # The correction replies to the original post, which is then deleted.
     assert hook.post(correction["in_reply_to"]).json["alert_id"] == alert_id

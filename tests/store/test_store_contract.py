@@ -820,3 +820,16 @@ async def test_channel_states_keep_the_latest_per_channel(opened: Opener) -> Non
     assert sorted(states) == ["sms", "x"]
     assert (states["sms"].circuit, states["sms"].by) == ("closed", "d-2")
     assert states["x"].circuit == "half_open" and states["x"].failures == 7
+
+
+async def test_audit_tail_is_the_newest_entries_of_no_alert(store: Store) -> None:
+    entries = [
+        AuditEntry(at=T0 + timedelta(seconds=n), alert_id=None, event="refused", detail={"n": n})
+        for n in range(5)
+    ]
+    for entry in entries:
+        await store.audit(entry)
+        await store.audit(AuditEntry(at=T0, alert_id=A, event="released"))
+    assert await store.audit_tail(3) == entries[:1:-1]
+    assert await store.audit_tail(10) == entries[::-1]
+    assert await store.audit_tail(0) == []
