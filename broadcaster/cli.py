@@ -29,6 +29,7 @@ from broadcaster.messages import (
 from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
+from broadcaster.reload import load_usable
 from broadcaster.status import (
     alerts_table,
     circuits_table,
@@ -220,7 +221,12 @@ def run(
 ) -> None:
     """Run the daemon: MQTT and HTTP intake, confirmation, fan-out to every channel."""
     configure_logging(json=json_logs)
-    deployment = _deployment(config)
+    try:
+        deployment = load_usable(config).deployment  # broken playbooks/channels: set aside
+    except ConfigError as exc:
+        raise _fail(
+            f"{exc}\nthe settings have errors; `broadcaster validate` lists them all"
+        ) from None
     try:
         code = asyncio.run(Daemon(deployment, dry_run=dry_run).run())
     except StartupRefused as exc:

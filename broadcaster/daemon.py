@@ -26,6 +26,7 @@ from broadcaster.inbox import Inbox
 from broadcaster.models import utcnow
 from broadcaster.mqtt import MqttLink, MqttPublisher, start_embedded_broker
 from broadcaster.pipeline import build_pipeline
+from broadcaster.reload import Reloader
 from broadcaster.store import open_store
 from broadcaster.store.outage import StoreUnavailable
 from broadcaster.supervision import Supervisor, process_id, same_host_and_dead
@@ -85,6 +86,7 @@ class Daemon:
         self.takeover = Takeover(
             self.store, self.inbox, p.receiver, p.dispatcher, p.desk, p.retractor, p.metrics
         )
+        self.reloader = Reloader(deployment, self.pool, p.officers, self.store)
         self.mqtt = MqttLink(s.mqtt, self.on_mqtt_message, self.on_mqtt_connect)
         self.events.subscribe(MqttPublisher(self.mqtt, self.store))
         self.web = WebState(
@@ -95,6 +97,7 @@ class Daemon:
             healthy=self.health,
             retractor=p.retractor,
             owner=self.owner,
+            reload=lambda: self.reloader.reload("http"),
         )
         self.broker: Any = None
         self.runner: web.AppRunner | None = None
@@ -123,7 +126,11 @@ class Daemon:
         self.supervisor.loop("takeover", self.scan_for_work)
         self.supervisor.loop("heartbeat", self.heartbeat)
         self.supervisor.loop("prune", self.prune)
+        self.supervisor.loop("watch", self.reloader.watch)
         self.supervisor.loop("mqtt", self.mqtt.run)
+        for item in self.reloader.set_aside():
+            log.error("set_aside", **item)
+        self.supervisor.spawn("tell_set_aside", self.reloader.tell_set_aside())
         log.info(
             "daemon_started",
             owner=self.owner,
@@ -271,8 +278,8 @@ class Daemon:
         log.info("daemon_stopped", exit_code=self.exit_code)
 
     def reload_requested(self) -> None:
-        """SIGHUP: reloading the playbooks and templates arrives with a later change."""
-        log.info("reload_not_implemented", detail="restart the daemon to load changed files")
+        """SIGHUP: load playbooks, templates, approvals and channels again."""
+        self.supervisor.spawn("reload", self.reloader.reload("SIGHUP"))
 
     async def run(self) -> int:
         """Start, wait for SIGTERM/SIGINT (or a fatal error), stop; the exit code."""

@@ -3,8 +3,9 @@ templates and approvals (contract section 1), loaded together."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from broadcaster.channels.settings import ChannelConfig, load_channels
 from broadcaster.config import Settings, config_path, read_settings
@@ -12,6 +13,9 @@ from broadcaster.messages import Renderer
 from broadcaster.playbooks import Playbook, load_playbooks
 from broadcaster.problems import ConfigError, Problem, display_path
 from broadcaster.templating import APPROVALS_FILE, Approvals, TemplateFolder
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class Deployment:
     channels: dict[str, ChannelConfig]
     templates: TemplateFolder
     approvals: Approvals
+    # What is set aside because its files are broken: "playbook:<id>", "channel:<id>" or
+    # "approvals", with why. The others keep working.
+    set_aside: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -35,8 +42,27 @@ class Deployment:
         first = next(iter(self.playbooks.values()), None)
         return first.primary_language if first is not None else "en"
 
+    def aside(self, kind: str) -> dict[str, str]:
+        """The set-aside playbooks (or channels) by id, with why."""
+        prefix = f"{kind}:"
+        return {
+            k.removeprefix(prefix): v for k, v in self.set_aside.items() if k.startswith(prefix)
+        }
+
+    def take(self, new: Deployment) -> None:
+        """Become `new` (a reload), in place: every part holds these very mappings."""
+        _replace(self.playbooks, new.playbooks)
+        _replace(self.channels, new.channels)
+        _replace(self.set_aside, new.set_aside)
+        _replace(self.approvals.entries, new.approvals.entries)
+
     def renderer(self) -> Renderer:
         return Renderer(self.templates, self.approvals, self.settings.drill.prefix)
+
+
+def _replace(mine: dict[K, V], theirs: dict[K, V]) -> None:
+    mine.clear()
+    mine.update(theirs)
 
 
 def read_deployment(path: Path | None = None) -> tuple[Deployment | None, list[Problem]]:

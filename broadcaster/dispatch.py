@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
@@ -76,6 +76,16 @@ class Corrections(Protocol):
         """The correction is out on this channel: now the original may go."""
 
 
+@dataclass
+class Lane:
+    """One channel's own way out: its rate limit, its concurrency and its circuit."""
+
+    config: ChannelConfig
+    limiter: AsyncLimiter | None
+    in_flight: asyncio.Semaphore
+    breaker: Breaker
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -101,26 +111,40 @@ class Dispatcher:
         self.corrections = corrections
         self.dry_run = dry_run
         self.stops: dict[str, asyncio.Event] = {}  # set when an alert is retracted
-        self.limiters = {
-            cid: AsyncLimiter(limit.count, limit.period)
-            for cid, c in configs.items()
-            if (limit := c.effective_rate_limit) is not None
-        }
-        self.in_flight = {cid: asyncio.Semaphore(c.max_in_flight) for cid, c in configs.items()}
-        self.breakers = {
-            cid: Breaker(
-                cid,
-                failures=policy.breaker_failures,
-                cooldown=policy.breaker_cooldown,
-                on_change=self.breaker_changed,
-            )
-            for cid in configs
-        }
+        self.lanes: dict[str, Lane] = {}
         for cid in configs:
-            self.metrics.breaker.labels(cid).set(0)
+            self.lane(cid)
         self.tasks: set[asyncio.Task[None]] = set()
         self.renewers: set[asyncio.Task[None]] = set()
         self.by_alert: dict[str, asyncio.Task[None]] = {}
+
+    def lane(self, channel_id: str) -> Lane:
+        """The channel's lane, made again when its file changed (a reload): the new rate
+        limit and concurrency apply at once; the circuit keeps what it learnt."""
+        config = self.configs.get(channel_id)
+        lane = self.lanes.get(channel_id)
+        if lane is not None and (config is None or lane.config == config):
+            return lane  # unchanged, or removed by a reload while a delivery was under way
+        if config is None:
+            raise KeyError(f"channel {channel_id} is not configured")
+        limit = config.effective_rate_limit
+        breaker = lane.breaker if lane is not None else self.new_breaker(channel_id)
+        self.lanes[channel_id] = lane = Lane(
+            config,
+            AsyncLimiter(limit.count, limit.period) if limit is not None else None,
+            asyncio.Semaphore(config.max_in_flight),
+            breaker,
+        )
+        return lane
+
+    def new_breaker(self, channel_id: str) -> Breaker:
+        self.metrics.breaker.labels(channel_id).set(0)
+        return Breaker(
+            channel_id,
+            failures=self.policy.breaker_failures,
+            cooldown=self.policy.breaker_cooldown,
+            on_change=self.breaker_changed,
+        )
 
     # -- entry points ------------------------------------------------------------
     async def release(self, alert_id: str, by: str | None = None) -> bool:
@@ -328,7 +352,7 @@ class Dispatcher:
                         if alert.retracts is None and self.stop_event(alert.id).is_set():
                             raise Retracted(alert.id) from None
                         raise TransientError(str(exc)) from None
-                    async with self.in_flight[cid]:
+                    async with self.lane(cid).in_flight:
                         if alert.retracts is None and await self.retracted(alert.id):
                             raise Retracted(alert.id)
                         delivery.attempts += 1
@@ -345,12 +369,12 @@ class Dispatcher:
     ) -> None:
         """Wait for the channel's rate limit and circuit; CircuitOpen when the wait would
         pass the deadline (counted since `started`) or `stop` is set."""
-        limiter = self.limiters.get(channel_id)
-        if limiter is not None:
-            await limiter.acquire()
+        lane = self.lane(channel_id)
+        if lane.limiter is not None:
+            await lane.limiter.acquire()
         elapsed = asyncio.get_running_loop().time() - started
         left = max(self.policy.deadline.total_seconds() - elapsed, 0.0)
-        await self.breakers[channel_id].admit(stop, left)
+        await lane.breaker.admit(stop, left)
 
     async def request(
         self,
@@ -361,7 +385,7 @@ class Dispatcher:
     ) -> Receipt:
         """One provider request, its outcome counted and told to the channel's breaker;
         a delivery keeps the error and what was reached before it."""
-        breaker = self.breakers[channel_id]
+        breaker = self.lane(channel_id).breaker
         try:
             receipt = await channel.send(message)
         except TransientError as exc:
@@ -424,7 +448,8 @@ class Dispatcher:
     def breaker_changed(self, channel_id: str, state: BreakerState) -> None:
         """Metrics at once; the store (for `broadcaster status`) in the background."""
         self.metrics.breaker.labels(channel_id).set(STATE_VALUE[state])
-        failures = self.breakers[channel_id].failures if channel_id in self.breakers else 0
+        lane = self.lanes.get(channel_id)
+        failures = lane.breaker.failures if lane is not None else 0
         record = ChannelState(circuit=state, failures=failures, by=self.owner)
         task = asyncio.create_task(self._save_channel_state(channel_id, record))
         self.tasks.add(task)
@@ -574,7 +599,7 @@ class Dispatcher:
                         await self.admitted(channel_id, started)
                     except CircuitOpen as exc:
                         raise TransientError(str(exc)) from None
-                    async with self.in_flight[channel_id]:
+                    async with self.lane(channel_id).in_flight:
                         await self.request(channel, channel_id, message)
         except ChannelError as exc:
             log.error(

@@ -142,11 +142,19 @@ def parse_retraction(
 
 
 def resolve(
-    trigger: Trigger, playbooks: Mapping[str, Playbook]
+    trigger: Trigger, playbooks: Mapping[str, Playbook], set_aside: Mapping[str, str] | None = None
 ) -> tuple[Playbook, str, dict[str, Any]]:
     """The trigger's playbook, stage and validated params; or unknown_scenario,
-    unknown_stage or invalid_params, in that order."""
+    unknown_stage or invalid_params, in that order. A playbook set aside (its files are
+    broken) is unknown, with why."""
     playbook = playbooks.get(trigger.scenario)
+    why = (set_aside or {}).get(trigger.scenario)
+    if playbook is None and why is not None:
+        raise Refusal(
+            "unknown_scenario",
+            f"playbook {trigger.scenario} is not loaded: {why}",
+            trigger.id,
+        )
     if playbook is None:
         known = ", ".join(sorted(playbooks)) or "none"
         raise Refusal(

@@ -56,7 +56,7 @@ def build_pipeline(
         events,
         metrics,
         channels,
-        dict(deployment.channels),
+        deployment.channels,  # the live mapping: a reload changes it in place
         settings.delivery,
         owner=owner,
         corrections=CorrectionFollowUp(store, events, RetryPolicy(settings.delivery)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -265,6 +266,32 @@ def validate_params(playbook: Playbook, given: dict[str, Any]) -> dict[str, Any]
     return values
 
 
+def _load_playbook(path: Path, base: Path | None) -> tuple[Playbook | None, list[Problem]]:
+    shown = display_path(path, base)
+    data, problems = load_yaml(path, base=base)
+    if not isinstance(data, dict):
+        if data is not None or not problems:
+            problems.append(Problem(shown, "", "must be a mapping with id, name, stages, ..."))
+        return None, problems
+    try:
+        playbook = Playbook.model_validate(data)
+    except ValidationError as exc:
+        return None, problems + validation_problems(shown, exc)
+    if playbook.id != path.stem:
+        problems.append(
+            Problem(
+                shown,
+                "id",
+                f"is {playbook.id!r} but the file is {path.name}",
+                "the id must equal the file name",
+            )
+        )
+        return None, problems
+    if any(p.severity == "error" for p in problems):
+        return None, problems  # an unset ${VAR}: not usable as it is
+    return playbook, problems
+
+
 def load_playbooks(
     folder: Path, base: Path | None = None
 ) -> tuple[dict[str, Playbook], list[Problem]]:
@@ -274,29 +301,10 @@ def load_playbooks(
     if not folder.is_dir():
         return {}, [Problem(display_path(folder, base), "", "playbook folder not found")]
     for path in sorted(folder.glob("*.y*ml")):
-        shown = display_path(path, base)
-        data, found = load_yaml(path, base=base)
-        problems += found
-        if not isinstance(data, dict):
-            if data is not None or not found:
-                problems.append(Problem(shown, "", "must be a mapping with id, name, stages, ..."))
-            continue
-        try:
-            playbook = Playbook.model_validate(data)
-        except ValidationError as exc:
-            problems += validation_problems(shown, exc)
-            continue
-        if playbook.id != path.stem:
-            problems.append(
-                Problem(
-                    shown,
-                    "id",
-                    f"is {playbook.id!r} but the file is {path.name}",
-                    "the id must equal the file name",
-                )
-            )
-            continue
-        playbooks[playbook.id] = playbook
+        playbook, found = _load_playbook(path, base)
+        problems += [replace(p, subject=f"playbook:{path.stem}") for p in found]
+        if playbook is not None:
+            playbooks[playbook.id] = playbook
     if not playbooks and not problems:
         problems.append(Problem(display_path(folder, base), "", "no playbooks found"))
     return playbooks, problems

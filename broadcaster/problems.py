@@ -16,6 +16,9 @@ class Problem:
     what: str
     fix: str = ""
     severity: Literal["error", "warning"] = "error"
+    # What an error makes unusable, set aside while the rest runs: "playbook:<id>",
+    # "channel:<id>" or "approvals". Empty for problems that set nothing aside.
+    subject: str = ""
 
     def __str__(self) -> str:
         place = f"{self.file}: {self.where}" if self.where else self.file

@@ -112,7 +112,9 @@ class Receiver:
         existing = await self.store.get_alert(trigger.id)
         if existing is not None:
             return await self.resumed_or_duplicate(existing, entry)
-        playbook, stage, params = resolve(trigger, self.deployment.playbooks)
+        playbook, stage, params = resolve(
+            trigger, self.deployment.playbooks, self.deployment.aside("playbook")
+        )
         context = AlertContext(
             playbook,
             stage,

@@ -170,9 +170,13 @@ class Approvals:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            return cls(path, {}), [Problem(shown, "", f"cannot be read: {exc}")]
+            return cls(path, {}), [
+                Problem(shown, "", f"cannot be read: {exc}", subject="approvals")
+            ]
         if not isinstance(data, dict):
-            return cls(path, {}), [Problem(shown, "", "must map template paths to approvals")]
+            return cls(path, {}), [
+                Problem(shown, "", "must map template paths to approvals", subject="approvals")
+            ]
         entries: dict[str, Approval] = {}
         problems: list[Problem] = []
         for key, value in data.items():

@@ -212,6 +212,7 @@ class Validator:
                                 "",
                                 f"is missing ({variant} of stage {stage} in language {lang})",
                                 "write the template",
+                                subject=f"playbook:{playbook.id}",
                             )
                             self.broken.add(key)
                         continue
@@ -229,11 +230,22 @@ class Validator:
             used = self.d.templates.load(key).variables()
         except TemplateSyntaxError as exc:
             self.broken.add(key)
-            yield Problem(self.tpl(key), f"line {exc.lineno}", f"template syntax: {exc.message}")
+            yield Problem(
+                self.tpl(key),
+                f"line {exc.lineno}",
+                f"template syntax: {exc.message}",
+                subject=f"playbook:{playbook.id}",
+            )
             return
         except UnicodeDecodeError:
             self.broken.add(key)
-            yield Problem(self.tpl(key), "", "is not UTF-8 text", "save it as UTF-8")
+            yield Problem(
+                self.tpl(key),
+                "",
+                "is not UTF-8 text",
+                "save it as UTF-8",
+                subject=f"playbook:{playbook.id}",
+            )
             return
         for name in sorted(used - allowed):
             self.broken.add(key)
@@ -243,6 +255,7 @@ class Validator:
                 name,
                 f"unknown param {name!r} (playbook {playbook.id} defines: {params})",
                 "add it to the playbook's params or fix the name",
+                subject=f"playbook:{playbook.id}",
             )
 
     # -- worst-case rendering and limits ------------------------------------------
@@ -263,6 +276,7 @@ class Validator:
                         "",
                         f"rendering with {label} ({mode}) fails: {exc}",
                         "guard optional params with {% if name %}",
+                        subject=f"playbook:{playbook.id}",
                     )
                     return
                 if label == "worst case":
@@ -421,7 +435,13 @@ class Validator:
 
     def stray_templates(self) -> Iterator[Problem]:
         used = set(self.used_templates())
+        # A playbook whose file did not load has its error already: its templates are
+        # not strays.
+        folder = self.d.base_dir / self.d.settings.paths.playbooks
+        unloaded = {p.stem for p in folder.glob("*.y*ml")} - set(self.d.playbooks)
         for key in self.d.templates.all_keys():
+            if key.split("/", 1)[0] in unloaded:
+                continue
             if key not in used and key not in self.broken:
                 yield Problem(
                     self.tpl(key),

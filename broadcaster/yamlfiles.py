@@ -69,10 +69,7 @@ def load_yaml(
     except UnicodeDecodeError:
         return None, [Problem(shown, "", "is not UTF-8 text", "save the file as UTF-8")]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(shown, where, f"invalid YAML: {reason}")]
+        return None, [yaml_problem(shown, exc)]
     missing: list[tuple[str, str]] = []
     data = _interpolate(data, os.environ if env is None else env, (), missing)
     problems = [
@@ -80,6 +77,24 @@ def load_yaml(
         for key, what in missing
     ]
     return data, problems
+
+
+def yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    """The YAML error at the line a person must fix. A key without its colon
+    (`languages [de]`) is noticed only on the next line: PyYAML's context mark has the
+    line of the key itself."""
+    problem = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    context_text = getattr(exc, "context", None)
+    simple_key = context is not None and context_text == "while scanning a simple key"
+    mark = context if simple_key else problem
+    reason = getattr(exc, "problem", None) or str(exc)
+    what = f"invalid YAML: {reason}"
+    if context is not None and context_text and mark is not None and context.line != mark.line:
+        what += f" ({context_text.removeprefix('while ')} that starts at line {context.line + 1})"
+    where = f"line {mark.line + 1}" if mark is not None else ""
+    fix = "write it as `key: value`" if simple_key else "fix the YAML at that line"
+    return Problem(file, where, what, fix)
 
 
 def validation_problems(

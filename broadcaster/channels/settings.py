@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -229,6 +230,32 @@ def parse_channel(data: dict[str, Any]) -> ChannelConfig:
     return _BY_TYPE[kind].model_validate(data)
 
 
+def _load_channel(path: Path, base: Path | None) -> tuple[ChannelConfig | None, list[Problem]]:
+    shown = display_path(path, base)
+    if not _CHANNEL_ID.match(path.stem):
+        return None, [
+            Problem(
+                shown,
+                "",
+                "channel id (the file name) must be lower-case letters, digits, - and _",
+            )
+        ]
+    data, problems = load_yaml(path, base=base)
+    if not isinstance(data, dict):
+        if data is not None or not problems:
+            problems.append(Problem(shown, "", "must be a mapping with at least `type`"))
+        return None, problems
+    try:
+        channel = parse_channel(data)
+    except ValidationError as exc:
+        return None, problems + validation_problems(shown, exc)
+    except ValueError as exc:
+        return None, [*problems, Problem(shown, "type", str(exc).removeprefix("type "))]
+    if any(p.severity == "error" for p in problems):
+        return None, problems  # an unset ${VAR}: not usable as it is
+    return channel, problems
+
+
 def load_channels(
     folder: Path, base: Path | None = None
 ) -> tuple[dict[str, ChannelConfig], list[Problem]]:
@@ -238,25 +265,8 @@ def load_channels(
     if not folder.is_dir():
         return {}, [Problem(display_path(folder, base), "", "channel folder not found")]
     for path in sorted(folder.glob("*.y*ml")):
-        shown = display_path(path, base)
-        if not _CHANNEL_ID.match(path.stem):
-            problems.append(
-                Problem(
-                    shown,
-                    "",
-                    "channel id (the file name) must be lower-case letters, digits, - and _",
-                )
-            )
-            continue
-        data, found = load_yaml(path, base=base)
-        problems += found
-        if not isinstance(data, dict):
-            problems.append(Problem(shown, "", "must be a mapping with at least `type`"))
-            continue
-        try:
-            channels[path.stem] = parse_channel(data)
-        except ValidationError as exc:
-            problems += validation_problems(shown, exc)
-        except ValueError as exc:
-            problems.append(Problem(shown, "type", str(exc).removeprefix("type ")))
+        channel, found = _load_channel(path, base)
+        problems += [replace(p, subject=f"channel:{path.stem}") for p in found]
+        if channel is not None:
+            channels[path.stem] = channel
     return channels, problems

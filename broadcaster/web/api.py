@@ -34,6 +34,7 @@ class WebState:
     healthy: Callable[[], Awaitable[dict[str, bool]]]
     retractor: Retractor
     owner: str = "http"  # this daemon's process id, for the inbox claim of an HTTP trigger
+    reload: Callable[[], Awaitable[dict[str, Any]]] | None = None
     accepting: bool = True  # false while shutting down
 
 
@@ -129,6 +130,15 @@ async def list_refusals(request: web.Request) -> web.Response:
     return _json(await recent_refusals(request.app[STATE].store, limit))
 
 
+async def post_reload(request: web.Request) -> web.Response:
+    """POST /api/reload: playbooks, templates, approvals and channels, validated first."""
+    reload = request.app[STATE].reload
+    if reload is None:
+        return _json({"error": "unavailable", "detail": "nothing to reload here"}, 503)
+    report = await reload()
+    return _json(report, 409 if "error" in report else 200)
+
+
 async def get_alert(request: web.Request) -> web.Response:
     store = request.app[STATE].store
     alert = await store.get_alert(request.match_info["alert_id"])
@@ -183,6 +193,7 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_post("/api/triggers", post_trigger)
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_get("/api/refusals", list_refusals)
+    app.router.add_post("/api/reload", post_reload)
     app.router.add_get("/api/alerts/{alert_id}", get_alert)
     app.router.add_post("/api/alerts/{alert_id}/retract", retract_alert)
     return app

@@ -16,7 +16,7 @@ import aiomqtt
 import yaml
 
 from broadcaster.daemon import Daemon
-from broadcaster.deployment import load_deployment
+from broadcaster.reload import load_usable
 from broadcaster.triggering import build_trigger
 from tests.servers import REPO, free_port
 
@@ -93,7 +93,7 @@ def signed_trigger(alert_id: str | None = None, **changes: Any) -> dict[str, Any
 
 @asynccontextmanager
 async def running_daemon(config: Path, *, dry_run: bool = False) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_deployment(config), dry_run=dry_run)
+    daemon = Daemon(load_usable(config).deployment, dry_run=dry_run)
     await daemon.start()
     try:
         await asyncio.wait_for(daemon.mqtt.connected.wait(), 15)

@@ -57,7 +57,15 @@ def test_the_dispatcher_gives_each_limited_channel_its_own_limiter():
     dispatcher = Dispatcher(
         no_store, Events(), Metrics(), {}, configs, DeliverySettings(), owner="t"
     )
-    assert set(dispatcher.limiters) == {"toot", "hook"}
-    assert dispatcher.limiters["hook"].max_rate == 2
-    assert dispatcher.limiters["hook"].time_period == 1
-    assert dispatcher.limiters["toot"] is not dispatcher.limiters["hook"]
+    limiters = {cid: lane.limiter for cid, lane in dispatcher.lanes.items() if lane.limiter}
+    assert set(limiters) == {"toot", "hook"}
+    assert limiters["hook"].max_rate == 2
+    assert limiters["hook"].time_period == 1
+    assert limiters["toot"] is not limiters["hook"]
+    # A reload that changes the channel's file gives it a new limit, and keeps its circuit.
+    breaker = dispatcher.lane("hook").breaker
+    configs["hook"] = parse_channel(
+        {"type": "webhook", "url": "https://h.example", "rate_limit": "5/s"}
+    )
+    assert dispatcher.lane("hook").limiter.max_rate == 5  # type: ignore[union-attr]
+    assert dispatcher.lane("hook").breaker is breaker
