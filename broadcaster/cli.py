@@ -212,6 +212,23 @@ def approve(
 
 
 @app.command()
+def schema(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the three .schema.json files here (default: stdout)"),
+    ] = None,
+) -> None:
+    """JSON Schemas of broadcaster.yaml, a playbook and a channel file, for editors."""
+    from broadcaster import schemas  # imported here: this command is the only user
+
+    if out_dir is None:
+        typer.echo(schemas.dumps(schemas.schemas()), nl=False)  # exact bytes, no wrapping
+        return
+    for path in schemas.write(out_dir):
+        out.print(Text(f"wrote {path}"))
+
+
+@app.command()
 def run(
     config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="contact no channel at all")] = False,

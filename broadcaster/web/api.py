@@ -20,6 +20,7 @@ from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 from broadcaster.store.outage import StoreUnavailable
 from broadcaster.text_hygiene import public_text_problem
+from broadcaster.web import openapi
 from broadcaster.web.guard import secure_headers
 
 log = structlog.get_logger(__name__)
@@ -69,8 +70,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /api/* call needs `Authorization: Bearer <api_token>`; none configured: 401."""
-    if request.path.startswith("/api/"):
+    """Every /api/* call but the OpenAPI document needs `Authorization: Bearer <api_token>`;
+    none configured: 401."""
+    if request.path.startswith("/api/") and request.path != openapi.PATH:
         token = request.app[STATE].api_token
         given = request.headers.get("Authorization", "")
         scheme, _, value = given.partition(" ")
@@ -182,6 +184,11 @@ async def retract_alert(request: web.Request) -> web.Response:
     return _json(body, 202)
 
 
+async def openapi_document(request: web.Request) -> web.Response:
+    """GET /api/openapi.json: the API's description, readable without a token."""
+    return _json(openapi.document())
+
+
 def make_app(state: WebState) -> web.Application:
     app = web.Application(
         middlewares=[json_errors, require_token], client_max_size=MAX_PAYLOAD_BYTES + 1
@@ -196,4 +203,5 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_post("/api/reload", post_reload)
     app.router.add_get("/api/alerts/{alert_id}", get_alert)
     app.router.add_post("/api/alerts/{alert_id}/retract", retract_alert)
+    app.router.add_get(openapi.PATH, openapi_document)
     return app
