@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from broadcaster.audit import NotFound, entries_json, read_trail, trail_text
 from broadcaster.config import Settings, config_path, read_settings
 from broadcaster.daemon import Daemon, StartupRefused
 from broadcaster.deployment import Deployment, load_deployment
@@ -328,6 +329,42 @@ def drill(
     out.print(Text(f"\nreport: {json_path} and {html_path}", style="bold"))
     if report.outcome not in ("sent",):
         raise typer.Exit(1)
+
+
+@app.command()
+def audit(
+    alert_id: Annotated[
+        str | None,
+        typer.Argument(help="one alert's trail (none: refused input and the daemon's events)"),
+    ] = None,
+    incident: Annotated[
+        str | None,
+        typer.Option("--incident", help="every alert of an incident, corrections included"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The audit trail: every event with its time, actor and detail, oldest first."""
+    if alert_id is not None and incident is not None:
+        raise _fail("give an ALERT_ID or --incident, not both")
+    settings = _settings(config)
+    base = config_path(config).resolve().parent
+    try:
+        entries = asyncio.run(
+            read_trail(settings.store.url, base, alert_id=alert_id, incident=incident)
+        )
+    except NotFound as exc:
+        raise _fail(f"{exc.args[0]}; `broadcaster status` lists the alerts", 1) from None
+    except Exception as exc:
+        raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
+    if as_json:
+        out.print(entries_json(entries), markup=False, highlight=False)
+        return
+    if not entries:
+        what = "this alert" if alert_id else "this incident" if incident else "no alert"
+        out.print(Text(f"no audit entries for {what}", style="yellow"))
+        return
+    out.print(trail_text(entries, show_alert=incident is not None), highlight=False)
 
 
 def _settings(config: Path | None) -> Settings:
