@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,6 +30,8 @@ from broadcaster.messages import (
 from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
+from broadcaster.report import build_report, read_incident, render_html, render_json
+from broadcaster.reports import new_report_paths, reports_dir
 from broadcaster.status import alerts_table, circuits_table, deliveries_table, read_status
 from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
 from broadcaster.text_hygiene import person_name
@@ -365,6 +368,58 @@ def audit(
         out.print(Text(f"no audit entries for {what}", style="yellow"))
         return
     out.print(trail_text(entries, show_alert=incident is not None), highlight=False)
+
+
+@app.command()
+def report(
+    incident: Annotated[str, typer.Argument(help="the incident id (a trigger's incident or id)")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="folder for the JSON and HTML files (default: "
+            "$XDG_STATE_HOME/broadcaster/reports, else ~/.local/state/broadcaster/reports)",
+            file_okay=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """After-action report of an incident, every stage and correction: JSON and HTML."""
+    settings = _settings(config)
+    file = config_path(config)
+    try:
+        record = asyncio.run(read_incident(settings.store.url, file.resolve().parent, incident))
+    except Exception as exc:
+        raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
+    if record is None:
+        raise _fail(f"no incident {incident!r} (no alert belongs to it)", 1)
+    try:  # the playbooks' names only make the report friendlier; a broken file is no reason
+        names = {
+            pid: p.name.get("en", p.name[p.primary_language])
+            for pid, p in load_deployment(config).playbooks.items()
+        }
+    except (ConfigError, OSError):
+        names = {}
+    record = replace(record, scenario_names=names)
+    data = build_report(record, datetime.now().astimezone())
+    folder = reports_dir(out_dir)
+    try:
+        json_path, html_path = new_report_paths(folder, f"incident-{incident}")
+        json_path.write_text(render_json(data), encoding="utf-8")
+        html_path.write_text(render_html(data), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write the report into {folder}: {exc}", 1) from None
+    summary = data["summary"]
+    mark = "EXERCISE / ÜBUNG " if data["exercise"] else ""
+    out.print(
+        Text(
+            f"{mark}incident {incident}: {summary['alerts']} alert(s), "
+            f"{summary['corrections']} correction(s), {summary['sent']} of "
+            f"{summary['deliveries']} deliveries sent"
+        )
+    )
+    out.print(Text(f"report: {json_path}"))
+    out.print(Text(f"report: {html_path}"))
 
 
 def _settings(config: Path | None) -> Settings:
