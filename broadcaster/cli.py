@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from broadcaster.audit import NotFound, entries_json, read_trail, trail_text
 from broadcaster.config import Settings, config_path, read_settings
 from broadcaster.daemon import Daemon, StartupRefused
 from broadcaster.deployment import Deployment, load_deployment
@@ -30,6 +32,8 @@ from broadcaster.mqtt import broker_address
 from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
 from broadcaster.reload import load_usable
+from broadcaster.report import build_report, read_incident, render_html, render_json
+from broadcaster.reports import new_report_paths, reports_dir
 from broadcaster.status import (
     alerts_table,
     circuits_table,
@@ -403,6 +407,94 @@ def drill(
     out.print(Text(f"\nreport: {json_path} and {html_path}", style="bold"))
     if report.outcome not in ("sent",):
         raise typer.Exit(1)
+
+
+@app.command()
+def audit(
+    alert_id: Annotated[
+        str | None,
+        typer.Argument(help="one alert's trail (none: refused input and the daemon's events)"),
+    ] = None,
+    incident: Annotated[
+        str | None,
+        typer.Option("--incident", help="every alert of an incident, corrections included"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The audit trail: every event with its time, actor and detail, oldest first."""
+    if alert_id is not None and incident is not None:
+        raise _fail("give an ALERT_ID or --incident, not both")
+    settings = _settings(config)
+    base = config_path(config).resolve().parent
+    try:
+        entries = asyncio.run(
+            read_trail(settings.store.url, base, alert_id=alert_id, incident=incident)
+        )
+    except NotFound as exc:
+        raise _fail(f"{exc.args[0]}; `broadcaster status` lists the alerts", 1) from None
+    except Exception as exc:
+        raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
+    if as_json:
+        out.print(entries_json(entries), markup=False, highlight=False)
+        return
+    if not entries:
+        what = "this alert" if alert_id else "this incident" if incident else "no alert"
+        out.print(Text(f"no audit entries for {what}", style="yellow"))
+        return
+    out.print(trail_text(entries, show_alert=incident is not None), highlight=False)
+
+
+@app.command()
+def report(
+    incident: Annotated[str, typer.Argument(help="the incident id (a trigger's incident or id)")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="folder for the JSON and HTML files (default: "
+            "$XDG_STATE_HOME/broadcaster/reports, else ~/.local/state/broadcaster/reports)",
+            file_okay=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """After-action report of an incident, every stage and correction: JSON and HTML."""
+    settings = _settings(config)
+    file = config_path(config)
+    try:
+        record = asyncio.run(read_incident(settings.store.url, file.resolve().parent, incident))
+    except Exception as exc:
+        raise _fail(f"cannot read the store {settings.store.url}: {exc}", 1) from None
+    if record is None:
+        raise _fail(f"no incident {incident!r} (no alert belongs to it)", 1)
+    try:  # the playbooks' names only make the report friendlier; a broken file is no reason
+        names = {
+            pid: p.name.get("en", p.name[p.primary_language])
+            for pid, p in load_deployment(config).playbooks.items()
+        }
+    except (ConfigError, OSError):
+        names = {}
+    record = replace(record, scenario_names=names)
+    data = build_report(record, datetime.now().astimezone())
+    folder = reports_dir(out_dir)
+    try:
+        json_path, html_path = new_report_paths(folder, f"incident-{incident}")
+        json_path.write_text(render_json(data), encoding="utf-8")
+        html_path.write_text(render_html(data), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write the report into {folder}: {exc}", 1) from None
+    summary = data["summary"]
+    mark = "EXERCISE / ÜBUNG " if data["exercise"] else ""
+    out.print(
+        Text(
+            f"{mark}incident {incident}: {summary['alerts']} alert(s), "
+            f"{summary['corrections']} correction(s), {summary['sent']} of "
+            f"{summary['deliveries']} deliveries sent"
+        )
+    )
+    out.print(Text(f"report: {json_path}"))
+    out.print(Text(f"report: {html_path}"))
 
 
 def _settings(config: Path | None) -> Settings:

@@ -563,8 +563,13 @@ class Dispatcher:
         await self.save(alert, delivery)
         self.metrics.deliveries.labels(delivery.channel_id, state).inc()
         detail: dict[str, object] = {"channel": delivery.channel_id, "attempts": delivery.attempts}
+        # What the provider answered, so the trail alone tells an inquiry where it went.
         if delivery.remote_id:
             detail["remote_id"] = delivery.remote_id
+        if delivery.url:
+            detail["url"] = delivery.url
+        if delivery.recipients is not None:
+            detail["recipients"] = delivery.recipients.model_dump()
         if error:
             detail["error"] = error
         await self.store.audit(AuditEntry(alert_id=alert.id, event=state, detail=detail))

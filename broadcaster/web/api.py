@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from broadcaster.audit import public_entry
 from broadcaster.intake import MAX_PAYLOAD_BYTES
 from broadcaster.metrics import Metrics
 from broadcaster.models import REASON_MAX_LENGTH
@@ -149,6 +150,15 @@ async def get_alert(request: web.Request) -> web.Response:
     return _json(alert.public(await store.get_deliveries(alert.id)))
 
 
+async def alert_audit(request: web.Request) -> web.Response:
+    """GET /api/alerts/{id}/audit: the alert's audit trail, oldest first."""
+    store = request.app[STATE].store
+    alert_id = request.match_info["alert_id"]
+    if await store.get_alert(alert_id) is None:
+        return _json({"error": "not_found", "detail": f"no alert {alert_id!r}"}, 404)
+    return _json([public_entry(e) for e in await store.audit_trail(alert_id)])
+
+
 async def retract_alert(request: web.Request) -> web.Response:
     """POST /api/alerts/{id}/retract {"reason": "..."}: no confirmation, speed matters most."""
     state = request.app[STATE]
@@ -202,6 +212,7 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_get("/api/refusals", list_refusals)
     app.router.add_post("/api/reload", post_reload)
     app.router.add_get("/api/alerts/{alert_id}", get_alert)
+    app.router.add_get("/api/alerts/{alert_id}/audit", alert_audit)
     app.router.add_post("/api/alerts/{alert_id}/retract", retract_alert)
     app.router.add_get(openapi.PATH, openapi_document)
     return app

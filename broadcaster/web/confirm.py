@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from broadcaster.confirm import ConfirmDesk, Link, Outcome
 from broadcaster.deployment import Deployment
 from broadcaster.limits import Measurement, measure
-from broadcaster.models import REASON_MAX_LENGTH, Alert, Delivery, utcnow
+from broadcaster.models import REASON_MAX_LENGTH, Alert, AuditEntry, Delivery, utcnow
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 from broadcaster.text_hygiene import public_text_problem
@@ -210,6 +210,16 @@ class ConfirmPage:
         if not self.s.desk.usable(link):
             return self.unusable(lang, link)
         notice = request.query.get("done")
+        if notice is None:  # not the page shown after an action, which has its own entry
+            officer = link.token.officer
+            await self.s.store.audit(
+                AuditEntry(
+                    alert_id=link.alert.id,
+                    event="link_opened",
+                    actor=officer,
+                    detail={"officer": officer},
+                )
+            )
         t = TEXTS[lang]
         return await self.page(request, link, notice=t.get(f"done_{notice}") if notice else None)
 

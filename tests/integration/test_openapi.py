@@ -18,9 +18,6 @@ METHODS = {"get", "put", "post", "delete", "patch"}
 
 # arriving with issue 10 (lead): documented routes the app does not serve yet. Delete this
 # list once they are merged; the test then checks them like the others.
-ARRIVING = {
-    ("GET", "/api/alerts/{alert_id}/audit"),
-}
 
 
 def documented(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -93,10 +90,9 @@ async def test_every_api_route_is_documented_and_answers_as_documented(tmp_path,
         assert doc == openapi.document()
 
         # Both directions: an undocumented route fails, and so does a documented one that
-        # is not served (but those still arriving).
+        # is not served.
         assert routes - documented(doc) == set(), "routes missing from the OpenAPI document"
-        assert documented(doc) - routes == ARRIVING
-        assert routes & ARRIVING == set(), "merged: delete the ARRIVING list"
+        assert documented(doc) - routes == set(), "documented routes the daemon does not serve"
 
         trigger = signed_trigger("FW-OPENAPI-1")
         unknown = signed_trigger("FW-OPENAPI-2", scenario="no_such_playbook")
@@ -131,8 +127,6 @@ async def test_every_api_route_is_documented_and_answers_as_documented(tmp_path,
         found: list[str] = []
         checked: set[tuple[str, str]] = set()
         for method, route, url, body, headers, expected in calls:
-            if (method, route) in ARRIVING:
-                continue
             async with http.request(method, base + url, json=body, headers=headers) as r:
                 answer = await r.json()
                 if r.status != expected:
