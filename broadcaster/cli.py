@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
+from jinja2 import TemplateError
 from rich.console import Console
-from rich.panel import Panel
 from rich.text import Text
 
 from broadcaster.audit import NotFound, entries_json, read_trail, trail_text
@@ -26,6 +28,7 @@ from broadcaster.logging import configure_logging
 from broadcaster.messages import (
     AlertContext,
     TemplateNotApproved,
+    cannot_render,
     channel_messages,
 )
 from broadcaster.mqtt import broker_address
@@ -33,11 +36,11 @@ from broadcaster.playbooks import ParamError, Playbook, validate_params
 from broadcaster.problems import ConfigError
 from broadcaster.reload import load_usable
 from broadcaster.report import build_report, read_incident, render_html, render_json
-from broadcaster.reports import new_report_paths, reports_dir
+from broadcaster.reports import report_stem, reports_folder, write_new
 from broadcaster.status import (
-    alerts_table,
+    alert_detail,
+    alerts_list,
     circuits_table,
-    deliveries_table,
     read_refusals,
     read_status,
     refusals_text,
@@ -150,6 +153,10 @@ def render(
             "(`--mode drill` previews unapproved templates)",
             1,
         ) from None
+    except (TemplateError, OSError) as exc:
+        why = cannot_render(exc, deployment.templates, deployment.show)
+        raise _fail(f"{why}\n(`broadcaster validate` lists every problem)") from None
+    out.print(_render_heading(playbook, stage, params, alert_mode))
     for key, why in rendered.unapproved.items():
         out.print(Text(f"not approved (drill only): {key} {why}", style="yellow"))
     messages = channel_messages(playbook, deployment.channels, rendered)
@@ -159,24 +166,39 @@ def render(
     for m in messages:
         ok = m.measurement.fits
         too_long |= not ok
-        status = Text(f"{m.measurement}", style="green" if ok else "bold red")
+        # No panel and no wrapping: the text is printed whole, exactly as it goes out,
+        # however narrow the terminal (the terminal itself wraps long lines).
+        heading = Text(f"\n── {m.channel_id} ({m.channel_type}, {m.language}, {m.variant}) · ")
+        heading.append(str(m.measurement), style="green" if ok else "bold red")
         if not ok:
-            status.append("  TOO LONG", style="bold red")
-        out.print(
-            Panel(
-                Text(m.text),
-                title=f"{m.channel_id} ({m.channel_type}, {m.language}, {m.variant})",
-                subtitle=status,
-                title_align="left",
-                subtitle_align="right",
-            )
-        )
+            heading.append("  TOO LONG", style="bold red")
+        out.print(heading)
+        out.print(Text(m.text))
+    out.print()
     for lang, texts in rendered.texts.items():
         out.print(Text(f"title [{lang}]: {texts.title}", style="bold"))
         sizes = [(kind, measure(kind, texts.short)) for kind in PORTABLE_SHORT_TYPES]
         out.print(Text(f"short [{lang}] on " + ", ".join(f"{kind} {m}" for kind, m in sizes)))
     if too_long:
         raise typer.Exit(1)
+
+
+def _render_heading(
+    playbook: Playbook, stage: str, params: dict[str, Any], mode: Literal["live", "drill"]
+) -> Text:
+    """Scenario, stage and the params given, with their labels in every language."""
+
+    def labels(label_of: Callable[[str, str], str], name: str) -> str:
+        shown = dict.fromkeys(label_of(name, lang) for lang in playbook.languages)
+        return " / ".join(shown)
+
+    heading = Text(f"{playbook.name[playbook.primary_language]} ({playbook.id}), ", style="bold")
+    heading.append(f"stage {stage} ({labels(playbook.stage_label, stage)}), ")
+    heading.append(mode.upper(), style="bold")
+    for name, value in params.items():
+        if value is not None and value != "":
+            heading.append(f"\n  {name} ({labels(playbook.param_label, name)}): {value}")
+    return heading
 
 
 @app.command()
@@ -355,11 +377,11 @@ def status(
     if alert_id is not None and not alerts:
         raise _fail(f"no alert {alert_id!r}", 1)
     if alert_id is None:
-        out.print(alerts_table(alerts))
+        out.print(alerts_list(alerts))
         if (paused := circuits_table(circuits)) is not None:
             out.print(paused)
     else:
-        out.print(deliveries_table(*alerts[0]))
+        out.print(alert_detail(*alerts[0]))
 
 
 @app.command()
@@ -389,8 +411,14 @@ def drill(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value")] = None,
     stage: Annotated[str | None, typer.Option(help="default: the playbook's first stage")] = None,
     out_dir: Annotated[
-        Path, typer.Option("--out", help="where the JSON and HTML reports go")
-    ] = Path("drill-reports"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="folder for the JSON and HTML report (default: $XDG_STATE_HOME/broadcaster/"
+            "reports, else ~/.local/state/broadcaster/reports)",
+            file_okay=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """A full drill in-process and in dry-run (nothing is contacted), with a timeline report."""
@@ -403,8 +431,11 @@ def drill(
         raise _fail(str(exc)) from None
     report = asyncio.run(run_drill(deployment, scenario, params, stage))
     out.print(Text(render_text(report)))
-    json_path, html_path = write_report(report, out_dir)
-    out.print(Text(f"\nreport: {json_path} and {html_path}", style="bold"))
+    try:
+        json_path, html_path = write_report(report, out_dir)
+    except OSError as exc:
+        raise _fail(f"cannot write the report: {exc} (choose a folder with --out DIR)", 1) from None
+    out.print(Text(f"\nreport: {json_path}\n        {html_path}", style="bold"))
     if report.outcome not in ("sent",):
         raise typer.Exit(1)
 
@@ -477,11 +508,11 @@ def report(
         names = {}
     record = replace(record, scenario_names=names)
     data = build_report(record, datetime.now().astimezone())
-    folder = reports_dir(out_dir)
+    folder = reports_folder(out_dir)
+    stem = report_stem(f"incident-{incident}", secrets.token_hex(3))  # two in one second
     try:
-        json_path, html_path = new_report_paths(folder, f"incident-{incident}")
-        json_path.write_text(render_json(data), encoding="utf-8")
-        html_path.write_text(render_html(data), encoding="utf-8")
+        json_path = write_new(folder / f"{stem}.json", render_json(data))
+        html_path = write_new(folder / f"{stem}.html", render_html(data))
     except OSError as exc:
         raise _fail(f"cannot write the report into {folder}: {exc}", 1) from None
     summary = data["summary"]

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
-from broadcaster.models import Alert, AuditEntry, Delivery
+from broadcaster.models import Alert, AuditEntry, Delivery, ErrorCode
 from broadcaster.pipeline import build_pipeline
 from broadcaster.playbooks import Playbook
+from broadcaster.reports import report_stem, reports_folder, write_new
 from broadcaster.store.sqlite import SqliteStore
 from broadcaster.triggering import build_trigger
 
@@ -103,6 +104,8 @@ async def run_drill(
             if outcome.refusal is not None:
                 report.outcome = outcome.refusal["error"]
                 report.detail = outcome.refusal["detail"]
+                report.alert_id = payload["id"]
+                report.started_at = str(outcome.refusal.get("received_at", ""))
                 return report
             alert = await store.get_alert(payload["id"])
             assert alert is not None
@@ -159,8 +162,25 @@ def describe(
     return report
 
 
+REFUSALS = frozenset(get_args(ErrorCode))
+
+
+def outcome_text(report: DrillReport) -> str:
+    """The outcome as it truly was: a drill here contacts no channel, so "sent" means
+    every channel recorded the text it would have carried."""
+    if report.outcome in REFUSALS:
+        return f"refused ({report.outcome}): nothing was rendered, no channel was contacted"
+    if report.outcome == "sent":
+        return (
+            "completed as a rehearsal: every channel recorded its text, "
+            "none was contacted (dry run)"
+        )
+    return f"ended {report.outcome} (see each channel below); none was contacted (dry run)"
+
+
 def render_text(report: DrillReport) -> str:
-    lines = [f"DRILL {report.scenario_name} ({report.scenario}/{report.stage}): {report.outcome}"]
+    title = f"{report.scenario_name} ({report.scenario}/{report.stage})"
+    lines = [f"DRILL {title}: {outcome_text(report)}"]
     if report.detail:
         lines.append(f"  {report.detail}")
     for event in report.timeline:
@@ -219,8 +239,8 @@ small{{color:#555;font-weight:normal}}
 </style></head><body>
 <div class=banner><b>EXERCISE / ÜBUNG &middot; nothing was sent</b></div>
 <h1>Drill: {escape(report.scenario_name)} &middot; {escape(report.stage)}</h1>
-<p>Alert {escape(report.alert_id)}, started {escape(report.started_at)},
-outcome <b>{escape(report.outcome)}</b>. {escape(report.detail)}</p>
+<p>Alert {escape(report.alert_id)}, started {escape(report.started_at)}:
+<b>{escape(outcome_text(report))}</b>. {escape(report.detail)}</p>
 <h2>Parameters</h2><table>{params}</table>
 <h2>Timeline</h2><table>{rows}</table>
 {unapproved}
@@ -229,10 +249,12 @@ outcome <b>{escape(report.outcome)}</b>. {escape(report.detail)}</p>
 """
 
 
-def write_report(report: DrillReport, folder: Path) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"drill-{report.scenario}-{report.stage}"
-    json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
-    json_path.write_text(report.as_json() + "\n", encoding="utf-8")
-    html_path.write_text(render_html(report), encoding="utf-8")
+def write_report(report: DrillReport, folder: Path | None = None) -> tuple[Path, Path]:
+    """The JSON and HTML report, as new files (never replacing an earlier report) in
+    `folder`, by default the reports folder outside the repository (reports.py)."""
+    target = reports_folder(folder)
+    at = datetime.fromisoformat(report.started_at) if report.started_at else None
+    stem = report_stem(f"drill-{report.scenario}-{report.stage}", report.alert_id, at)
+    json_path = write_new(target / f"{stem}.json", report.as_json() + "\n")
+    html_path = write_new(target / f"{stem}.html", render_html(report))
     return json_path, html_path

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import regex  # type: ignore[import-untyped]  # no stubs / py.typed; used through typed helpers
 
+from broadcaster.text_hygiene import character_name
+
 __all__ = [
     "DEFAULT_LIMITS",
     "Measurement",
@@ -31,6 +33,8 @@ __all__ = [
     "is_gsm7",
     "mastodon_length",
     "measure",
+    "non_gsm7",
+    "non_gsm7_note",
     "sms_encoding",
     "telegram_length",
     "utf8_length",
@@ -351,6 +355,22 @@ def _count_parts(sizes: Iterable[int], single_limit: int, part_limit: int) -> in
     return parts
 
 
+def non_gsm7(text: str) -> list[str]:
+    """The distinct characters outside GSM-7, in the order they first appear: each one
+    turns the whole SMS into UCS-2 (70 instead of 160 characters a segment)."""
+    return list(dict.fromkeys(char for char in text if not is_gsm7(char)))
+
+
+def non_gsm7_note(text: str, shown: int = 3) -> str:
+    """E.g. `outside GSM-7: „ U+201E DOUBLE LOW-9 QUOTATION MARK at 12, ...`, or ``."""
+    found = non_gsm7(text)
+    if not found:
+        return ""
+    named = [f"{char} {character_name(char)} at {text.index(char) + 1}" for char in found[:shown]]
+    more = f" and {len(found) - shown} more" if len(found) > shown else ""
+    return "outside GSM-7: " + ", ".join(named) + more
+
+
 def sms_encoding(text: str) -> SmsEncoding:
     """Encoding, length in its units, and number of segments of an SMS."""
     if is_gsm7(text):
@@ -405,8 +425,9 @@ def measure(channel_type: str, text: str, *, limit: int | None = None) -> Measur
     if channel_type == "sms":
         sms = sms_encoding(text)
         unit_name = "septets" if sms.encoding == "GSM-7" else "UTF-16 units"
-        return Measurement(
-            sms.segments, effective, "SMS segments", f"{sms.encoding}, {sms.units} {unit_name}"
-        )
+        detail = f"{sms.encoding}, {sms.units} {unit_name}"
+        if sms.encoding == "UCS-2":  # name what costs the segments, so it can be replaced
+            detail += f"; {non_gsm7_note(text)}"
+        return Measurement(sms.segments, effective, "SMS segments", detail)
     # facebook, email, webhook, cap_feed, log: Unicode code points.
     return Measurement(len(text), effective, "characters")

@@ -6,8 +6,10 @@ unapproved ones and lists them, and every drill text starts with the drill prefi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import TemplateError
@@ -25,6 +27,7 @@ from broadcaster.templating import (
 )
 
 Mode = Literal["live", "drill"]
+Shower = Callable[[Path], str]  # a path as the user should read it (Deployment.show)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,18 @@ class TemplateFailed(TemplateError):
     def __init__(self, key: str, error: TemplateError) -> None:
         super().__init__(f"{key}: {error}")
         self.key = key
+        self.error = error
+
+
+def cannot_render(exc: TemplateError | OSError, folder: TemplateFolder, show: Shower) -> str:
+    """Why the texts cannot be rendered, naming the template file and what is wrong:
+    `template cannot be rendered: templates/x/warning/short.de.j2: 'locaton' is undefined`."""
+    if isinstance(exc, TemplateFailed):
+        return f"template cannot be rendered: {show(folder.path(exc.key))}: {exc.error}"
+    if isinstance(exc, OSError) and exc.filename:
+        why = exc.strerror or str(exc)
+        return f"template cannot be rendered: {show(Path(str(exc.filename)))}: {why}"
+    return f"template cannot be rendered: {exc}"
 
 
 def _render(source: TemplateSource, context: dict[str, Any]) -> str:

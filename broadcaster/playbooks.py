@@ -58,6 +58,7 @@ class ParamSpec(_Model):
     max: float | None = None
     max_length: int | None = Field(default=None, gt=0)
     description: str = ""
+    label: dict[str, str] | None = None  # per language, for people (the confirm page)
 
     @model_validator(mode="after")
     def _consistent(self) -> ParamSpec:
@@ -96,6 +97,7 @@ class Stage(_Model):
     severity: Severity | None = None
     certainty: Certainty | None = None
     response_type: ResponseType | None = None
+    label: dict[str, str] | None = None  # per language, for people (the confirm page)
 
 
 class Confirmation(_Model):
@@ -129,6 +131,17 @@ class Playbook(_Model):
         for stage in self.stages:
             if not _IDENTIFIER.match(stage):
                 raise ValueError(f"stage {stage!r}: use lower-case letters, digits and _")
+        labelled = [(f"params.{n}", p.label) for n, p in self.params.items()]
+        labelled += [(f"stages.{n}", st.label) for n, st in self.stages.items()]
+        for where, label in labelled:
+            for lang, text in (label or {}).items():
+                if lang not in self.languages:
+                    raise ValueError(
+                        f"{where}.label: language {lang!r} is not one of the playbook's "
+                        f"languages ({', '.join(self.languages)})"
+                    )
+                if not text.strip():
+                    raise ValueError(f"{where}.label.{lang} is empty")
         return self
 
     @property
@@ -138,6 +151,19 @@ class Playbook(_Model):
     @property
     def default_stage(self) -> str:
         return next(iter(self.stages))
+
+    def param_label(self, name: str, language: str) -> str:
+        spec = self.params.get(name)
+        return self._label(spec.label if spec else None, name, language)
+
+    def stage_label(self, stage: str, language: str) -> str:
+        spec = self.stages.get(stage)
+        return self._label(spec.label if spec else None, stage, language)
+
+    def _label(self, label: dict[str, str] | None, name: str, language: str) -> str:
+        """In `language`, else in the primary language, else the id itself."""
+        label = label or {}
+        return label.get(language) or label.get(self.primary_language) or name
 
 
 class ParamError(ValueError):

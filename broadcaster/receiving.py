@@ -27,7 +27,12 @@ from broadcaster.intake import (
     readable_context,
     resolve,
 )
-from broadcaster.messages import AlertContext, TemplateNotApproved, channel_messages
+from broadcaster.messages import (
+    AlertContext,
+    TemplateNotApproved,
+    cannot_render,
+    channel_messages,
+)
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
 from broadcaster.officers import OfficerNotices
@@ -128,9 +133,9 @@ class Receiver:
         except TemplateNotApproved as exc:
             raise Refusal("template_not_approved", str(exc), trigger.id) from None
         except (TemplateError, OSError) as exc:
-            raise Refusal(
-                "template_not_approved", f"templates cannot be rendered: {exc}", trigger.id
-            ) from None
+            # The contract has no code of its own for this; the detail names file and error.
+            detail = cannot_render(exc, self.deployment.templates, self.deployment.show)
+            raise Refusal("template_not_approved", detail, trigger.id) from None
         alert = Alert(
             id=trigger.id,
             incident=context.incident,

@@ -1,48 +1,42 @@
-"""Where reports go: a folder outside the repository, and file names that never clash.
+"""Where reports are written: a folder outside the repository, one new file per run.
 
-Reports name officers and carry the texts of real warnings: they belong to the user's
-state folder, not to the deployment's git checkout. A second report of the same thing
-gets a file of its own instead of overwriting the first.
+A report is a record: it must not land in the working copy of the playbooks (where it
+would be committed or lost with a checkout) and a second run must never overwrite the
+first. `broadcaster drill` writes here; other report commands reuse the same choice.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
-def reports_dir(explicit: Path | None = None) -> Path:
-    """`explicit` when given; else $XDG_STATE_HOME/broadcaster/reports, else
-    ~/.local/state/broadcaster/reports (the XDG rule: a relative $XDG_STATE_HOME is ignored)."""
-    if explicit is not None:
-        return explicit
+
+def reports_folder(chosen: Path | None = None) -> Path:
+    """`chosen` (`--out DIR`), else $XDG_STATE_HOME/broadcaster/reports, else
+    ~/.local/state/broadcaster/reports (the XDG default; a relative value is ignored,
+    as the XDG Base Directory spec says)."""
+    if chosen is not None:
+        return chosen
     state = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local/state"
     return base / "broadcaster" / "reports"
 
 
-def safe_name(text: str) -> str:
-    """A file name part: ids may hold `:`, which some file systems refuse."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+def report_stem(name: str, unique: str, at: datetime | None = None) -> str:
+    """A file name stem unique per run: `name`, the UTC time to the second, then `unique`
+    (an alert id), e.g. `drill-major_fire-warning-20261123T101500Z-DRILL-1a2b3c4d5e6f`.
+    Characters a file name should not hold become `_`."""
+    stamp = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return "-".join(_UNSAFE.sub("_", part) for part in (name, stamp, unique) if part)
 
 
-def new_report_paths(
-    folder: Path, stem: str, suffixes: tuple[str, ...] = (".json", ".html")
-) -> tuple[Path, ...]:
-    """Fresh paths `<stem>-<UTC timestamp>[-n]<suffix>` in `folder` (created), one per
-    suffix; the first is created empty at once, so two reports at the same second differ."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    n = 1
-    while True:
-        name = f"{safe_name(stem)}-{stamp}" + (f"-{n}" if n > 1 else "")
-        paths = tuple(folder / f"{name}{suffix}" for suffix in suffixes)
-        if not any(p.exists() for p in paths[1:]):
-            try:
-                paths[0].open("x").close()
-            except FileExistsError:
-                pass
-            else:
-                return paths
-        n += 1
+def write_new(path: Path, text: str) -> Path:
+    """Write a file that must not exist yet: a report never replaces another."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as file:
+        file.write(text)
+    return path

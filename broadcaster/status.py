@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -54,9 +55,9 @@ def circuits_table(states: dict[str, ChannelState]) -> Table | None:
         return None
     table = Table(title="Channels paused by their circuit breaker")
     for column in ("channel", "circuit", "failures in a row", "since", "seen by"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never an ellipsis in an id
     for cid, s in paused.items():
-        since = s.changed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        since = local_time(s.changed_at)
         table.add_row(cid, _state(s.circuit), str(s.failures), since, s.by)
     return table
 
@@ -65,42 +66,95 @@ def _state(state: str) -> str:
     return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
 
 
-def alerts_table(alerts: list[tuple[Alert, list[Delivery]]]) -> Table:
-    table = Table(title="Alerts (newest first)")
-    for column in ("id", "scenario", "stage", "mode", "state", "created", "deliveries"):
-        table.add_column(column)
-    for alert, deliveries in alerts:
-        done = sum(d.state in ("delivered", "dry_run") for d in deliveries)
-        failed = sum(d.state == "failed" for d in deliveries)
-        summary = f"{done}/{len(deliveries)} done" + (f", {failed} failed" if failed else "")
-        table.add_row(
-            alert.id,
-            alert.scenario,
-            alert.stage,
-            "[bold]DRILL[/]" if alert.mode == "drill" else "live",
-            _state(alert.state),
-            alert.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            summary,
-        )
-    return table
+def local_time(moment: datetime, *, with_date: bool = True) -> str:
+    """This machine's local time, always with its zone (`CET`, else the UTC offset)."""
+    local = moment.astimezone()
+    zone = local.strftime("%Z") or local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S") + f" {zone}"
 
 
-def deliveries_table(alert: Alert, deliveries: list[Delivery]) -> Table:
-    confirmed = f", confirmed by {alert.confirmed_by}" if alert.confirmed_by else ""
-    table = Table(
-        title=f"{alert.id}: {alert.scenario}/{alert.stage} ({alert.mode}), {alert.state}{confirmed}"
+def mode_badge(mode: str) -> str:
+    """LIVE and DRILL alike in bold capitals: neither may be overlooked."""
+    return "[bold red]LIVE[/]" if mode == "live" else "[bold yellow]DRILL[/]"
+
+
+def went_out(delivery: Delivery) -> bool:
+    """Delivered, or delivered and then retracted (deleted or corrected) on its channel."""
+    return delivery.state == "delivered" or (
+        delivery.state == "retracted" and delivery.delivered_at is not None
     )
-    for column in ("channel", "type", "state", "attempts", "remote id / url", "error", "at"):
-        table.add_column(column)
+
+
+def deliveries_summary(alert: Alert, deliveries: list[Delivery]) -> str:
+    """E.g. `3/3 sent`, `2/3 sent, 1 failed`, `3/3 sent, retracted`, `3 dry run`."""
+    total = len(deliveries)
+    sent = sum(went_out(d) for d in deliveries)
+    dry = sum(d.state == "dry_run" for d in deliveries)
+    failed = sum(d.state == "failed" for d in deliveries)
+    parts = [f"{sent}/{total} sent"] if sent or not dry else []
+    parts += [f"{dry}/{total} dry run (not sent)"] if dry else []
+    parts += [f"{failed} failed"] if failed else []
+    parts += ["retracted"] if alert.state == "retracted" else []
+    return ", ".join(parts) if total else "no deliveries"
+
+
+def who(alert: Alert) -> str:
+    """Who decided: the officer who confirmed, and who retracted; a correction is no
+    confirmed alert but the retraction of another."""
+    if alert.retracts is not None:
+        by = f", retracted by {alert.retracted_by}" if alert.retracted_by else ""
+        return f"correction of {alert.retracts}{by}"
+    parts = [f"confirmed by {alert.confirmed_by}"] if alert.confirmed_by else []
+    if alert.state == "retracted" and alert.retracted_by:
+        parts.append(f"retracted by {alert.retracted_by}")
+    return ", ".join(parts)
+
+
+def _alert_lines(alert: Alert, deliveries: list[Delivery]) -> Text:
+    """The id alone on its line, never cut or wrapped by us, so it can be copied into
+    `broadcaster retract`; the rest indented below it."""
+    lines = Text(alert.id, style="bold")
+    lines.append("\n  ")
+    lines.append_text(Text.from_markup(mode_badge(alert.mode)))
+    lines.append(f"  {alert.scenario}/{alert.stage}  ")
+    lines.append_text(Text.from_markup(_state(alert.state)))
+    lines.append(f"  {local_time(alert.created_at)}  {deliveries_summary(alert, deliveries)}")
+    if details := who(alert):
+        lines.append(f"\n  {details}")
+    if alert.retraction_reason and alert.retracts is None:
+        lines.append(f"\n  reason: {alert.retraction_reason}")
+    return lines
+
+
+def alerts_list(alerts: list[tuple[Alert, list[Delivery]]]) -> Group:
+    if not alerts:
+        return Group(Text("no alerts yet"))
+    items: list[Text] = [Text("Alerts (newest first)", style="bold underline")]
+    items += [_alert_lines(alert, deliveries) for alert, deliveries in alerts]
+    return Group(*items)
+
+
+def alert_detail(alert: Alert, deliveries: list[Delivery]) -> Group:
+    """The alert, then one entry per delivery: ids and links on lines of their own,
+    whole, however narrow the terminal."""
+    items: list[Text] = [_alert_lines(alert, deliveries), Text("\nDeliveries", style="bold")]
     for d in deliveries:
-        where = " ".join(x for x in (d.remote_id, d.url) if x)
+        entry = Text(f"  {d.channel_id} ({d.channel_type}, {d.language}, {d.variant})  ")
+        entry.append_text(Text.from_markup(_state(d.state)))
+        entry.append(f"  {d.attempts} attempt(s)")
+        if d.delivered_at:
+            entry.append(f"  {local_time(d.delivered_at, with_date=False)}")
         if d.recipients is not None:
-            where += f" ({d.recipients.delivered}/{d.recipients.total} recipients)"
-        at = d.delivered_at.astimezone().strftime("%H:%M:%S") if d.delivered_at else ""
-        table.add_row(
-            d.channel_id, d.channel_type, _state(d.state), str(d.attempts), where, d.error or "", at
-        )
-    return table
+            entry.append(f"  {d.recipients.delivered}/{d.recipients.total} recipients")
+        for line in (d.remote_id, d.url):
+            if line:
+                entry.append(f"\n    {line}")
+        if d.error:
+            entry.append(f"\n    error: {d.error}", style="red")
+        items.append(entry)
+    if not deliveries:
+        items.append(Text("  none"))
+    return Group(*items)
 
 
 async def read_refusals(url: str, base: Path, limit: int) -> list[dict[str, Any]]:

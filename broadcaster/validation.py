@@ -2,12 +2,16 @@
 
 Beyond parsing, every template is rendered with worst-case params (each string param
 at its max_length, the drill prefix in front) and measured against the limit of every
-channel that uses it, so a text never turns out too long during a real incident.
+channel that uses it, so a text never turns out too long during a real incident. The
+params are filled per channel type with the character that weighs most in its count
+(FILLS): `W` for characters and graphemes, `€` for SMS septets; characters outside
+GSM-7 (Ł, CJK, emoji) are reported as one warning per playbook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -15,9 +19,10 @@ from typing import Any, Literal
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from broadcaster.deployment import Deployment, read_deployment
-from broadcaster.limits import DEFAULT_LIMITS, measure
+from broadcaster.limits import DEFAULT_LIMITS, Measurement, measure
 from broadcaster.messages import (
     AlertContext,
+    LanguageTexts,
     Mode,
     Renderer,
     channel_language,
@@ -43,26 +48,55 @@ TITLE_MAX_LENGTH = 160
 # Short texts must fit every small-limit type, so an account added later does not break them.
 PORTABLE_SHORT_TYPES = ("x", "bluesky", "mastodon", "sms")
 WORST_CASE_ISSUED_AT = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
-_FILLER = "W"
 
 
-def worst_case_params(playbook: Playbook) -> dict[str, Any]:
-    """Every param present and as long as it may be."""
-    return {name: _longest(spec) for name, spec in playbook.params.items()}
+@dataclass(frozen=True)
+class Fill:
+    """A character that every string param is filled with up to its max_length, chosen
+    because it weighs most in some channel types' count."""
+
+    char: str
+    name: str  # how a problem names it
+    types: frozenset[str] | None  # the channel types it is measured for; None: all
+    # Outside GSM-7 and X's single-weight ranges: possible in a name from the control
+    # room, but not in the German and English texts the sample playbooks expect. Text
+    # over a limit only with such characters is a warning (per playbook), not an error.
+    beyond: bool = False
+
+    def applies_to(self, channel_type: str) -> bool:
+        return self.types is None or channel_type in self.types
+
+
+PLAIN = Fill("W", "W", None)  # ASCII: the most graphemes and characters per code point
+FILLS: tuple[Fill, ...] = (
+    PLAIN,
+    # 3GPP TS 23.038 extension table: two septets each, and the SMS stays GSM-7.
+    Fill("€", "€ U+20AC (GSM-7 extension, 2 septets)", frozenset({"sms"})),
+    Fill("Ł", "Ł U+0141 (outside GSM-7)", frozenset({"sms"}), True),
+    # twitter-text v3: weight 2 outside its ranges; 3 UTF-8 bytes.
+    Fill("漢", "漢 U+6F22 (CJK)", frozenset({"x", "bluesky"}), True),
+    # One code point, two UTF-16 units, four UTF-8 bytes, weight 2 on X.
+    Fill("😀", "😀 U+1F600 (emoji)", frozenset({"sms", "x", "bluesky", "telegram"}), True),
+)
+
+
+def worst_case_params(playbook: Playbook, fill: Fill = PLAIN) -> dict[str, Any]:
+    """Every param present and as long as it may be, string params made of `fill`."""
+    return {name: _longest(spec, fill) for name, spec in playbook.params.items()}
 
 
 def minimal_params(playbook: Playbook) -> dict[str, Any]:
     """Only the required params; optional ones at their default (None when they have none)."""
     return {
-        name: _longest(spec) if spec.required else spec.default
+        name: _longest(spec, PLAIN) if spec.required else spec.default
         for name, spec in playbook.params.items()
     }
 
 
-def _longest(spec: ParamSpec) -> Any:
+def _longest(spec: ParamSpec, fill: Fill) -> Any:
     match spec.type:
         case "string":
-            return _FILLER * (spec.max_length or 1)
+            return fill.char * (spec.max_length or 1)
         case "integer":
             return int(spec.max) if spec.max is not None else 999_999
         case "number":
@@ -72,6 +106,15 @@ def _longest(spec: ParamSpec) -> Any:
         case "time":
             return "23:59"
     return WORST_CASE_ISSUED_AT
+
+
+_OVER_LIMIT = {"x": "X refuses a longer post", "sms": "each extra segment is paid"}
+
+
+def _weight(measured: tuple[Fill, Measurement]) -> tuple[bool, float]:
+    """Over its limit first, then the share of the limit used (units differ by type)."""
+    m = measured[1]
+    return (not m.fits, m.count / m.limit if m.limit else float(m.count))
 
 
 class _EveryBytes(Approvals):
@@ -91,6 +134,8 @@ class Validator:
             deployment.templates, _EveryBytes(), deployment.settings.drill.prefix
         )
         self.broken: set[str] = set()  # templates that cannot be parsed: not rendered again
+        # (file, where, channel type) -> texts over a limit only with `beyond` fills
+        self.beyond: dict[tuple[str, str, str], list[tuple[str, Fill, Measurement]]] = {}
 
     def tpl(self, key: str) -> str:
         return self.d.show(self.d.templates.path(key))
@@ -100,6 +145,7 @@ class Validator:
         for playbook in self.d.playbooks.values():
             problems += self.playbook(playbook)
         problems += self.retraction()
+        problems += self.beyond_plain_text()
         problems += self.approvals()
         problems += self.stray_templates()
         return problems
@@ -260,11 +306,18 @@ class Validator:
 
     # -- worst-case rendering and limits ------------------------------------------
     def worst_case(self, playbook: Playbook, stage: str) -> Iterator[Problem]:
+        runs: list[tuple[str, Fill | None, dict[str, Any]]] = [
+            ("worst case", PLAIN, worst_case_params(playbook)),
+            ("required params only", None, minimal_params(playbook)),
+        ]
+        runs += [
+            (f"worst case filled with {fill.char}", fill, worst_case_params(playbook, fill))
+            for fill in FILLS
+            if fill is not PLAIN
+        ]
         for mode in ("live", "drill"):
-            for label, params in (
-                ("worst case", worst_case_params(playbook)),
-                ("required params only", minimal_params(playbook)),
-            ):
+            filled: dict[Fill, dict[str, LanguageTexts]] = {}
+            for label, fill, params in runs:
                 alert = AlertContext(
                     playbook, stage, params, mode, "INC-0000", WORST_CASE_ISSUED_AT
                 )
@@ -279,17 +332,24 @@ class Validator:
                         subject=f"playbook:{playbook.id}",
                     )
                     return
-                if label == "worst case":
-                    yield from self.lengths(
-                        playbook,
-                        mode,
-                        lambda v, lang: template_key(playbook.id, stage, v, lang),
-                        rendered.texts,
-                    )
+                if fill is not None:
+                    filled[fill] = rendered.texts
+            yield from self.lengths(
+                playbook, mode, lambda v, lang: template_key(playbook.id, stage, v, lang), filled
+            )
 
-    def lengths(self, playbook: Playbook, mode: Mode, key_of: Any, texts: Any) -> Iterator[Problem]:
+    def lengths(
+        self,
+        playbook: Playbook,
+        mode: Mode,
+        key_of: Callable[[str, str], str],
+        filled: dict[Fill, dict[str, LanguageTexts]],
+        beyond_file: str | None = None,
+    ) -> Iterator[Problem]:
+        """Titles, and every text against every channel type that carries it, each with
+        the fill that weighs most in that type's count."""
         seen: set[tuple[str, str]] = set()
-        for lang, t in texts.items():
+        for lang, t in filled[PLAIN].items():
             if "\n" in t.title:
                 yield Problem(
                     self.tpl(key_of("title", lang)),
@@ -321,16 +381,64 @@ class Validator:
         ]
         for who, kind, variant, lang, limit in targets:
             key = key_of(variant, lang)
-            m = measure(kind, texts[lang].variant(variant), limit=limit)
-            if m.fits or (key, kind) in seen:
+            if (key, kind) in seen:
                 continue
-            seen.add((key, kind))
+            measured = [
+                (fill, measure(kind, texts[lang].variant(variant), limit=limit))
+                for fill, texts in filled.items()
+                if fill.applies_to(kind)
+            ]
+            fill, m = max((x for x in measured if not x[0].beyond), key=_weight)
+            if not m.fits:
+                seen.add((key, kind))
+                with_fill = "" if fill is PLAIN else f", filled with {fill.name}"
+                yield Problem(
+                    self.tpl(key),
+                    "",
+                    f"worst case ({mode}, every string param at its "
+                    f"max_length{with_fill}) is {m} on {kind} ({who})",
+                    "shorten the template or lower the params' max_length",
+                )
+                continue
+            fill, m = max(measured, key=_weight)
+            if not m.fits:
+                seen.add((key, kind))
+                file, where = (
+                    (beyond_file, "reason and params")
+                    if beyond_file
+                    else (
+                        self.d.show(
+                            self.d.base_dir
+                            / self.d.settings.paths.playbooks
+                            / f"{playbook.id}.yaml"
+                        ),
+                        "params",
+                    )
+                )
+                self.beyond.setdefault((file, where, kind), []).append((self.tpl(key), fill, m))
+
+    def beyond_plain_text(self) -> Iterator[Problem]:
+        """One warning per playbook (and one for the retraction templates) whose texts
+        fit with German and English text in the params, but not with characters
+        outside GSM-7: the worst text per channel type, with its fill."""
+        by_file: dict[tuple[str, str], list[str]] = {}
+        for (file, where, kind), found in self.beyond.items():
+            template, fill, m = max(found, key=lambda x: _weight((x[1], x[2])))
+            others = len({t for t, _, _ in found}) - 1
+            more = f" and {others} more" if others else ""
+            effect = _OVER_LIMIT.get(kind, "the provider refuses a longer post")
+            by_file.setdefault((file, where), []).append(
+                f"on {kind} up to {m} with {fill.name} ({template}{more}; {effect})"
+            )
+        for (file, where), lines in by_file.items():
             yield Problem(
-                self.tpl(key),
-                "",
-                f"worst case ({mode}, every string param at its "
-                f"max_length) is {m} on {kind} ({who})",
-                "shorten the template or lower the params' max_length",
+                file,
+                where,
+                "with characters outside GSM-7 (such as Ł, Cyrillic, CJK or emoji) filling "
+                f"the {where}, texts are too long: " + "; ".join(lines),
+                "fine while params carry German or English text; else lower the params' "
+                "max_length or shorten the templates",
+                "warning",
             )
 
     # -- retraction ---------------------------------------------------------------
@@ -376,13 +484,19 @@ class Validator:
                 alert = AlertContext(
                     playbook,
                     playbook.default_stage,
-                    worst_case_params(playbook),
+                    {},
                     mode,
                     "INC-0000",
                     WORST_CASE_ISSUED_AT,
                 )
+                filled: dict[Fill, dict[str, LanguageTexts]] = {}
                 try:
-                    rendered = self.renderer.render_retraction(alert, _FILLER * REASON_MAX_LENGTH)
+                    for fill in FILLS:
+                        # The officer's reason is filled like the params.
+                        filled[fill] = self.renderer.render_retraction(
+                            replace(alert, params=worst_case_params(playbook, fill)),
+                            fill.char * REASON_MAX_LENGTH,
+                        ).texts
                 except TemplateError as exc:
                     yield Problem(
                         self.tpl(RETRACTION),
@@ -391,7 +505,9 @@ class Validator:
                         "guard params with `is defined`",
                     )
                     return
-                yield from self.lengths(playbook, mode, retraction_key, rendered.texts)
+                yield from self.lengths(
+                    playbook, mode, retraction_key, filled, self.tpl(RETRACTION)
+                )
 
     # -- approvals ----------------------------------------------------------------
     def used_templates(self) -> list[str]:

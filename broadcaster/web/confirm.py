@@ -167,11 +167,14 @@ class ConfirmPage:
                 "id": alert.id,
                 "scenario_name": playbook.name.get(lang, playbook.name[playbook.primary_language]),
                 "stage": alert.stage,
-                "stage_label": alert.stage.replace("_", " "),
+                "stage_label": playbook.stage_label(alert.stage, lang),
                 "incident": alert.incident,
                 "state": alert.state,
                 "created_at": _local(alert.created_at, alert.issued_at.tzinfo),
-                "params": [(k, "" if v is None else str(v)) for k, v in alert.params.items()],
+                "params": [
+                    (k, playbook.param_label(k, lang), "" if v is None else str(v))
+                    for k, v in alert.params.items()
+                ],
             },
             "officer": link.token.officer,
             "expires_at": _local(link.token.expires_at, alert.issued_at.tzinfo),

@@ -82,6 +82,11 @@ async def test_the_officer_sees_every_text_releases_and_watches_the_deliveries(
         )
         await expect(page.get_by_test_id("message-website_en")).to_contain_text("Major fire")
         await expect(page.get_by_test_id("param-location")).to_have_text("Ackerstraße 12")
+        # Labels from the playbook, in the page's language (not "Smoke Direction").
+        await expect(page.get_by_test_id("param-label-smoke_direction")).to_have_text(
+            "Rauch zieht nach"
+        )
+        await expect(page.get_by_test_id("stage")).to_have_text("Stufe: Warnung")
         await page.screenshot(path=screenshot_path("confirm-live-decide"), full_page=True)
         await page.screenshot(path=screenshot_path("confirm-live-phone"))  # what the eye sees
         await expect(page.get_by_test_id("release-confirm")).to_be_hidden()

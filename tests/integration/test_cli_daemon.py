@@ -37,7 +37,7 @@ async def test_an_accepted_trigger_exits_0_and_status_shows_the_outcome(
     assert hooks[0].posts[0].json["alert_id"] == "CLI-1"
     listing = await invoke("status", "--config", str(config))
     assert listing.exit_code == 0, listing.output
-    assert "CLI-1" in listing.output and "sent" in listing.output
+    assert "CLI-1" in listing.output and "sent" in listing.output and "1/1 sent" in listing.output
     detail = await invoke("status", "CLI-1", "--config", str(config))
     assert detail.exit_code == 0, detail.output
     assert "hook_a" in detail.output and "delivered" in detail.output

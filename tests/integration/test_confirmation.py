@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.harness import (
@@ -267,3 +268,41 @@ async def test_the_officer_retracts_a_false_alarm_from_the_page(
     assert [e.actor for e in trail if e.event == "retraction_requested"] == ["A. Schmidt"]
     assert [p.json["kind"] for p in public.posts] == ["alert", "retraction", "deletion"]
     assert "Fehlalarm Rauchmelder" in public.posts[1].json["text"]
+
+
+async def test_the_page_names_params_and_stage_in_its_own_language(
+    tmp_path, mosquitto, watcher, hooks
+):
+    public, a, b = hooks
+    config = deploy(tmp_path, mosquitto, public, a, b, REQUIRED)
+    # One param without a label (the id shows), one labelled in German only (the
+    # playbook's primary language shows on the English page too).
+    path = tmp_path / "playbooks/major_fire.yaml"
+    playbook = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del playbook["params"]["district"]["label"]
+    playbook["params"]["smoke_direction"]["label"] = {"de": "Rauch zieht nach"}
+    path.write_text(yaml.safe_dump(playbook, allow_unicode=True), encoding="utf-8")
+    async with running_daemon(config), aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-LABELS", stage="update"))
+        await a.wait_for_requests(1)
+        pages = {}
+        for lang in ("de", "en"):
+            async with http.get(link_in(a), headers={"Accept-Language": lang}) as r:
+                assert r.status == 200
+                pages[lang] = await r.text()
+
+    def label(page: str, name: str) -> str:
+        found = re.search(rf'data-testid="param-label-{name}">([^<]*)</dt>', page)
+        assert found, page
+        return found.group(1)
+
+    def stage(page: str) -> str:
+        found = re.search(r'data-testid="stage">([^<]*)</span>', page)
+        assert found, page
+        return found.group(1)
+
+    de, en = pages["de"], pages["en"]
+    assert stage(de) == "Stufe: Aktualisierung" and stage(en) == "Stage: Update"
+    assert label(de, "location") == "Einsatzort" and label(en, "location") == "Location"
+    assert label(de, "district") == label(en, "district") == "district"
+    assert label(en, "smoke_direction") == "Rauch zieht nach"

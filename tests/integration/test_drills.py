@@ -5,6 +5,7 @@ an unapproved template."""
 from __future__ import annotations
 
 import json
+import re
 
 import aiohttp
 from typer.testing import CliRunner
@@ -166,39 +167,91 @@ async def test_a_drill_resumed_after_a_crash_still_skips_dry_run_channels(
     assert alert["deliveries"]["hook_test"]["state"] == "delivered"
 
 
-def test_the_drill_command_reports_without_contacting_anyone(tmp_path):
-    config = write_deployment(
+FIRE_PARAMS = ["-p", "location=Ackerstraße 12", "-p", "district=Flingern-Nord"]
+
+
+def drill_deployment(tmp_path):
+    return write_deployment(
         tmp_path,
         mqtt_url="mqtt://127.0.0.1:9",
         channels={"hook_test": webhook("http://127.0.0.1:9/never"), "log_de": {"type": "log"}},
     )
-    out = tmp_path / "reports"
-    result = CliRunner().invoke(
-        app,
-        [
-            "drill",
-            "major_fire",
-            "-p",
-            "location=Ackerstraße 12",
-            "-p",
-            "district=Flingern-Nord",
-            "--out",
-            str(out),
-            "--config",
-            str(config),
-        ],
+
+
+def drill(config, *args: str):
+    return CliRunner().invoke(
+        app, ["drill", "major_fire", *FIRE_PARAMS, *args, "--config", str(config)]
     )
+
+
+def test_the_drill_command_reports_without_contacting_anyone(tmp_path):
+    config = drill_deployment(tmp_path)
+    out = tmp_path / "reports"
+    result = drill(config, "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "DRILL Großbrand (major_fire/warning): sent" in result.output
-    report = json.loads((out / "drill-major_fire-warning.json").read_text(encoding="utf-8"))
+    assert (
+        "DRILL Großbrand (major_fire/warning): completed as a rehearsal: every channel "
+        "recorded its text, none was contacted (dry run)" in result.output
+    )
+    [json_path] = out.glob("*.json")
+    assert re.fullmatch(
+        r"drill-major_fire-warning-\d{8}T\d{6}Z-DRILL-[0-9a-f]{12}\.json", json_path.name
+    )
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    assert json_path.name.endswith(f"{report['alert_id']}.json")
     assert report["outcome"] == "sent"
     assert {d["state"] for d in report["deliveries"]} == {"dry_run"}  # even the drill: send one
     assert all(d["text"].startswith(PREFIXES) for d in report["deliveries"])
     events = [e["event"] for e in report["timeline"]]
     assert events[0] == "trigger received, checked and rendered"
     assert "confirmed (released)" in events and events[-1] == "alert sent"
-    html = (out / "drill-major_fire-warning.html").read_text(encoding="utf-8")
+    html = json_path.with_suffix(".html").read_text(encoding="utf-8")
     assert "EXERCISE / ÜBUNG" in html and "<script" not in html
+    # The outcome under the "nothing was sent" banner must not say "sent".
+    assert "outcome <b>sent</b>" not in html
+    assert "none was contacted (dry run)" in html
+    assert str(json_path) in result.output and str(json_path.with_suffix(".html")) in result.output
+
+
+def test_a_second_drill_of_the_same_stage_keeps_the_first_report(tmp_path):
+    config = drill_deployment(tmp_path)
+    out = tmp_path / "reports"
+    first, second = drill(config, "--out", str(out)), drill(config, "--out", str(out))
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    reports = sorted(out.glob("*.json"))
+    assert len(reports) == 2 and len(list(out.glob("*.html"))) == 2
+    ids = {json.loads(p.read_text(encoding="utf-8"))["alert_id"] for p in reports}
+    assert len(ids) == 2
+
+
+def test_drill_reports_go_outside_the_repository_by_default(tmp_path, monkeypatch):
+    config = drill_deployment(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo")
+    before = sorted(p.name for p in (tmp_path / "repo").iterdir())
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    result = drill(config)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == before
+    assert len(list((tmp_path / "state/broadcaster/reports").glob("drill-*.json"))) == 1
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert drill(config).exit_code == 0
+    assert len(list((tmp_path / "home/.local/state/broadcaster/reports").glob("*.html"))) == 1
+
+
+def test_a_drill_with_a_misspelt_variable_says_which_file_cannot_be_rendered(tmp_path):
+    config = drill_deployment(tmp_path)
+    path = tmp_path / "templates/major_fire/warning/short.de.j2"
+    path.write_text(path.read_text(encoding="utf-8").replace("location", "locaton"), "utf-8")
+    out = tmp_path / "reports"
+    result = drill(config, "--out", str(out))
+    assert result.exit_code == 1, result.output
+    detail = "cannot be rendered: templates/major_fire/warning/short.de.j2: 'locaton' is undefined"
+    assert "refused (template_not_approved)" in result.output and detail in result.output
+    [json_path] = out.glob("*.json")
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    assert report["outcome"] == "template_not_approved" and detail in report["detail"]
+    assert report["alert_id"].startswith("DRILL-")
 
 
 async def test_retraction_of_a_drill_is_marked_as_exercise(tmp_path, mosquitto, watcher, hooks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -188,3 +189,29 @@ async def test_retracting_an_alert_awaiting_confirmation_cancels_it(
         status, body = await retract_http(daemon, "FW-WAIT", "Fehlalarm")
         assert status == 202 and body["state"] == "retracted" and "correction" not in body
     assert all(h.requests == [] for h in hooks)
+
+
+async def test_the_correction_states_its_own_time_not_the_alerts(
+    tmp_path, mosquitto, watcher, hooks
+):
+    """ "Stand:" in a correction is when it was issued, in the fire brigade's zone."""
+    zone = timezone(timedelta(hours=1))
+    issued = (utcnow() - timedelta(minutes=12)).astimezone(zone)
+    config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels=channels(hooks))
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-STAND", issued_at=issued))
+        await watcher.alert_in("FW-STAND", "sent")
+        asked = utcnow()
+        request = {"alert_id": "FW-STAND", "issued_at": asked.isoformat(), "reason": "Fehlalarm"}
+        await publish(mosquitto.url, "bc/retract", {**request, "signature": sign(request, SECRET)})
+        await watcher.alert_in("FW-STAND:retraction", "sent")
+        original = await daemon.store.get_alert("FW-STAND")
+        correction = await daemon.store.get_alert("FW-STAND:retraction")
+    assert original is not None and correction is not None
+    at = correction.issued_at
+    assert at.utcoffset() == timedelta(hours=1)  # the trigger's zone, not the server's
+    assert asked - timedelta(seconds=1) <= at <= utcnow()
+    stand = f"Stand: {at:%d.%m.%Y}, {at:%H:%M} Uhr"
+    then = f"Stand: {original.issued_at:%d.%m.%Y}, {original.issued_at:%H:%M} Uhr"
+    assert then in original.texts["de"].long and then != stand
+    assert stand in correction.texts["de"].long and then not in correction.texts["de"].long

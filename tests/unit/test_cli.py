@@ -1,5 +1,9 @@
 """The `render` and `approve` commands as a person uses them."""
 
+import os
+import subprocess
+import sys
+
 import yaml
 from typer.testing import CliRunner
 
@@ -103,3 +107,52 @@ def test_approve_refuses_a_name_that_is_empty_once_normalised(deployment_copy):
     assert "the approver's name is empty after removing invisible characters" in result.output
     assert "--by 'A. Schmidt'" in result.output
     assert (deployment_copy.parent / "templates/approvals.yaml").read_bytes() == before
+
+
+def test_render_prints_a_long_text_whole_in_a_narrow_terminal(deployment_copy):
+    # A panel at 80 columns used to cut every line at the terminal's width.
+    sentence = "Bitte meiden Sie den Bereich weiträumig und folgen Sie den Anweisungen. "
+    line = (sentence * 8)[:500]
+    path = deployment_copy.parent / "templates/major_fire/warning/long.de.j2"
+    path.write_text("{{ location }}: " + line + "\n", encoding="utf-8")
+    command = ["render", "major_fire", *FIRE, "--mode", "drill", "--config", str(deployment_copy)]
+    result = subprocess.run(
+        [sys.executable, "-m", "broadcaster", *command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    whole = f"ÜBUNG: Ackerstraße 12: {line.strip()}"
+    assert len(whole) > 500
+    assert whole in result.stdout.splitlines(), result.stdout
+
+
+def test_render_a_misspelt_variable_names_the_file_and_the_name(deployment_copy):
+    path = deployment_copy.parent / "templates/major_fire/warning/short.de.j2"
+    path.write_text(path.read_text(encoding="utf-8").replace("location", "locaton"), "utf-8")
+    result = run("render", "major_fire", *FIRE, "--mode", "drill", "--config", str(deployment_copy))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (
+        "template cannot be rendered: templates/major_fire/warning/short.de.j2: "
+        "'locaton' is undefined" in result.output
+    )
+
+
+def test_render_names_the_stage_and_params_by_their_labels():
+    result = run(
+        "render",
+        "major_fire",
+        *FIRE,
+        "-p",
+        "radius_m=800",
+        "--config",
+        str(REPO / "broadcaster.yaml"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "Großbrand (major_fire), stage warning (Warnung / Warning), LIVE" in result.output
+    assert "location (Einsatzort / Location): Ackerstraße 12" in result.output
+    assert "radius_m (Radius (m)): 800" in result.output

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -18,19 +17,6 @@ from tests.servers import REPO
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)|<img src=\"([^\"]+)\"")
 YAML_BLOCK = re.compile(r"```yaml\n(# yaml-language-server: \$schema=(\S+)\n.*?)```", re.DOTALL)
-# arriving with issue 10 (lead): `label` on params and stages. Until the model has it, the
-# playbook example is checked without its labels; delete this (and `_without_labels`)
-# once merged and the schemas are regenerated.
-LABELS_PENDING = {"docs/playbooks.md"}
-
-
-def _without_labels(data: dict[str, Any]) -> dict[str, Any]:
-    for group in ("params", "stages"):
-        for entry in data.get(group, {}).values():
-            entry.pop("label", None)
-    return data
-
-
 def test_the_reference_pages_exist_and_the_readme_links_each():
     names = {p.relative_to(REPO).as_posix() for p in PAGES}
     wanted = {"configuration", "playbooks", "channels", "mqtt", "signing"}
@@ -76,8 +62,6 @@ def test_a_yaml_example_that_names_a_schema_fits_it(page, schema, block):
     name = Path(schema).name
     assert name in FILES.values()
     data = yaml.safe_load(block)
-    if page in LABELS_PENDING:
-        data = _without_labels(data)
     validator = jsonschema.Draft202012Validator(
         json.loads((REPO / "docs" / "schemas" / name).read_text(encoding="utf-8"))
     )

@@ -278,8 +278,22 @@ def test_sms_same_text_plain_versus_one_emoji() -> None:
     with_emoji = plain + GRINNING  # 148 UTF-16 units: 67 + 67 + 14
     assert sms_encoding(with_emoji) == SmsEncoding("UCS-2", 148, 3)
     m = measure("sms", with_emoji)
-    assert m == Measurement(3, 3, "SMS segments", "UCS-2, 148 UTF-16 units")
-    assert str(m) == "3/3 SMS segments (UCS-2, 148 UTF-16 units)"
+    why = "outside GSM-7: \U0001f600 U+1F600 GRINNING FACE at 147"
+    assert m == Measurement(3, 3, "SMS segments", f"UCS-2, 148 UTF-16 units; {why}")
+    assert str(m) == f"3/3 SMS segments (UCS-2, 148 UTF-16 units; {why})"
+
+
+def test_the_sms_measure_names_the_characters_that_make_it_ucs2() -> None:
+    text = "Schule „Am Park“ gesperrt. " * 5  # 135 characters: 1 SMS in GSM-7, 3 in UCS-2
+    m = measure("sms", text)
+    assert (m.count, m.fits) == (3, True)
+    assert m.detail == (
+        "UCS-2, 135 UTF-16 units; outside GSM-7: „ U+201E DOUBLE LOW-9 QUOTATION MARK at 8, "
+        "“ U+201C LEFT DOUBLE QUOTATION MARK at 16"
+    )
+    many = measure("sms", "ŁŚŻĆŃ Łódź").detail  # 7 distinct: the first 3 named
+    assert many.endswith("Ż U+017B LATIN CAPITAL LETTER Z WITH DOT ABOVE at 3 and 4 more")
+    assert "outside" not in measure("sms", "Straße [Nord] 5 €").detail  # GSM-7, extension too
 
 
 def test_sms_typographic_quote_switches_to_ucs2() -> None:

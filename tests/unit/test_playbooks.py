@@ -3,7 +3,8 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from broadcaster.playbooks import ParamError, Playbook, validate_params
+from broadcaster.playbooks import ParamError, Playbook, load_playbooks, validate_params
+from tests.servers import REPO
 
 PLAYBOOK = {
     "id": "demo",
@@ -141,3 +142,60 @@ def test_bad_playbooks_are_refused(change, message):
 def test_a_number_beyond_a_double_is_refused_not_crashing():
     with pytest.raises(ParamError, match="too large"):
         validate_params(playbook(), {"location": "a", "wind": 10**400})
+
+
+LABELLED = {
+    "params": {
+        "location": {
+            "type": "string",
+            "max_length": 10,
+            "label": {"de": "Einsatzort", "en": "Location"},
+        },
+        "direction": {"type": "string", "max_length": 5, "label": {"de": "Richtung"}},
+        "radius_m": {"type": "integer"},
+    },
+    "stages": {
+        "warning": {"msg_type": "Alert", "label": {"de": "Warnung", "en": "Warning"}},
+        "all_clear": {"msg_type": "Update"},
+    },
+}
+
+
+def test_params_and_stages_have_a_label_per_language_with_fallbacks():
+    labelled = playbook(**LABELLED)
+    assert labelled.param_label("location", "de") == "Einsatzort"
+    assert labelled.param_label("location", "en") == "Location"
+    assert labelled.param_label("direction", "en") == "Richtung"  # the primary language
+    assert labelled.param_label("radius_m", "en") == "radius_m"  # no label: the id
+    assert labelled.param_label("location", "fr") == "Einsatzort"
+    assert labelled.stage_label("warning", "en") == "Warning"
+    assert labelled.stage_label("all_clear", "de") == "all_clear"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"params": {"x": {"type": "integer", "label": {"fr": "Rayon"}}}},
+            "params.x.label: language 'fr' is not one of the playbook's languages",
+        ),
+        (
+            {"stages": {"warning": {"label": {"de": "Warnung", "es": "Aviso"}}}},
+            "stages.warning.label: language 'es'",
+        ),
+        ({"stages": {"warning": {"label": {"de": " "}}}}, "stages.warning.label.de is empty"),
+        ({"params": {"x": {"type": "integer", "lable": {"de": "X"}}}}, "Extra inputs"),
+        ({"stages": {"warning": {"label": "Warnung"}}}, "valid dictionary"),
+    ],
+)
+def test_bad_labels_are_refused(change, message):
+    with pytest.raises(ValidationError, match=message):
+        playbook(**change)
+
+
+def test_the_sample_playbooks_label_every_param_and_stage_in_german_and_english():
+    playbooks, problems = load_playbooks(REPO / "playbooks")
+    assert problems == [] and len(playbooks) == 3
+    for p in playbooks.values():
+        labels = [s.label for s in p.params.values()] + [s.label for s in p.stages.values()]
+        assert all(label is not None and set(label) == {"de", "en"} for label in labels), p.id

@@ -169,3 +169,60 @@ def test_an_officer_channel_that_reaches_no_phone(deployment_copy):
     code, output = validate(deployment_copy)
     assert code == 1
     assert any("is a cap_feed channel" in line for line in error_lines(output))
+
+
+def add_playbook(config: Path, short: str, *, max_length: int = 200) -> Path:
+    """A one-language playbook of its own, so its problems are the only ones of its kind."""
+    base = config.parent
+    (base / "playbooks/roadworks.yaml").write_text(
+        "id: roadworks\nname: {de: Baustelle}\nlanguages: [de]\n"
+        f"params:\n  street: {{type: string, required: true, max_length: {max_length}}}\n"
+        "cap: {category: Transport, urgency: Expected, severity: Minor, certainty: Likely}\n"
+        "confirmation: {mode: none}\nstages:\n  notice: {msg_type: Alert}\n",
+        encoding="utf-8",
+    )
+    folder = base / "templates/roadworks/notice"
+    folder.mkdir(parents=True)
+    (folder / "title.de.j2").write_text("Baustelle\n", encoding="utf-8")
+    (folder / "short.de.j2").write_text(short, encoding="utf-8")
+    (folder / "long.de.j2").write_text("Baustelle: {{ street }}\n", encoding="utf-8")
+    return folder / "short.de.j2"
+
+
+def test_the_worst_case_for_sms_fills_params_with_two_septet_characters(deployment_copy):
+    # 200 x W + 71 = 271 septets: 2 SMS. 200 x € (a GSM-7 extension, 2 septets each) + 71
+    # = 471 septets: 4 SMS. Filled with W only, validate found nothing.
+    add_playbook(deployment_copy, "{{ street }} " + "x" * 70 + "\n")
+    code, output = validate(deployment_copy)
+    assert code == 1
+    too_long = [line for line in error_lines(output) if "worst case" in line]
+    assert len(too_long) == 2, output  # live and drill
+    for line in too_long:
+        assert "templates/roadworks/notice/short.de.j2" in line
+        assert "filled with € U+20AC" in line and "4/3 SMS segments (GSM-7, 47" in line
+        assert "on sms (any sms channel)" in line
+
+
+def test_the_worst_case_for_x_fills_params_with_cjk_as_a_warning(deployment_copy):
+    # W: 150 + 100 = 250 weighted on X. CJK weighs 2: 300 + 100 = 400, over 280.
+    add_playbook(deployment_copy, "{{ street }} " + "x" * 99 + "\n", max_length=150)
+    _, output = validate(deployment_copy)  # exit 1: the new templates are not approved
+    assert not [line for line in error_lines(output) if "worst case" in line], output
+    [warning] = [line for line in output.splitlines() if "playbooks/roadworks.yaml" in line]
+    assert warning.startswith("warning:")
+    assert "on x up to 407/280 weighted characters with 漢 U+6F22" in warning  # drill: +7
+    assert "templates/roadworks/notice/short.de.j2" in warning
+    assert "X refuses a longer post" in warning
+
+
+def test_a_typographic_quote_is_named_where_it_costs_sms_segments(deployment_copy):
+    # 219 characters: 2 SMS in GSM-7, 4 in UCS-2 because of the quotes.
+    path = deployment_copy.parent / "templates/major_fire/update/short.de.j2"
+    path.write_text("Großbrand: „Rauch“ " + "x" * 200 + "\n", encoding="utf-8")
+    code, output = validate(deployment_copy)
+    assert code == 1
+    [line] = [line for line in error_lines(output) if "SMS segments" in line and "(live," in line]
+    assert "4/3 SMS segments (UCS-2, 219 UTF-16 units" in line
+    assert "templates/major_fire/update/short.de.j2" in line
+    assert "outside GSM-7: „ U+201E DOUBLE LOW-9 QUOTATION MARK at 12" in line
+    assert "“ U+201C LEFT DOUBLE QUOTATION MARK at 18" in line
