@@ -175,8 +175,15 @@ async def test_forged_reused_and_expired_links_change_nothing(tmp_path, mosquitt
             assert status == 404
         async with http.get(url, allow_redirects=False) as r:
             assert r.status == 200
-        async with http.get(url.replace("/confirm/", "/confirm/") + "?x=1") as r:
+        async with http.get(url + "?utm_source=mail") as r:  # a mail client's tracking
             assert r.status == 200
+        # The secret opens only its own alert: under another waiting alert's id it is 404.
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-LINK-B"))
+        await a.wait_for_requests(2)
+        elsewhere = url.replace("/confirm/FW-LINK.", "/confirm/FW-LINK-B.")
+        assert elsewhere != url
+        async with http.get(elsewhere) as r:
+            assert r.status == 404
         async with http.get(url + "x") as r:
             assert r.status == 404
         status, _ = await post(http, url, action="release")
