@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
+from broadcaster.models import AuditEntry
+from broadcaster.store.base import Store
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.harness import (
     Watcher,
@@ -61,6 +65,16 @@ async def post(http: aiohttp.ClientSession, url: str, **form: str) -> tuple[int,
 
 
 REQUIRED = {"mode": "required", "timeout": "20s", "on_timeout": "abort"}
+
+
+async def trail_with(store: Store, alert_id: str, event: str) -> list[AuditEntry]:
+    """The alert's audit trail once it holds `event` (polling the store, bounded)."""
+    async with asyncio.timeout(20):
+        while True:
+            trail = await store.audit_trail(alert_id)
+            if any(e.event == event for e in trail):
+                return trail
+            await asyncio.sleep(0.05)
 
 
 async def test_nobody_answers_so_the_second_officer_is_asked_and_releases(
@@ -274,3 +288,43 @@ async def test_the_officer_retracts_a_false_alarm_from_the_page(
     assert [e.actor for e in trail if e.event == "retraction_requested"] == ["A. Schmidt"]
     assert [p.json["kind"] for p in public.posts] == ["alert", "retraction", "deletion"]
     assert "Fehlalarm Rauchmelder" in public.posts[1].json["text"]
+
+
+async def test_an_officer_notification_that_fails_is_retried_noted_and_escalated(
+    tmp_path, mosquitto, watcher, hooks
+):
+    """A. Schmidt's internal channel answers 500 every time: it is retried as a delivery
+    is, the failure is in the audit trail, and the alert waits on for B. Yilmaz, who is
+    asked after escalate_after."""
+    public, a, b = hooks
+    a.fail_permanently(500)
+    attempts = 3
+    cfg = officers_config(a, b)
+    cfg["channels"]["public_hook"] = webhook(public.url)
+    cfg["extra"]["escalate_after"] = "1s"
+    config = write_deployment(
+        tmp_path,
+        mqtt_url=mosquitto.url,
+        channels=cfg["channels"],
+        extra=cfg["extra"],
+        confirmation=REQUIRED,
+        # The circuit stays closed, so that every attempt is a request to count.
+        delivery={"max_attempts": attempts, "breaker_failures": attempts + 1},
+    )
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-NOTIFY"))
+        await trail_with(daemon.store, "FW-NOTIFY", "officer_notification_failed")
+        assert len(a.requests) == attempts  # and no more once it gave up
+        await b.wait_for_requests(1)
+        trail = await daemon.store.audit_trail("FW-NOTIFY")
+        waiting = await daemon.store.get_alert("FW-NOTIFY")
+    assert [r.status for r in a.requests] == [500] * attempts
+    assert len({r.headers["Idempotency-Key"] for r in a.requests}) == 1  # one message, retried
+    failed = [e.detail for e in trail if e.event == "officer_notification_failed"]
+    assert failed == [{"officer": "A. Schmidt", "channel": "officer_a"}]
+    asked = [e for e in trail if e.event == "officer_asked"]
+    assert [e.detail["officer"] for e in asked] == ["A. Schmidt", "B. Yilmaz"]
+    assert asked[1].at - asked[0].at >= timedelta(seconds=1)  # not before escalate_after
+    assert b.posts[0].json["kind"] == "confirmation_request"
+    assert waiting is not None and waiting.state == "awaiting_confirmation"
+    assert public.requests == []
