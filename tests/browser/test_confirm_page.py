@@ -91,7 +91,6 @@ async def test_the_officer_sees_every_text_releases_and_watches_the_deliveries(
         await page.screenshot(path=screenshot_path("confirm-live-phone"))  # what the eye sees
         await expect(page.get_by_test_id("release-confirm")).to_be_hidden()
         await page.get_by_test_id("release").click()  # the first tap only arms
-        assert public_a.requests == []
         await page.get_by_test_id("release-confirm").click()
         await expect(page.get_by_test_id("undo")).to_be_visible()
         await page.screenshot(path=screenshot_path("confirm-live-undo-window"), full_page=True)
@@ -102,6 +101,29 @@ async def test_the_officer_sees_every_text_releases_and_watches_the_deliveries(
         await page.screenshot(path=screenshot_path("confirm-live-delivered"), full_page=True)
         alert = await watcher.alert_in("FW-PAGE", "sent")
     assert alert["confirmed_by"] == "A. Schmidt"
+    assert len(public_a.posts) == 1 and len(public_b.posts) == 2
+
+
+async def test_the_first_tap_alone_sends_nothing(tmp_path, mosquitto, watcher, hooks, phone):
+    """Without an undo window a release goes out at once: only the page's second step
+    stands between the first tap and the public."""
+    public_a, public_b, officer = hooks
+    config = deploy(tmp_path, mosquitto, hooks, undo="0s")
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-TAP"))
+        page = await open_link(phone, officer)
+        posted: list[str] = []
+        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+        await page.get_by_test_id("release").click()
+        await expect(page.get_by_test_id("release-confirm")).to_be_visible()
+        waiting = await daemon.store.get_alert("FW-TAP")
+        trail = [e.event for e in await daemon.store.audit_trail("FW-TAP")]
+        assert posted == []
+        assert waiting is not None and waiting.state == "awaiting_confirmation"
+        assert waiting.release_at is None and "release_requested" not in trail
+        await page.get_by_test_id("release-confirm").click()  # the second tap sends at once
+        alert = await watcher.alert_in("FW-TAP", "sent")
+    assert len(posted) == 1 and alert["confirmed_by"] == "A. Schmidt"
     assert len(public_a.posts) == 1 and len(public_b.posts) == 2
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -227,8 +230,21 @@ def test_record_key_is_a_deterministic_tid() -> None:
     assert all(TID.fullmatch(key) for key in keys)
     assert all(len(key) == 13 for key in keys)
     assert len(set(keys)) == 500
-    assert record_key(KEY) == record_key(KEY)
     assert record_key(KEY) != record_key(KEY + "x")
+
+
+def test_record_key_is_the_same_in_every_daemon() -> None:
+    # Another process (another daemon, or this one restarted, with its own hash seed)
+    # must find the same record for a delivery.
+    script = f"from broadcaster.channels.bluesky import record_key; print(record_key({KEY!r}))"
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "random"},
+    )
+    assert other.stdout.strip() == record_key(KEY)
 
 
 def test_record_key_timestamps_are_not_in_the_future() -> None:
@@ -545,7 +561,10 @@ async def test_429_waits_until_ratelimit_reset(
     ) as caught:
         await bluesky(session, fake.base_url).send(skeet())
 
-    assert "Retry-After" not in fake.calls(CREATE_RECORD)[0].headers
+    # The PDS answered without Retry-After: the wait comes from RateLimit-Reset alone.
+    answered = fake.calls(CREATE_RECORD)[0].answer_headers or {}
+    assert "Retry-After" not in answered
+    assert "RateLimit-Reset" in answered
     assert caught.value.retry_after is not None
     assert 115 < caught.value.retry_after <= 120
     assert fake.created == []

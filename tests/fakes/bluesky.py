@@ -15,7 +15,7 @@ repo/prepare.ts, api/com/atproto/*, rate-limiter-http.ts; the 500 for an existin
 key: atproto issue #3718). What it does with each request, in this order:
 
 1. records it in `requests` (method, NSID, headers, body, JSON, query, time, later the
-   answered status and body);
+   answered status, body and headers);
 2. `404` for a path outside `/xrpc/`, 501 `MethodNotImplemented` for an NSID it does not
    serve, 400 `InvalidRequest` for the wrong HTTP method;
 3. waits while `hold()` is in force, then `delay(seconds)`;
@@ -66,10 +66,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import regex  # type: ignore[import-untyped]  # no stubs; used through typed helpers
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from broadcaster.limits import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, bluesky_graphemes
 from tests.fakes.base import (
     Answer,
     FakeServer,
@@ -98,6 +98,22 @@ RECORD_KEY = re.compile(r"^[a-zA-Z0-9_~.:-]{1,512}$")
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 
+# Lexicon app.bsky.feed.post, `text`: maxGraphemes 300, maxLength 3000 (UTF-8 bytes,
+# which the lexicon validator measures with utf8Len).
+MAX_GRAPHEMES = 300
+MAX_BYTES = 3000
+_GRAPHEME = regex.compile(r"\X")
+
+
+def graphemes(text: str) -> int:
+    """Extended grapheme clusters (UAX #29), as atproto's graphemeLen counts them."""
+    return len(_GRAPHEME.findall(text))
+
+
+def utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 # xrpc ResponseType names and strings (packages/xrpc/src/types.ts).
 ERROR_NAMES = {
     400: ("InvalidRequest", "Invalid Request"),
@@ -125,6 +141,7 @@ class RecordedRequest:
     at: datetime
     status: int | None = None
     answer: bytes | None = None  # the body it was answered with
+    answer_headers: dict[str, str] | None = None  # the headers it was answered with
 
 
 def xrpc_error(
@@ -265,6 +282,7 @@ class FakePds(FakeServer):
             response = await self._answer(request, record)
             record.status = response.status
             record.answer = response.body if isinstance(response.body, bytes) else None
+            record.answer_headers = dict(response.headers)
             return response
         finally:
             await self._notify()
@@ -483,10 +501,10 @@ def _post_problem(value: dict[str, Any]) -> str | None:
     text = value.get("text")
     if not isinstance(text, str):
         return 'Record must have the property "text"'
-    if len(text.encode("utf-8")) > BLUESKY_MAX_BYTES:
-        return f"Record/text must not be longer than {BLUESKY_MAX_BYTES} characters"
-    if bluesky_graphemes(text) > BLUESKY_MAX_GRAPHEMES:
-        return f"Record/text must not be longer than {BLUESKY_MAX_GRAPHEMES} graphemes"
+    if utf8_bytes(text) > MAX_BYTES:
+        return f"Record/text must not be longer than {MAX_BYTES} characters"
+    if graphemes(text) > MAX_GRAPHEMES:
+        return f"Record/text must not be longer than {MAX_GRAPHEMES} graphemes"
     created = value.get("createdAt")
     if not isinstance(created, str):
         return 'Record must have the property "createdAt"'

@@ -32,7 +32,7 @@ config/initializers/rack_attack.rb). What it does with each request, in this ord
    `status`, 422 for an unknown visibility, 404 `{"error": "The post you are trying to
    reply to does not appear to exist."}` for a reply to an unknown or deleted status, 422
    `{"error": "Validation failed: Text character limit of 500 exceeded"}` over
-   `max_characters` (graphemes, a URL counts 23: StatusLengthValidator); otherwise 200
+   `max_characters` (`countable_length`: StatusLengthValidator); otherwise 200
    with the new Status (`content` is the text HTML-escaped, as Mastodon renders it),
    appended to `posts`. `answer_after_commit(...)` lets the next POST be processed and
    then answers it with an error instead (an answer lost after the status was made);
@@ -58,10 +58,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import regex  # type: ignore[import-untyped]  # no stubs; used through typed helpers
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from broadcaster.limits import mastodon_length
 from tests.fakes.base import (
     Answer,
     FakeServer,
@@ -71,6 +71,7 @@ from tests.fakes.base import (
     scripted,
     serving,
 )
+from tests.fakes.twitter_text import find_urls
 
 TOKEN = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0"
 USERNAME = "feuerwehr_dus"
@@ -87,6 +88,51 @@ NOT_FOUND = "Record not found"
 REPLY_NOT_FOUND = "The post you are trying to reply to does not appear to exist."
 TEMPORARY = "There was a temporary problem serving your request, please try again"
 TOO_MANY = "Too many requests"
+
+
+# StatusLengthValidator (app/validators/status_length_validator.rb), read by the fake
+# itself: the grapheme clusters of spoiler_text + the text, where the text (unless blank)
+# has every URL replaced by URL_PLACEHOLDER_CHARS "x" and every mention by "@username".
+# URLs come from twitter-text's extractor without protocol-less ones; mentions from
+# Account::MENTION_RE, not followed by @, a Latin accent or :// (twitter-text's
+# end_mention_match), with a domain of at most Extractor::MAX_DOMAIN_LENGTH characters;
+# where a URL and a mention overlap the earlier one wins (remove_overlapping_entities).
+URL_PLACEHOLDER_CHARS = 23
+MAX_DOMAIN_LENGTH = 253
+_MENTION = regex.compile(
+    r"(?<![=/\w])@(?P<name>[a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)(?:@(?P<domain>\w+(?:[.-]+\w+)*))?",
+    regex.IGNORECASE,
+)
+_END_MENTION = regex.compile(
+    r"[@＠\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0300-\u036f\u1e00-\u1eff]|://"
+)
+_GRAPHEME = regex.compile(r"\X")
+
+
+def countable_length(text: str, spoiler_text: str = "") -> int:
+    """The length Mastodon holds against `max_characters`."""
+    if text.strip():
+        entities: list[tuple[int, int, str]] = [
+            (url.start, url.end, "x" * URL_PLACEHOLDER_CHARS)
+            for url in find_urls(text, without_protocol=False)
+        ]
+        for match in _MENTION.finditer(text):
+            domain = match.group("domain")
+            if _END_MENTION.match(text, match.end()) or (
+                domain and len(domain) > MAX_DOMAIN_LENGTH
+            ):
+                continue
+            entities.append((int(match.start()), int(match.end()), "@" + match.group("name")))
+        rewritten, position = [], 0
+        for start, end, replacement in sorted(entities):
+            if start < position:
+                continue  # overlaps an earlier entity
+            rewritten += [text[position:start], replacement]
+            position = end
+        text = "".join([*rewritten, text[position:]])
+    else:
+        text = ""
+    return len(_GRAPHEME.findall(spoiler_text + text))
 
 
 @dataclass
@@ -185,6 +231,11 @@ class FakeMastodon(FakeServer):
 
     def recover(self) -> None:
         self._permanent = None
+
+    def remove(self, status_id: str) -> None:
+        """The account's owner deleted the status by hand (not through the API, so it is
+        not in `deleted`): a reply to it is now 404."""
+        self.statuses.pop(status_id, None)
 
     def disable_account(self) -> None:
         self.disabled = True
@@ -307,7 +358,7 @@ class FakeMastodon(FakeServer):
             return _error(404, REPLY_NOT_FOUND)
         spoiler = params.get("spoiler_text")
         spoiler = spoiler if isinstance(spoiler, str) else ""
-        if mastodon_length(text, spoiler_text=spoiler) > self.max_characters:
+        if countable_length(text, spoiler) > self.max_characters:
             return _error(
                 422, f"Validation failed: Text character limit of {self.max_characters} exceeded"
             )

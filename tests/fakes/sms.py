@@ -27,7 +27,8 @@ twilio.com/docs/messaging/api/message-resource and twilio.com/docs/api/errors/<c
    over 1 600 characters;
 7. a failure set for the To number with `fail_number(number, code, ...)`;
 8. otherwise 201 with the Message resource (`sid` "SM" + 32 hex, `status` "queued",
-   `num_segments` as a string, `date_created` in RFC 2822, ...), appended to `messages`.
+   `num_segments` as a string (`num_segments`, below), `date_created` in RFC 2822, ...),
+   appended to `messages`.
 
 Errors are `{"code", "message", "more_info", "status"}`. A 429 (`20429`) carries no
 Retry-After, as Twilio's does not; `rate_limit(retry_after=...)` adds one for a test.
@@ -51,7 +52,6 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from broadcaster.limits import sms_encoding
 from tests.fakes.base import (
     Answer,
     FakeServer,
@@ -67,6 +67,63 @@ API_PREFIX = "/2010-04-01/Accounts/"
 BODY_LIMIT = 1600  # characters
 _PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+# GSM 03.38 (3GPP TS 23.038 6.2.1; unicode.org Public/MAPPINGS/ETSI/GSM0338.TXT), by
+# septet value, 16 a row; 0x1B is the escape to the extension table, no character. 0x09
+# is the capital Ç of TS 23.038's figure (GSM0338.TXT maps it to ç; Twilio's segment
+# calculator sends ç as UCS-2, and so does this fake).
+GSM7_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅå"
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+    " !\"#¤%&'()*+,-./"
+    "0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmno"
+    "pqrstuvwxyzäöñüà"
+)
+# The extension table (TS 23.038 6.2.1.1): ESC + this septet, so 2 septets each.
+GSM7_EXTENSION = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+_SEPTETS = {char: 1 for i, char in enumerate(GSM7_BASIC) if i != 0x1B}
+_SEPTETS.update({char: 2 for char in GSM7_EXTENSION.values()})
+# One SMS carries 140 octets: 160 septets or 70 UTF-16 units; a part of a concatenated
+# one loses 6 octets to the UDH, leaving 153 septets or 67 units. An escape pair or a
+# surrogate pair is never split between parts.
+SINGLE = {"GSM-7": 160, "UCS-2": 70}
+PART = {"GSM-7": 153, "UCS-2": 67}
+
+
+def encoding(body: str) -> str:
+    return "GSM-7" if all(char in _SEPTETS for char in body) else "UCS-2"
+
+
+def num_segments(body: str) -> int:
+    """How many SMS Twilio sends for this body (its Message resource's `num_segments`)."""
+    name = encoding(body)
+    if name == "GSM-7":
+        units = [_SEPTETS[char] for char in body]
+    else:
+        units = [len(char.encode("utf-16-le", "surrogatepass")) // 2 for char in body]
+    if sum(units) <= SINGLE[name]:
+        return 1
+    segments, used = 1, 0
+    for size in units:
+        if used + size > PART[name]:
+            segments, used = segments + 1, 0
+        used += size
+    return segments
+
 
 # Code -> (HTTP status, message template), as Twilio words them. {to} and {from_} are filled in.
 ERRORS: dict[int, tuple[int, str]] = {
@@ -313,7 +370,7 @@ class FakeTwilio(FakeServer):
             "from": from_,
             "messaging_service_sid": form.get("MessagingServiceSid"),
             "num_media": "0",
-            "num_segments": str(sms_encoding(body).segments),
+            "num_segments": str(num_segments(body)),
             "price": None,
             "price_unit": "USD",
             "sid": sid,

@@ -55,7 +55,6 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from broadcaster.limits import telegram_length
 from tests.fakes.base import FakeServer, serving
 
 TOKEN = "123456789:AAFake-Token_for-Tests"
@@ -173,8 +172,10 @@ _DEFAULT_ERRORS = {
 }
 
 
-def _utf16(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+def utf16_length(text: str) -> int:
+    """UTF-16 code units, the unit of the Bot API's text length and entity offsets: two
+    for a character outside the Basic Multilingual Plane (a surrogate pair)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
@@ -232,13 +233,13 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
                 )
                 decoded = chr(number) if 0 < number < 0x110000 else "\ufffd"
             plain.append(decoded)
-            position += _utf16(decoded)
+            position += utf16_length(decoded)
             i = entity_match.end()
             continue
         if char == ">":
             raise ParseError(f'Unexpected ">" at byte offset {at}')
         plain.append(char)
-        position += _utf16(char)
+        position += utf16_length(char)
         i += 1
     if open_tags:
         raise ParseError(f'Can\'t find end tag corresponding to start tag "{open_tags[-1][0]}"')
@@ -392,7 +393,7 @@ class FakeTelegram(FakeServer):
             return telegram_error(400, f"Bad Request: unsupported parse_mode {mode!r}")
         if not text.strip():
             return telegram_error(400, "Bad Request: message text is empty")
-        if telegram_length(text) > MAX_LENGTH:
+        if utf16_length(text) > MAX_LENGTH:
             return telegram_error(400, "Bad Request: message is too long")
         reply_to: dict[str, Any] | None = None
         reply = params.get("reply_parameters")

@@ -24,7 +24,7 @@ docs.x.com/x-api/fundamentals/rate-limits, RFC 5849 for the signature):
    Anything else: 401 `{"title": "Unauthorized", "type": "about:blank", "status": 401,
    "detail": "Unauthorized"}`;
 6. POST /2/tweets (JSON): 400 invalid-request problem for a body that is not JSON, without
-   `text`, or over 280 weighted characters (twitter-text v3 weights); 403 "You attempted
+   `text`, or over 280 weighted characters (`weighted_length`, below); 403 "You attempted
    to reply to a Tweet that is deleted or not visible to you." for a reply to an unknown
    or deleted post; 403 "You are not allowed to create a Tweet with duplicate content."
    when a live post has the same text; else 201 `{"data": {"id", "text",
@@ -48,6 +48,7 @@ import itertools
 import json
 import re
 import time
+import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -56,11 +57,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
+import regex  # type: ignore[import-untyped]  # no stubs; used through typed helpers
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from broadcaster.limits import x_weighted_length
 from tests.fakes.base import FakeServer, serving
+from tests.fakes.twitter_text import find_urls
 
 API_KEY = "xvz1evFS4wEEPTGEFPHBog"
 API_SECRET = "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw-Äß"
@@ -71,6 +73,54 @@ WINDOW = 900  # seconds of the 15-minute rate-limit window
 _TWEET = re.compile(r"^/2/tweets(?:/(?P<id>[^/]+))?$")
 _OAUTH_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
 PROBLEMS = "https://api.twitter.com/2/problems"
+
+
+# How X weighs a post: twitter-text's config/v3.json and parseTweet, the fake's own
+# reading of them (not broadcaster/limits.py). The text is NFC-normalized; every URL
+# weighs transformedURLLength; an emoji found by twemoji-parser weighs defaultWeight
+# whatever its code points; any other code point weighs 100 inside these ranges, else
+# defaultWeight; the sum is divided by the scale.
+SCALE = 100
+DEFAULT_WEIGHT = 200
+TRANSFORMED_URL_LENGTH = 23
+LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+# What twemoji-parser matches, in the shapes an emoji takes: a keycap, a flag (two
+# regional indicators), or a pictograph with its modifiers, presentation selector,
+# tag sequence and ZWJ-joined further pictographs.
+_EMOJI = regex.compile(
+    r"[#*0-9]\uFE0F?\u20E3"
+    r"|\p{Regional_Indicator}{2}"
+    r"|\p{Extended_Pictographic}\uFE0F?\p{Emoji_Modifier}?[\U000E0020-\U000E007F]*"
+    r"(?:\u200D\p{Extended_Pictographic}\uFE0F?\p{Emoji_Modifier}?)*"
+)
+
+
+def _code_point_weight(char: str) -> int:
+    code = ord(char)
+    if any(low <= code <= high for low, high in LIGHT_RANGES):
+        return SCALE
+    return DEFAULT_WEIGHT
+
+
+def weighted_length(text: str) -> int:
+    """A post's weightedLength, as X measures it against its 280."""
+    text = unicodedata.normalize("NFC", text)
+    urls = {url.start: url.end for url in find_urls(text, without_protocol=True)}
+    total, i = 0, 0
+    while i < len(text):
+        if i in urls:
+            total += TRANSFORMED_URL_LENGTH * SCALE
+            i = urls[i]
+            continue
+        emoji = _EMOJI.match(text, i)
+        # A lone text-default symbol inside the light ranges (©, ®) is no emoji match.
+        if emoji is not None and (emoji.end() - i > 1 or _code_point_weight(text[i]) > SCALE):
+            total += DEFAULT_WEIGHT
+            i = int(emoji.end())
+            continue
+        total += _code_point_weight(text[i])
+        i += 1
+    return total // SCALE
 
 
 @dataclass
@@ -396,7 +446,7 @@ class FakeX(FakeServer):
         text = data.get("text")
         if not isinstance(text, str) or not text:
             return invalid_request("$.text: must be a non-empty string")
-        if x_weighted_length(text) > MAX_WEIGHTED:
+        if weighted_length(text) > MAX_WEIGHTED:
             return invalid_request("$.text: Tweet text is too long")
         parent: str | None = None
         reply = data.get("reply")

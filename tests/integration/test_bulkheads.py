@@ -130,3 +130,35 @@ async def test_a_failing_channel_opens_its_circuit_and_stops_hammering(
     assert len(down.requests) < 40, len(down.requests)
     states = {watcher.alert(i)["deliveries"]["down"]["state"] for i in ids}  # type: ignore[index]
     assert states == {"failed"}
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    """The most requests that arrived within any `window` seconds."""
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+async def test_a_rate_limited_channel_spaces_its_requests(
+    tmp_path, mosquitto: MosquittoServer, watcher: Watcher
+):
+    """`rate_limit: 2/s` is aiolimiter's leaky bucket: a burst of 2, then one every half
+    second, so no w seconds hold more than 2 + 2w requests. Measured where it counts, at
+    the provider, with room for the daemon's own steps between the limiter and the
+    request (SLACK), which only ever delay a request."""
+    async with FakeWebhook.start() as hook:
+        config = write_deployment(
+            tmp_path,
+            mqtt_url=mosquitto.url,
+            channels={"limited": webhook(hook.url, rate_limit="2/s")},
+        )
+        async with running_daemon(config):
+            ids = [f"FW-RATE-{n}" for n in range(6)]
+            await publish_many(mosquitto.url, "bc/trigger", [signed_trigger(i) for i in ids])
+            await watcher.wait_for(lambda: delivered(watcher, ids, "limited") == len(ids), 60)
+    assert len(hook.posts) == len(hook.requests) == 6
+    start = min(r.at for r in hook.requests)
+    times = sorted((r.at - start).total_seconds() for r in hook.requests)
+    slack = 0.4
+    for window in (0.25, 0.5, 1.0, 1.5):
+        assert most_in_window(times, window) <= int(2 + 2 * (window + slack)), (window, times)
+    # The sixth waited for four to drain from the bucket (2 s); unlimited, all 6 are at once.
+    assert times[-1] >= 2.0 - slack, times

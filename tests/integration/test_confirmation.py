@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
 
+from broadcaster.models import AuditEntry
+from broadcaster.store.base import Store
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.harness import (
     Watcher,
@@ -62,6 +66,16 @@ async def post(http: aiohttp.ClientSession, url: str, **form: str) -> tuple[int,
 
 
 REQUIRED = {"mode": "required", "timeout": "20s", "on_timeout": "abort"}
+
+
+async def trail_with(store: Store, alert_id: str, event: str) -> list[AuditEntry]:
+    """The alert's audit trail once it holds `event` (polling the store, bounded)."""
+    async with asyncio.timeout(20):
+        while True:
+            trail = await store.audit_trail(alert_id)
+            if any(e.event == event for e in trail):
+                return trail
+            await asyncio.sleep(0.05)
 
 
 async def test_nobody_answers_so_the_second_officer_is_asked_and_releases(
@@ -176,8 +190,15 @@ async def test_forged_reused_and_expired_links_change_nothing(tmp_path, mosquitt
             assert status == 404
         async with http.get(url, allow_redirects=False) as r:
             assert r.status == 200
-        async with http.get(url.replace("/confirm/", "/confirm/") + "?x=1") as r:
+        async with http.get(url + "?utm_source=mail") as r:  # a mail client's tracking
             assert r.status == 200
+        # The secret opens only its own alert: under another waiting alert's id it is 404.
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-LINK-B"))
+        await a.wait_for_requests(2)
+        elsewhere = url.replace("/confirm/FW-LINK.", "/confirm/FW-LINK-B.")
+        assert elsewhere != url
+        async with http.get(elsewhere) as r:
+            assert r.status == 404
         async with http.get(url + "x") as r:
             assert r.status == 404
         status, _ = await post(http, url, action="release")
@@ -306,3 +327,43 @@ async def test_the_page_names_params_and_stage_in_its_own_language(
     assert label(de, "location") == "Einsatzort" and label(en, "location") == "Location"
     assert label(de, "district") == label(en, "district") == "district"
     assert label(en, "smoke_direction") == "Rauch zieht nach"
+
+
+async def test_an_officer_notification_that_fails_is_retried_noted_and_escalated(
+    tmp_path, mosquitto, watcher, hooks
+):
+    """A. Schmidt's internal channel answers 500 every time: it is retried as a delivery
+    is, the failure is in the audit trail, and the alert waits on for B. Yilmaz, who is
+    asked after escalate_after."""
+    public, a, b = hooks
+    a.fail_permanently(500)
+    attempts = 3
+    cfg = officers_config(a, b)
+    cfg["channels"]["public_hook"] = webhook(public.url)
+    cfg["extra"]["escalate_after"] = "1s"
+    config = write_deployment(
+        tmp_path,
+        mqtt_url=mosquitto.url,
+        channels=cfg["channels"],
+        extra=cfg["extra"],
+        confirmation=REQUIRED,
+        # The circuit stays closed, so that every attempt is a request to count.
+        delivery={"max_attempts": attempts, "breaker_failures": attempts + 1},
+    )
+    async with running_daemon(config) as daemon:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-NOTIFY"))
+        await trail_with(daemon.store, "FW-NOTIFY", "officer_notification_failed")
+        assert len(a.requests) == attempts  # and no more once it gave up
+        await b.wait_for_requests(1)
+        trail = await daemon.store.audit_trail("FW-NOTIFY")
+        waiting = await daemon.store.get_alert("FW-NOTIFY")
+    assert [r.status for r in a.requests] == [500] * attempts
+    assert len({r.headers["Idempotency-Key"] for r in a.requests}) == 1  # one message, retried
+    failed = [e.detail for e in trail if e.event == "officer_notification_failed"]
+    assert failed == [{"officer": "A. Schmidt", "channel": "officer_a"}]
+    asked = [e for e in trail if e.event == "officer_asked"]
+    assert [e.detail["officer"] for e in asked] == ["A. Schmidt", "B. Yilmaz"]
+    assert asked[1].at - asked[0].at >= timedelta(seconds=1)  # not before escalate_after
+    assert b.posts[0].json["kind"] == "confirmation_request"
+    assert waiting is not None and waiting.state == "awaiting_confirmation"
+    assert public.requests == []

@@ -4,6 +4,7 @@ or sharing a client id by mistake; every trigger handled by exactly one of them.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections import Counter
 
@@ -13,6 +14,7 @@ from broadcaster.store.redis import RedisStore
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.cluster import (
     Cluster,
+    Node,
     onlines,
     recorded,
     requests_per_key,
@@ -279,3 +281,65 @@ async def test_a_dead_daemon_s_confirmation_timers_run_on_in_the_other(
     assert trail.count("officer_asked") == 2
     assert trail.count("confirmation_timeout") == 1 and trail.count("expired") == 1
     assert all(d["state"] == "pending" for d in alert["deliveries"].values())
+
+
+async def logged(node: Node, *events: str, timeout: float = 30.0) -> dict[str, object]:
+    """The first line of the node's log with one of these events, once it is there."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = next((e for e in node.events() if e.get("event") in events), None)
+            if found is not None:
+                return found
+            await asyncio.sleep(0.05)  # polling the daemon's log
+
+
+async def test_a_daemon_that_lost_its_claim_stops_without_posting_again(
+    tmp_path, mosquitto: MosquittoServer, watcher: Watcher, hooks, redis
+):
+    """Daemon A is frozen (SIGSTOP) while its request waits at the provider, so it cannot
+    renew its lease; B takes the delivery over and delivers it. A, thawed, gets the answer
+    to its old request, finds its claim gone and stops: no second request, no second
+    post, `delivery_taken_over` in its log."""
+    hook = hooks[0]
+    cluster = Cluster(tmp_path, mosquitto.url, redis.url, [hook])
+    a = cluster.start(cluster.add("a"))
+    b = cluster.add("b")
+    assert a.process is not None
+    try:
+        await until_healthy(a)
+        hook.hold()
+        await publish_many(mosquitto.url, "bc/trigger", [signed_trigger("FW-FROZEN")])
+        await hook.wait_for_requests(1)  # A holds the claim, its request is on its way
+        a.process.send_signal(signal.SIGSTOP)
+        hook.script(503)  # A's request fails; the answer waits in A's socket
+        hook.release()
+        await hook.wait_for_answers(1)
+        cluster.start(b)  # A's lease (3 s) runs out unrenewed: B takes over
+        await watcher.alert_in("FW-FROZEN", "sent", timeout=30)
+        before_thaw = len(hook.requests)
+        a.process.send_signal(signal.SIGCONT)
+        # How A's delivery ends: handed over, or (were the claim not checked) sent again.
+        outcome = await logged(a, "delivery_taken_over", "delivery_delivered", "delivery_failed")
+        after_thaw = len(hook.requests)
+    finally:
+        if a.process.poll() is None:
+            a.process.send_signal(signal.SIGCONT)
+        cluster.stop_all()
+    assert outcome["event"] == "delivery_taken_over", cluster.logs()
+    assert outcome["alert_id"] == "FW-FROZEN" and outcome["channel"] == "hook_0"
+    assert [r.status for r in hook.requests] == [503, 200]
+    assert before_thaw == after_thaw == 2  # A sent nothing more once thawed
+    assert len(hook.posts) == 1
+    delivered = [e for e in b.events() if e.get("event") == "delivery_delivered"]
+    assert [e["alert_id"] for e in delivered] == ["FW-FROZEN"]
+    store = RedisStore(redis.url)
+    await store.open()
+    try:
+        (delivery,) = await store.get_deliveries("FW-FROZEN")
+        alert = await store.get_alert("FW-FROZEN")
+    finally:
+        await store.close()
+    # A did not overwrite what B recorded.
+    assert delivery.state == "delivered" and delivery.remote_id is not None
+    assert hook.post(delivery.remote_id) is hook.posts[0]
+    assert alert is not None and alert.state == "sent"

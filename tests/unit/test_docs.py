@@ -17,6 +17,8 @@ from tests.servers import REPO
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)|<img src=\"([^\"]+)\"")
 YAML_BLOCK = re.compile(r"```yaml\n(# yaml-language-server: \$schema=(\S+)\n.*?)```", re.DOTALL)
+
+
 def test_the_reference_pages_exist_and_the_readme_links_each():
     names = {p.relative_to(REPO).as_posix() for p in PAGES}
     wanted = {"configuration", "playbooks", "channels", "mqtt", "signing"}
