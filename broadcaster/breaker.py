@@ -44,11 +44,11 @@ class Breaker:
         self.opened_at = 0.0
         self._changed = asyncio.Event()
 
-    async def admit(self, stop: asyncio.Event | None = None, timeout: float | None = None) -> None:
-        """Return when a request may go out; CircuitOpen when `stop` is set or `timeout`
-        seconds pass first."""
+    async def admit(self, stop: asyncio.Event | None = None, within: float | None = None) -> None:
+        """Return when a request may go out; CircuitOpen when `stop` is set or `within`
+        seconds (what is left of the delivery's deadline) pass first."""
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if within is None else loop.time() + within
         while True:
             if stop is not None and stop.is_set():
                 raise CircuitOpen(f"{self.channel_id}: stopped while its circuit was open")
@@ -96,12 +96,12 @@ class Breaker:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _wait_change(self, stop: asyncio.Event | None, timeout: float | None) -> None:
+    async def _wait_change(self, stop: asyncio.Event | None, at_most: float | None) -> None:
         waiters = [asyncio.ensure_future(self._changed.wait())]
         if stop is not None:
             waiters.append(asyncio.ensure_future(stop.wait()))
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

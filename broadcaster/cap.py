@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from broadcaster.models import Alert, Texts
+from broadcaster.models import RELEASED_STATES, Alert, Texts
 from broadcaster.playbooks import Playbook, Stage
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -32,7 +32,6 @@ ATOM_MIME = "application/atom+xml"
 
 # States of an alert that went out (or is going out); a retracted alert counts when it
 # had been released before the retraction.
-RELEASED_STATES = frozenset({"sending", "sent", "partially_failed", "failed"})
 # Listed in the feed while not expired and not superseded (CAP feeds: active alerts only).
 FEED_STATES = frozenset({"sending", "sent", "partially_failed"})
 # Same suffix as broadcaster.retraction.correction_id (a test checks they agree).

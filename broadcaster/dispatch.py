@@ -195,20 +195,20 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop_event(alert_id).wait(), seconds)
 
-    async def settled(self, alert_id: str, timeout: float) -> None:
+    async def settled(self, alert_id: str, grace: float) -> None:
         """Stop an alert's fan-out and wait (bounded) for it: deliveries waiting to retry
         stop at once, requests already on their way get their answer, so a retraction
         knows what was posted."""
         self.stop_event(alert_id).set()
         task = self.by_alert.get(alert_id)
         if task is not None and not task.done():
-            await asyncio.wait({task}, timeout=timeout)
+            await asyncio.wait({task}, timeout=grace)
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for in-flight alerts; True when all finished."""
+    async def drain(self, grace: float) -> bool:
+        """Wait up to `grace` seconds for in-flight alerts; True when all finished."""
         if not self.tasks:
             return True
-        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -24,9 +24,8 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from broadcaster.durations import format_duration
-from broadcaster.models import ID_PATTERN, ErrorCode, RetractRequest, Trigger
+from broadcaster.models import ID_PATTERN, ErrorCode, RetractRequest, Trigger, reason_problem
 from broadcaster.playbooks import ParamError, Playbook, validate_params
-from broadcaster.text_hygiene import public_text_problem
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 # Deeper JSON has no use in a trigger and only risks recursion limits further on.
@@ -352,11 +351,14 @@ def _validate(model: type[_Record], payload: dict[str, Any], record_id: str | No
     if own_issued_at:
         messages.append(f"issued_at: {_ISSUED_AT_HINT}")
     reason = payload.get("reason")
-    if model is RetractRequest and isinstance(reason, str):
-        if problem := public_text_problem(reason):
-            messages.append(f"reason: {problem}")
-        elif reason and not reason.strip():
-            messages.append("reason: must not be blank")
+    checked = any(message.startswith("reason:") for message in messages)  # by the model
+    if (
+        model is RetractRequest
+        and isinstance(reason, str)
+        and not checked
+        and (problem := reason_problem(reason))
+    ):
+        messages.append(f"reason: {problem}")
     if messages or record is None:
         raise Refusal("invalid_trigger", _join(messages), record_id)
     return record

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from broadcaster.text_hygiene import public_text_problem
+
 AlertState = Literal[
     "received",
     "awaiting_confirmation",
@@ -46,6 +48,18 @@ FINAL_ALERT_STATES: frozenset[str] = frozenset(
 )
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 REASON_MAX_LENGTH = 120  # a retraction's reason must still fit the smallest channel
+# An alert in one of these states has been released: it may have reached the public.
+RELEASED_STATES: frozenset[str] = frozenset({"sending", "sent", "partially_failed", "failed"})
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why `reason` cannot be a retraction's reason (it goes into public text), or None.
+    The one rule for every entry: MQTT, the HTTP API and the confirm page."""
+    if not reason.strip():
+        return "must not be blank"
+    if len(reason.strip()) > REASON_MAX_LENGTH:
+        return f"one line of at most {REASON_MAX_LENGTH} characters"
+    return public_text_problem(reason)
 
 
 def utcnow() -> datetime:

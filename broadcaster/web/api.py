@@ -14,13 +14,12 @@ from aiohttp import web
 from broadcaster.audit import public_entry
 from broadcaster.intake import MAX_PAYLOAD_BYTES
 from broadcaster.metrics import Metrics
-from broadcaster.models import REASON_MAX_LENGTH
+from broadcaster.models import reason_problem
 from broadcaster.receiving import Receiver
 from broadcaster.refusals import recent_refusals
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
 from broadcaster.store.outage import StoreUnavailable
-from broadcaster.text_hygiene import public_text_problem
 from broadcaster.web import openapi
 from broadcaster.web.guard import secure_headers
 
@@ -55,6 +54,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """An error is a JSON answer that says what to do, never a bare 500 with a traceback."""
     try:
         return await handler(request)
+    except web.HTTPNotFound:
+        detail = f"no such path {request.path!r}; the HTTP API is described at {openapi.PATH}"
+        return _json({"error": "not_found", "detail": detail}, 404)
     except web.HTTPException:
         raise
     except StoreUnavailable as exc:
@@ -159,6 +161,18 @@ async def alert_audit(request: web.Request) -> web.Response:
     return _json([public_entry(e) for e in await store.audit_trail(alert_id)])
 
 
+async def index(request: web.Request) -> web.Response:
+    """GET /: where to go from here, instead of a bare 404."""
+    return _json(
+        {
+            "service": "broadcaster",
+            "api": openapi.PATH,
+            "health": "/healthz",
+            "cap_feed": "/cap/feed.atom",
+        }
+    )
+
+
 async def retract_alert(request: web.Request) -> web.Response:
     """POST /api/alerts/{id}/retract {"reason": "..."}: no confirmation, speed matters most."""
     state = request.app[STATE]
@@ -167,20 +181,11 @@ async def retract_alert(request: web.Request) -> web.Response:
     except ValueError:
         return _json({"error": "invalid_json", "detail": 'expected {"reason": "..."}'}, 400)
     reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
+    if not isinstance(reason, str):
         return _json({"error": "invalid_request", "detail": "reason is required"}, 400)
-    reason = reason.strip()
-    if len(reason) > REASON_MAX_LENGTH:
-        return _json(
-            {
-                "error": "invalid_request",
-                "detail": f"reason: one line of at most {REASON_MAX_LENGTH} characters",
-            },
-            400,
-        )
-    if problem := public_text_problem(reason):
+    if problem := reason_problem(reason):
         return _json({"error": "invalid_request", "detail": f"reason: {problem}"}, 400)
-    result = await state.retractor.retract(request.match_info["alert_id"], reason, "http")
+    result = await state.retractor.retract(request.match_info["alert_id"], reason.strip(), "http")
     if result.outcome == "not_found":
         return _json({"error": "not_found", "detail": result.detail}, 404)
     if result.outcome == "not_retractable":
@@ -205,6 +210,7 @@ def make_app(state: WebState) -> web.Application:
     )
     app[STATE] = state
     app.on_response_prepare.append(secure_headers)
+    app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/triggers", post_trigger)

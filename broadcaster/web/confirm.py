@@ -20,15 +20,21 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from broadcaster.confirm import ConfirmDesk, Link, Outcome
 from broadcaster.deployment import Deployment
 from broadcaster.limits import Measurement, measure
-from broadcaster.models import REASON_MAX_LENGTH, Alert, AuditEntry, Delivery, utcnow
+from broadcaster.models import (
+    REASON_MAX_LENGTH,
+    RELEASED_STATES,
+    Alert,
+    AuditEntry,
+    Delivery,
+    reason_problem,
+    utcnow,
+)
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
-from broadcaster.text_hygiene import public_text_problem
 from broadcaster.web.guard import PAGE_CSP, Throttle, same_origin
 from broadcaster.web.i18n import TEXTS, pick_language
 
 STATIC = Path(__file__).parent / "static"
-RELEASED = frozenset({"sending", "sent", "partially_failed", "failed"})
 
 
 @dataclass
@@ -75,7 +81,7 @@ def view_of(alert: Alert, locked: bool) -> str:
         return "locked"
     if alert.state == "awaiting_confirmation":
         return "pending_release" if alert.release_at else "decide"
-    if alert.state in RELEASED or alert.state == "retracted":
+    if alert.state in RELEASED_STATES or alert.state == "retracted":
         return "released"
     return "rejected" if alert.state == "rejected" else "expired"
 
@@ -185,7 +191,7 @@ class ConfirmPage:
             "notice": notice,
             "undo_seconds": int(self.s.deployment.settings.confirm.undo_window.total_seconds()),
             "release_at": alert.release_at.isoformat() if alert.release_at else None,
-            "retractable": alert.state in RELEASED,
+            "retractable": alert.state in RELEASED_STATES,
             "reason_max_length": REASON_MAX_LENGTH,
         }
 
@@ -278,7 +284,7 @@ class ConfirmPage:
         self, request: web.Request, link: Link, reason: str, pin: str | None, lang: str
     ) -> web.Response:
         t = TEXTS[lang]
-        if not reason or len(reason) > REASON_MAX_LENGTH or public_text_problem(reason):
+        if reason_problem(reason):
             return await self.page(request, link, error=t["error_reason"], status=400)
         if not self.s.desk.usable(link):
             return self.unusable(lang, link)

@@ -101,7 +101,8 @@ async def test_the_officer_sees_every_text_releases_and_watches_the_deliveries(
         await page.screenshot(path=screenshot_path("confirm-live-delivered"), full_page=True)
         alert = await watcher.alert_in("FW-PAGE", "sent")
     assert alert["confirmed_by"] == "A. Schmidt"
-    assert len(public_a.posts) == 1 and len(public_b.posts) == 2
+    assert len(public_a.posts) == 1
+    assert len(public_b.posts) == 2
 
 
 async def test_the_first_tap_alone_sends_nothing(tmp_path, mosquitto, watcher, hooks, phone):
@@ -119,12 +120,16 @@ async def test_the_first_tap_alone_sends_nothing(tmp_path, mosquitto, watcher, h
         waiting = await daemon.store.get_alert("FW-TAP")
         trail = [e.event for e in await daemon.store.audit_trail("FW-TAP")]
         assert posted == []
-        assert waiting is not None and waiting.state == "awaiting_confirmation"
-        assert waiting.release_at is None and "release_requested" not in trail
+        assert waiting is not None
+        assert waiting.state == "awaiting_confirmation"
+        assert waiting.release_at is None
+        assert "release_requested" not in trail
         await page.get_by_test_id("release-confirm").click()  # the second tap sends at once
         alert = await watcher.alert_in("FW-TAP", "sent")
-    assert len(posted) == 1 and alert["confirmed_by"] == "A. Schmidt"
-    assert len(public_a.posts) == 1 and len(public_b.posts) == 2
+    assert len(posted) == 1
+    assert alert["confirmed_by"] == "A. Schmidt"
+    assert len(public_a.posts) == 1
+    assert len(public_b.posts) == 2
 
 
 async def test_reject_sends_nothing(tmp_path, mosquitto, watcher, hooks, phone):
@@ -138,7 +143,8 @@ async def test_reject_sends_nothing(tmp_path, mosquitto, watcher, hooks, phone):
         await expect(page.get_by_test_id("notice")).to_be_visible()
         await expect(page.get_by_test_id("release")).to_have_count(0)
         await watcher.alert_in("FW-REJECT", "rejected")
-    assert public_a.requests == [] and public_b.requests == []
+    assert public_a.requests == []
+    assert public_b.requests == []
 
 
 async def test_an_expired_link_gets_a_clear_page(tmp_path, mosquitto, watcher, hooks, phone):
@@ -172,7 +178,8 @@ async def test_a_reused_link_changes_nothing(tmp_path, mosquitto, watcher, hooks
         await expect(other.get_by_test_id("error")).to_contain_text("Bereits entschieden")
         await other.context.close()
         alert = watcher.alert("FW-TWICE")
-    assert alert and alert["state"] == "sent"
+    assert alert
+    assert alert["state"] == "sent"
     assert len(public_a.posts) == 1
 
 
@@ -201,7 +208,8 @@ async def test_wrong_pins_are_counted_and_lock_the_link(tmp_path, mosquitto, wat
         await expect(page.get_by_test_id("locked")).to_be_visible()
         await expect(page.get_by_test_id("release")).to_have_count(0)
         alert = watcher.alert("FW-PIN")
-    assert alert and alert["state"] == "awaiting_confirmation"
+    assert alert
+    assert alert["state"] == "awaiting_confirmation"
     assert public_a.requests == []
 
 
@@ -258,17 +266,22 @@ async def test_stop_after_a_pin_checked_release_needs_no_second_pin(
         # The STOP form has no PIN field: the release left a cookie the script cannot read.
         assert await page.get_by_test_id("pin").count() == 0
         [grant] = [c for c in await phone.cookies() if c["name"] == "undo"]
-        assert grant["httpOnly"] and grant["sameSite"] == "Strict"
+        assert grant["httpOnly"]
+        assert grant["sameSite"] == "Strict"
         assert await page.evaluate("document.cookie") == ""
         await page.get_by_test_id("undo").click()
         await expect(page.get_by_test_id("notice")).to_contain_text("Freigabe zurückgenommen")
         await expect(page.get_by_test_id("release")).to_be_visible()  # back to deciding
         alert = await daemon.store.get_alert("FW-STOP")
         trail = [e.event for e in await daemon.store.audit_trail("FW-STOP")]
-    assert alert is not None and alert.state == "awaiting_confirmation"
-    assert alert.release_at is None and alert.confirmed_by is None
-    assert trail.count("release_undone") == 1 and trail.count("wrong_pin") == 0
-    assert public_a.requests == [] and public_b.requests == []
+    assert alert is not None
+    assert alert.state == "awaiting_confirmation"
+    assert alert.release_at is None
+    assert alert.confirmed_by is None
+    assert trail.count("release_undone") == 1
+    assert trail.count("wrong_pin") == 0
+    assert public_a.requests == []
+    assert public_b.requests == []
 
 
 async def test_the_retract_form_asks_for_the_pin_and_refuses_a_wrong_one(
@@ -299,6 +312,8 @@ async def test_the_retract_form_asks_for_the_pin_and_refuses_a_wrong_one(
         await expect(page.get_by_test_id("notice")).to_contain_text("Zurückgezogen")
         await watcher.alert_in("FW-RETRACT-PIN:retraction", "sent")
         trail = [e.event for e in await daemon.store.audit_trail("FW-RETRACT-PIN")]
-    assert refused is not None and refused.state == "sent"
-    assert trail.count("wrong_pin") == 1 and trail.count("retraction_requested") == 1
+    assert refused is not None
+    assert refused.state == "sent"
+    assert trail.count("wrong_pin") == 1
+    assert trail.count("retraction_requested") == 1
     assert [p.json["kind"] for p in public_a.posts][:2] == ["alert", "retraction"]

@@ -74,7 +74,8 @@ async def test_report_example_reads_on_a_phone(phone: BrowserContext, playbook: 
         await expect(page.locator(".card span.sent")).to_have_count(data["summary"]["sent"])
     else:
         await expect(banner).to_have_count(0)
-        assert "EXERCISE" not in title and "ÜBUNG" not in await page.content()
+        assert "EXERCISE" not in title
+        assert "ÜBUNG" not in await page.content()
         await expect(page.locator("section.stage .badge.live")).to_have_count(len(data["alerts"]))
 
     # Readable at 390 px: wide tables scroll in their own box, the page never sideways.
@@ -84,5 +85,6 @@ async def test_report_example_reads_on_a_phone(phone: BrowserContext, playbook: 
 
     await page.emulate_media(media="print")
     pdf = await page.pdf(format="A4")
-    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") > 1
+    assert pdf.startswith(b"%PDF")
+    assert pdf.count(b"/Type /Page") > 1
     await page.close()

@@ -87,7 +87,8 @@ async def secure_smtp(certificate: tuple[Path, Path]) -> AsyncIterator[FakeSmtp]
 def parts(mail: EmailMessage) -> tuple[str, str]:
     plain = mail.get_body(preferencelist=("plain",))
     rich = mail.get_body(preferencelist=("html",))
-    assert isinstance(plain, EmailMessage) and isinstance(rich, EmailMessage)
+    assert isinstance(plain, EmailMessage)
+    assert isinstance(rich, EmailMessage)
     return (
         str(plain.get_content()).replace("\r\n", "\n"),
         str(rich.get_content()).replace("\r\n", "\n"),
@@ -116,7 +117,8 @@ async def test_one_mail_per_recipient_with_its_own_headers(
     for address in (A, B, C):
         sent = only(smtp.messages, address)
         assert sent.mail_from == "alarm@feuerwehr-duesseldorf.example"
-        assert not sent.tls and sent.login is None
+        assert not sent.tls
+        assert sent.login is None
         parsed = sent.message
         assert parsed["From"] == SENDER
         assert parsed["To"] == address  # nobody sees the other recipients
@@ -127,7 +129,8 @@ async def test_one_mail_per_recipient_with_its_own_headers(
         assert parsed["X-Broadcaster-Alert"] == "FW-DUS-2026-000123"
         assert parsed["Content-Language"] == "de"
         assert parsed["Date"] is not None
-        assert ident(parsed["In-Reply-To"]) is None and ident(parsed["References"]) is None
+        assert ident(parsed["In-Reply-To"]) is None
+        assert ident(parsed["References"]) is None
         assert parsed.get_content_type() == "multipart/alternative"
     # The umlauts of the subject travel as an RFC 2047 encoded word, the body as UTF-8.
     raw = smtp.messages[0].data
@@ -142,7 +145,8 @@ async def test_text_and_escaped_html(smtp: FakeSmtp, mail: MakeMessage) -> None:
     plain, rich = parts(smtp.messages[0].message)
     assert plain.rstrip("\n") == TEXT
     assert "Ackerstraße &lt;12&gt; &amp; Co<br>\nFenster und Türen schließen." in rich
-    assert "<12>" not in rich and "& Co" not in rich
+    assert "<12>" not in rich
+    assert "& Co" not in rich
     assert '<html lang="de">' in rich
 
 

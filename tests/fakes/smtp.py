@@ -172,7 +172,7 @@ class _Handler:
 
 
 def _login(session: Session) -> str | None:
-    data = session.auth_data
+    data: object = session.auth_data  # whatever the authenticator kept
     if isinstance(data, LoginPassword):
         return data.login.decode("utf-8", "replace")
     return None

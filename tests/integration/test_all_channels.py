@@ -157,7 +157,8 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
 
     # One post each for the first alert, in the channel's own form.
     first_tg, second_tg, *corrections_tg = fakes.telegram.sent
-    assert "<b>" not in first_tg["text"] and "Großbrand" in first_tg["text"]
+    assert "<b>" not in first_tg["text"]
+    assert "Großbrand" in first_tg["text"]
     # The update is threaded under the first post wherever the provider allows.
     assert second_tg["reply_to_message"]["message_id"] == first_tg["message_id"]
     first_fb = fakes.facebook.posts[0]
@@ -180,10 +181,12 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
     assert sorted(m["to"] for m in fakes.sms.messages[:4]) == sorted(NUMBERS * 2)
     # The CAP update names the incident's first message.
     references = cap.find(f"{CAP}references")
-    assert references is not None and "FW-ALL-1" in (references.text or "")
+    assert references is not None
+    assert "FW-ALL-1" in (references.text or "")
     assert cap.findtext(f"{CAP}msgType") == "Update"
     # The retraction: a correction on every channel, the original deleted where possible.
-    assert corrections_tg and "Fehlalarm der Brandmeldeanlage" in corrections_tg[0]["text"]
+    assert corrections_tg
+    assert "Fehlalarm der Brandmeldeanlage" in corrections_tg[0]["text"]
     assert (telegram.CHANNEL.id, first_tg["message_id"]) in fakes.telegram.deleted
     assert first_fb["id"] in fakes.facebook.deleted
     assert first_x["id"] in fakes.x.deleted

@@ -39,7 +39,8 @@ async def release(officer: Officer, alert_id: str) -> str:
     await officer.open(url)
     # The page after the action (?done=released) is no new opening of the link.
     async with officer.http.post(url, data={"action": "release"}, allow_redirects=True) as r:
-        assert r.status == 200 and "done=released" in str(r.url)
+        assert r.status == 200
+        assert "done=released" in str(r.url)
     return url
 
 
@@ -119,12 +120,14 @@ async def test_the_audit_trail_over_http_and_on_the_command_line(
     assert [(e["actor"], e["detail"]) for e in opened] == [(OFFICER, {"officer": OFFICER})] * 2
     assert events.index("link_opened") < events.index("release_requested")
     [retry] = [e for e in trail if e["event"] == "retry_scheduled"]
-    assert retry["detail"]["attempt"] == 1 and "503" in retry["detail"]["error"]
+    assert retry["detail"]["attempt"] == 1
+    assert "503" in retry["detail"]["error"]
     [done] = [e for e in trail if e["event"] == "delivered"]
     remote_id = done["detail"]["remote_id"]
     assert public.post(remote_id).json["alert_id"] == "FW-AU-1"  # the provider's own answer
     assert done["detail"]["url"] == f"https://hooks.example/{remote_id}"
-    assert done["detail"]["attempts"] == 2 and done["detail"]["channel"] == "website"
+    assert done["detail"]["attempts"] == 2
+    assert done["detail"]["channel"] == "website"
     status, correction = api["FW-AU-2:retraction"]
     assert status == 200
     assert [e["event"] for e in correction][:2] == ["correction_created", "released"]
@@ -161,16 +164,20 @@ async def test_the_audit_trail_over_http_and_on_the_command_line(
     unattached = await invoke("audit", "--config", c)
     assert unattached.exit_code == 0, unattached.output
     assert unattached.output.count("refused  by mqtt") == 2
-    assert "  trigger_id: FW-AU-BAD" in unattached.output and "  alert" not in unattached.output
+    assert "  trigger_id: FW-AU-BAD" in unattached.output
+    assert "  alert" not in unattached.output
     assert "  error: unknown_stage" in unattached.output
     assert unattached.output.index("unknown_stage") < unattached.output.index("unknown_scenario")
 
     missing = await invoke("audit", "NOPE", "--config", c)
-    assert missing.exit_code == 1 and "no alert 'NOPE'" in missing.output
+    assert missing.exit_code == 1
+    assert "no alert 'NOPE'" in missing.output
     no_incident = await invoke("audit", "--incident", "E-404", "--config", c)
-    assert no_incident.exit_code == 1 and "no incident 'E-404'" in no_incident.output
+    assert no_incident.exit_code == 1
+    assert "no incident 'E-404'" in no_incident.output
     both = await invoke("audit", "FW-AU-1", "--incident", "E-AU", "--config", c)
-    assert both.exit_code == 2 and "not both" in both.output
+    assert both.exit_code == 2
+    assert "not both" in both.output
 
     # -- broadcaster report ---------------------------------------------------------------
     out = tmp_path / "out"
@@ -178,7 +185,8 @@ async def test_the_audit_trail_over_http_and_on_the_command_line(
     assert made.exit_code == 0, made.output
     assert "incident E-AU: 2 alert(s), 1 correction(s), 3 of 3 deliveries sent" in made.output
     paths = [Path(line.removeprefix("report: ")) for line in made.output.splitlines()[-2:]]
-    assert [p.parent for p in paths] == [out, out] and [p.suffix for p in paths] == [
+    assert [p.parent for p in paths] == [out, out]
+    assert [p.suffix for p in paths] == [
         ".json",
         ".html",
     ]
@@ -201,4 +209,5 @@ async def test_the_audit_trail_over_http_and_on_the_command_line(
     assert len(written) == 4  # two reports, two files each, none overwritten
     assert all(p.name.startswith("incident-E-AU-") for p in written)
     unknown = await invoke("report", "E-404", "--config", c, env=env)
-    assert unknown.exit_code == 1 and "no incident 'E-404'" in unknown.output
+    assert unknown.exit_code == 1
+    assert "no incident 'E-404'" in unknown.output

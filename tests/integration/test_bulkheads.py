@@ -81,7 +81,8 @@ async def test_hanging_and_slow_providers_do_not_delay_the_fast_ones(
             # Every fast delivery is done while the slow ones have not answered once.
             assert sum(r.status is not None for r in hanging.requests + slow.requests) == 0
             # Each held channel has only its own pool full: at most max_in_flight (10).
-            assert 0 < len(hanging.requests) <= 10 and 0 < len(slow.requests) <= 10
+            assert 0 < len(hanging.requests) <= 10
+            assert 0 < len(slow.requests) <= 10
             slow.release()
             await watcher.wait_for(lambda: delivered(watcher, ids, "slow") == ALERTS, 60)
     assert len(fast_a.posts) == len(fast_b.posts) == len(slow.posts) == ALERTS
@@ -116,7 +117,8 @@ async def test_a_failing_channel_opens_its_circuit_and_stops_hammering(
             shown = ""
             while "down" not in shown:  # `status` shows it, from the store
                 shown = await status_of(config)
-            assert "paused by their circuit breaker" in shown and "open" in shown
+            assert "paused by their circuit breaker" in shown
+            assert "open" in shown
             await watcher.wait_for(
                 lambda: all(
                     (watcher.alert(i) or {}).get("state") in ("partially_failed", "failed")

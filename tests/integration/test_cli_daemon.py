@@ -37,12 +37,16 @@ async def test_an_accepted_trigger_exits_0_and_status_shows_the_outcome(
     assert hooks[0].posts[0].json["alert_id"] == "CLI-1"
     listing = await invoke("status", "--config", str(config))
     assert listing.exit_code == 0, listing.output
-    assert "CLI-1" in listing.output and "sent" in listing.output and "1/1 sent" in listing.output
+    assert "CLI-1" in listing.output
+    assert "sent" in listing.output
+    assert "1/1 sent" in listing.output
     detail = await invoke("status", "CLI-1", "--config", str(config))
     assert detail.exit_code == 0, detail.output
-    assert "hook_a" in detail.output and "delivered" in detail.output
+    assert "hook_a" in detail.output
+    assert "delivered" in detail.output
     missing = await invoke("status", "NOPE", "--config", str(config))
-    assert missing.exit_code == 1 and "no alert 'NOPE'" in missing.output
+    assert missing.exit_code == 1
+    assert "no alert 'NOPE'" in missing.output
 
 
 async def test_every_refusal_exits_2_with_its_code_and_detail(tmp_path, mosquitto, hooks):
@@ -62,7 +66,8 @@ async def test_every_refusal_exits_2_with_its_code_and_detail(tmp_path, mosquitt
         first = await trigger(config, "major_fire", "--mode", "drill", "--id", "CLI-D", *FIRE)
         assert first.exit_code == 0, first.output
         again = await trigger(config, "major_fire", "--mode", "drill", "--id", "CLI-D", *FIRE)
-        assert again.exit_code == 2 and "REFUSED CLI-D: duplicate: " in again.output
+        assert again.exit_code == 2
+        assert "REFUSED CLI-D: duplicate: " in again.output
         listing = await invoke("status", "--refused", "--config", str(config))
     assert listing.exit_code == 0, listing.output
     for code in cases:  # kept and listed; the duplicate is in its alert's trail instead
@@ -76,19 +81,24 @@ async def test_no_verdict_in_time_exits_3_and_no_wait_exits_0(tmp_path, mosquitt
     config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels={})
     silent = await trigger(config, "major_fire", "--mode", "drill", "--wait", "1s", *FIRE)
     assert silent.exit_code == 3, silent.output
-    assert "NO VERDICT" in silent.output and "within 1s" in silent.output
+    assert "NO VERDICT" in silent.output
+    assert "within 1s" in silent.output
     fire_and_forget = await trigger(config, "major_fire", "--mode", "drill", "--no-wait", *FIRE)
-    assert fire_and_forget.exit_code == 0 and "not waiting" in fire_and_forget.output
+    assert fire_and_forget.exit_code == 0
+    assert "not waiting" in fire_and_forget.output
 
 
 async def test_trigger_refuses_a_missing_mode_and_names_an_unreachable_broker(tmp_path):
     config = write_deployment(tmp_path, mqtt_url="mqtt://127.0.0.1:9", channels={})
     no_mode = await invoke("trigger", "major_fire", "--config", str(config))
-    assert no_mode.exit_code == 2 and "--mode" in no_mode.output
+    assert no_mode.exit_code == 2
+    assert "--mode" in no_mode.output
     bad_mode = await invoke("trigger", "major_fire", "--mode", "test", "--config", str(config))
-    assert bad_mode.exit_code == 2 and "live or drill" in bad_mode.output
+    assert bad_mode.exit_code == 2
+    assert "live or drill" in bad_mode.output
     down = await invoke("trigger", "major_fire", "--mode", "drill", "--config", str(config))
-    assert down.exit_code == 1 and "could not publish to ('127.0.0.1', 9)" in down.output
+    assert down.exit_code == 1
+    assert "could not publish to ('127.0.0.1', 9)" in down.output
 
 
 async def test_retract_waits_for_the_verdict(tmp_path, mosquitto, watcher, hooks):
@@ -105,11 +115,14 @@ async def test_retract_waits_for_the_verdict(tmp_path, mosquitto, watcher, hooks
         await watcher.alert_in("CLI-R", "sent")
         done = await retract("CLI-R")
         assert done.exit_code == 0, done.output
-        assert "ACCEPTED CLI-R" in done.output and ": retracted" in done.output
+        assert "ACCEPTED CLI-R" in done.output
+        assert ": retracted" in done.output
         await watcher.alert_in("CLI-R:retraction", "sent")
         again = await retract("CLI-R")
-        assert again.exit_code == 2 and "cannot retract" in again.output, again.output
+        assert again.exit_code == 2, again.output
+        assert "cannot retract" in again.output, again.output
         unknown = await retract("CLI-NONE")
-        assert unknown.exit_code == 2 and "no alert" in unknown.output, unknown.output
+        assert unknown.exit_code == 2, unknown.output
+        assert "no alert" in unknown.output, unknown.output
     kinds = [r.json["kind"] for r in hooks[0].requests]
     assert kinds == ["alert", "retraction", "deletion"]

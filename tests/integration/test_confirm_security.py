@@ -170,9 +170,12 @@ async def test_fifty_wrong_pins_at_once_get_five_evaluated(
         alert = await daemon.store.get_alert("FW-GUESS")
         trail = await daemon.store.audit_trail("FW-GUESS")
     assert_five_evaluated(answers, trail)
-    assert status == 403 and LOCKED in shown(page)
-    assert alert is not None and alert.state == "awaiting_confirmation"
-    assert alert.release_at is None and alert.confirmed_by is None
+    assert status == 403
+    assert LOCKED in shown(page)
+    assert alert is not None
+    assert alert.state == "awaiting_confirmation"
+    assert alert.release_at is None
+    assert alert.confirmed_by is None
     assert public.requests == []
 
 
@@ -215,7 +218,8 @@ async def test_fifty_wrong_pins_split_across_two_daemons_get_five_evaluated(
         trail = await daemons[0].store.audit_trail("FW-GUESS-2")
     assert_five_evaluated(answers, trail)
     assert [(status, LOCKED in shown(page)) for status, page, _ in late] == [(403, True)] * 2
-    assert alert is not None and alert.state == "awaiting_confirmation"
+    assert alert is not None
+    assert alert.state == "awaiting_confirmation"
     assert alert.release_at is None
     assert public.requests == []
     assert events(trail, "officer_asked") == 1  # one link, whichever daemon asked
@@ -239,7 +243,8 @@ async def test_reject_and_undo_need_the_pin_and_a_right_pin_gives_its_attempt_ba
 
         for pin in ({}, {"pin": "0000"}):  # missing, then wrong: attempts 1 and 2
             status, page, _ = await post(http, url, action="reject", **pin)
-            assert status == 403 and WRONG in shown(page), page
+            assert status == 403, page
+            assert WRONG in shown(page), page
             assert (await alert()).state == "awaiting_confirmation"
         status, _, response = await post(http, url, action="release", pin=PIN)
         assert status == 303
@@ -247,7 +252,8 @@ async def test_reject_and_undo_need_the_pin_and_a_right_pin_gives_its_attempt_ba
         assert (await alert()).release_at is not None
         for pin in ({}, {"pin": "0000"}):  # no cookie either: attempts 3 and 4
             status, page, _ = await post(http, url, action="undo", **pin)
-            assert status == 403 and WRONG in shown(page), page
+            assert status == 403, page
+            assert WRONG in shown(page), page
             assert (await alert()).release_at is not None  # still on its way
         status, _, _ = await post(http, url, {"Cookie": f"undo={grant}"}, action="undo")
         assert status == 303  # the release proved the PIN: STOP needs none
@@ -259,11 +265,14 @@ async def test_reject_and_undo_need_the_pin_and_a_right_pin_gives_its_attempt_ba
         assert status == 303
         final = await alert()
         trail = await daemon.store.audit_trail("FW-NEED")
-    assert final.state == "awaiting_confirmation" and final.release_at is None
+    assert final.state == "awaiting_confirmation"
+    assert final.release_at is None
     [token] = final.confirm_tokens
     assert token.pin_failures == 4
-    assert events(trail, "wrong_pin") == 4 and events(trail, "link_locked") == 0
-    assert events(trail, "release_requested") == 2 and events(trail, "release_undone") == 2
+    assert events(trail, "wrong_pin") == 4
+    assert events(trail, "link_locked") == 0
+    assert events(trail, "release_requested") == 2
+    assert events(trail, "release_undone") == 2
     assert events(trail, "rejected") == 0
     assert public.requests == []
 
@@ -283,14 +292,20 @@ async def test_an_undo_grant_works_only_for_the_link_it_was_given_to(
             grants.append(undo_grant(response))
         assert grants[0] != grants[1]
         status, page, _ = await post(http, second, {"Cookie": f"undo={grants[0]}"}, action="undo")
-        assert status == 403 and WRONG in shown(page)  # the other link's grant counts for nothing
+        assert status == 403
+        assert WRONG in shown(page)
         still = await daemon.store.get_alert("FW-G2")
         status, _, _ = await post(http, first, {"Cookie": f"undo={grants[0]}"}, action="undo")
         undone = await daemon.store.get_alert("FW-G1")
         trail = await daemon.store.audit_trail("FW-G2")
-    assert still is not None and still.release_at is not None and still.confirmed_by == OFFICER
-    assert status == 303 and undone is not None and undone.release_at is None
-    assert events(trail, "release_undone") == 0 and events(trail, "wrong_pin") == 1
+    assert still is not None
+    assert still.release_at is not None
+    assert still.confirmed_by == OFFICER
+    assert status == 303
+    assert undone is not None
+    assert undone.release_at is None
+    assert events(trail, "release_undone") == 0
+    assert events(trail, "wrong_pin") == 1
     assert public.requests == []
 
 
@@ -306,16 +321,21 @@ async def test_retract_from_the_page_needs_the_pin(
         await watcher.alert_in("FW-RETRACT", "sent")
         for pin in ({}, {"pin": "0000"}):
             status, page, _ = await post(http, url, action="retract", reason="Fehlalarm", **pin)
-            assert status == 403 and WRONG in shown(page), page
+            assert status == 403, page
+            assert WRONG in shown(page), page
         unchanged = await daemon.store.get_alert("FW-RETRACT")
         kept = await daemon.store.get_alert("FW-RETRACT:retraction")
         status, _, response = await post(http, url, action="retract", reason="Fehlalarm", pin=PIN)
-        assert status == 303 and response.headers["Location"].endswith("?done=retracted")
+        assert status == 303
+        assert response.headers["Location"].endswith("?done=retracted")
         await watcher.alert_in("FW-RETRACT:retraction", "sent")
         retracted = await daemon.store.get_alert("FW-RETRACT")
         trail = await daemon.store.audit_trail("FW-RETRACT")
-    assert unchanged is not None and unchanged.state == "sent" and kept is None
-    assert retracted is not None and retracted.state == "retracted"
+    assert unchanged is not None
+    assert unchanged.state == "sent"
+    assert kept is None
+    assert retracted is not None
+    assert retracted.state == "retracted"
     assert [e.actor for e in trail if e.event == "retraction_requested"] == [OFFICER]
     assert events(trail, "wrong_pin") == 2
     assert [p.json["kind"] for p in public.posts] == ["alert", "retraction", "deletion"]
@@ -348,12 +368,15 @@ async def test_a_post_from_another_site_is_refused_and_the_page_itself_works(
         )
         after = await daemon.store.get_alert("FW-CSRF")
     assert [(s, foreign(page)) for s, page, _ in answers] == [(403, True)] * 4
-    assert before is not None and before.state == "awaiting_confirmation"
+    assert before is not None
+    assert before.state == "awaiting_confirmation"
     assert before.release_at is None
     assert events(trail_before, "wrong_pin") == 0
     assert events(trail_before, "release_requested") + events(trail_before, "rejected") == 0
     assert status == 303
-    assert after is not None and after.release_at is not None and after.confirmed_by == OFFICER
+    assert after is not None
+    assert after.release_at is not None
+    assert after.confirmed_by == OFFICER
     assert public.requests == []
 
 
@@ -369,7 +392,8 @@ async def test_a_post_with_our_own_origin_but_no_fetch_metadata_works(
         status, _, _ = await post(http, url, {"Origin": own.upper()}, action="reject", pin=PIN)
         alert = await daemon.store.get_alert("FW-ORIGIN")
     assert status == 303
-    assert alert is not None and alert.state == "rejected"
+    assert alert is not None
+    assert alert.state == "rejected"
 
 
 # -- headers on every answer --------------------------------------------------------------
@@ -424,7 +448,8 @@ async def test_every_answer_carries_the_security_headers(
         async with http.get(f"{base}/static/confirm.js") as script:
             assert script.status == 200
             assert_guarded(script, no_store=False)
-    assert "script-src 'self'" in csp and "form-action 'self'" in csp
+    assert "script-src 'self'" in csp
+    assert "form-action 'self'" in csp
     assert "unsafe-inline" not in csp
 
 
@@ -468,9 +493,12 @@ async def test_guessing_links_is_slowed_to_a_stop_per_client_address(
         alert = await daemon.store.get_alert("FW-THROTTLE")
     assert statuses == [404] * 20
     status, retry_after, body = over
-    assert status == 429 and body["error"] == "too_many_requests"
-    assert retry_after is not None and int(retry_after) > 0
+    assert status == 429
+    assert body["error"] == "too_many_requests"
+    assert retry_after is not None
+    assert int(retry_after) > 0
     assert [s for s, _ in blocked] == [429] * 4
     assert all(r is not None and int(r) > 0 for _, r in blocked)
     assert health == 200
-    assert alert is not None and alert.release_at is None  # the blocked POST did nothing
+    assert alert is not None
+    assert alert.release_at is None

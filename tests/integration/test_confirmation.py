@@ -90,9 +90,8 @@ async def test_nobody_answers_so_the_second_officer_is_asked_and_releases(
         await b.wait_for_requests(1)  # A did nothing within escalate_after
         url_b = link_in(b)
         assert url_b.startswith(f"{daemon.settings.http.public_url}/confirm/FW-ESC.")
-        assert (
-            "Großbrand" in b.posts[0].json["text"] and "Ackerstraße 12" in b.posts[0].json["text"]
-        )
+        assert "Großbrand" in b.posts[0].json["text"]
+        assert "Ackerstraße 12" in b.posts[0].json["text"]
         assert b.posts[0].json["expires_at"]
         status, page = await post(http, url_b, action="release", pin="4711")
         assert status == 200, page
@@ -102,7 +101,9 @@ async def test_nobody_answers_so_the_second_officer_is_asked_and_releases(
     asked = [e.detail["officer"] for e in trail if e.event == "officer_asked"]
     assert asked == ["A. Schmidt", "B. Yilmaz"]
     assert [e.actor for e in trail if e.event == "release_requested"] == ["B. Yilmaz"]
-    assert len(public.posts) == 1 and len(a.posts) == 1 and len(b.posts) == 1
+    assert len(public.posts) == 1
+    assert len(a.posts) == 1
+    assert len(b.posts) == 1
 
 
 async def test_on_timeout_abort_expires_and_sends_nothing(tmp_path, mosquitto, watcher, hooks):
@@ -160,11 +161,15 @@ async def test_release_waits_out_the_undo_window_and_undo_stops_it(
         status, _ = await post(http, url, action="release")
         assert status == 200
         pending = await daemon.store.get_alert("FW-UNDO")
-        assert pending and pending.state == "awaiting_confirmation" and pending.release_at
+        assert pending
+        assert pending.state == "awaiting_confirmation"
+        assert pending.release_at
         status, _ = await post(http, url, action="undo")
         assert status == 200
         undone = await daemon.store.get_alert("FW-UNDO")
-        assert undone and undone.release_at is None and undone.confirmed_by is None
+        assert undone
+        assert undone.release_at is None
+        assert undone.confirmed_by is None
         await post(http, url, action="reject")
         await watcher.alert_in("FW-UNDO", "rejected")
         trail = [e.event for e in await daemon.store.audit_trail("FW-UNDO")]
@@ -247,8 +252,10 @@ async def test_wrong_pins_lock_the_link_after_five(tmp_path, mosquitto, watcher,
         assert status == 403
         alert = await daemon.store.get_alert("FW-PIN")
         trail = [e.event for e in await daemon.store.audit_trail("FW-PIN")]
-    assert alert is not None and alert.state == "awaiting_confirmation"
-    assert trail.count("wrong_pin") == 5 and "link_locked" in trail
+    assert alert is not None
+    assert alert.state == "awaiting_confirmation"
+    assert trail.count("wrong_pin") == 5
+    assert "link_locked" in trail
     assert public.posts == []
 
 
@@ -323,8 +330,10 @@ async def test_the_page_names_params_and_stage_in_its_own_language(
         return found.group(1)
 
     de, en = pages["de"], pages["en"]
-    assert stage(de) == "Stufe: Aktualisierung" and stage(en) == "Stage: Update"
-    assert label(de, "location") == "Einsatzort" and label(en, "location") == "Location"
+    assert stage(de) == "Stufe: Aktualisierung"
+    assert stage(en) == "Stage: Update"
+    assert label(de, "location") == "Einsatzort"
+    assert label(en, "location") == "Location"
     assert label(de, "district") == label(en, "district") == "district"
     assert label(en, "smoke_direction") == "Rauch zieht nach"
 
@@ -365,5 +374,6 @@ async def test_an_officer_notification_that_fails_is_retried_noted_and_escalated
     assert [e.detail["officer"] for e in asked] == ["A. Schmidt", "B. Yilmaz"]
     assert asked[1].at - asked[0].at >= timedelta(seconds=1)  # not before escalate_after
     assert b.posts[0].json["kind"] == "confirmation_request"
-    assert waiting is not None and waiting.state == "awaiting_confirmation"
+    assert waiting is not None
+    assert waiting.state == "awaiting_confirmation"
     assert public.requests == []

@@ -49,7 +49,8 @@ async def test_a_valid_trigger_reaches_every_channel_once(
         await publish(mosquitto.url, "bc/trigger", trigger)
         alert = await watcher.alert_in(trigger["id"], "sent", "partially_failed", "failed")
     assert alert["state"] == "sent"
-    assert alert["scenario"] == "major_fire" and alert["mode"] == "live"
+    assert alert["scenario"] == "major_fire"
+    assert alert["mode"] == "live"
     assert set(alert["deliveries"]) == {"hook_a", "hook_b", "hook_c", "log_de"}
     for cid, delivery in alert["deliveries"].items():
         assert delivery["state"] == "delivered", (cid, delivery)
@@ -103,9 +104,11 @@ async def test_http_intake_answers_as_the_contract_says(tmp_path, mosquitto, wat
         async with http.post(f"{base}/api/triggers", json=bad, headers=auth) as r:
             assert r.status == 400
             refusal = await r.json()
-            assert refusal["error"] == "invalid_trigger" and "mode" in refusal["detail"]
+            assert refusal["error"] == "invalid_trigger"
+            assert "mode" in refusal["detail"]
         async with http.get(f"{base}/api/alerts/FW-HTTP-1", headers=auth) as r:
-            assert r.status == 200 and (await r.json())["state"] == "sent"
+            assert r.status == 200
+            assert (await r.json())["state"] == "sent"
         async with http.get(f"{base}/api/alerts", headers=auth) as r:
             assert [a["id"] for a in await r.json()] == ["FW-HTTP-1"]
         async with http.get(f"{base}/api/alerts/nope", headers=auth) as r:
@@ -147,7 +150,8 @@ async def test_every_error_code_is_published_and_the_daemon_keeps_serving(
         await watcher.error_for("E-STAGE", "unknown_stage")
         await send(signed_trigger("E-PARAM", params={"location": "x" * 61}))
         error = await watcher.error_for("E-PARAM", "invalid_params")
-        assert "location" in error["detail"] and "district" in error["detail"]
+        assert "location" in error["detail"]
+        assert "district" in error["detail"]
         # A template changed on disk after start-up is refused for live alerts.
         template = daemon.deployment.templates.path("major_fire/update/short.de.j2")
         template.write_text(template.read_text(encoding="utf-8") + " Neu.\n", encoding="utf-8")
@@ -231,8 +235,10 @@ async def test_a_permanent_error_fails_one_channel_only(tmp_path, mosquitto, wat
         alert = await watcher.alert_in("FW-PERM", "partially_failed", "sent", "failed")
     assert alert["state"] == "partially_failed"
     failed = alert["deliveries"]["hook_b"]
-    assert failed["state"] == "failed" and failed["attempts"] == 1
-    assert "400" in failed["error"] and "text too long" in failed["error"]
+    assert failed["state"] == "failed"
+    assert failed["attempts"] == 1
+    assert "400" in failed["error"]
+    assert "text too long" in failed["error"]
     assert alert["deliveries"]["hook_a"]["state"] == "delivered"
 
 
@@ -263,5 +269,7 @@ async def test_a_wait_beyond_the_delivery_deadline_fails_at_once(
         alert = await watcher.alert_in("FW-DEADLINE", "partially_failed", "sent", "failed")
     failed = alert["deliveries"]["hook_a"]
     assert alert["state"] == "partially_failed"
-    assert failed["state"] == "failed" and failed["attempts"] == 1
-    assert "gave up after 1 attempts" in failed["error"] and "503" in failed["error"]
+    assert failed["state"] == "failed"
+    assert failed["attempts"] == 1
+    assert "gave up after 1 attempts" in failed["error"]
+    assert "503" in failed["error"]

@@ -43,7 +43,8 @@ async def test_a_drill_over_mqtt_reaches_exactly_the_drill_channels_all_prefixed
     async with running_daemon(config):
         await publish(mosquitto.url, "bc/trigger", signed_trigger("DR-1", mode="drill"))
         alert = await watcher.alert_in("DR-1", "sent")
-    assert public.requests == [] and default.requests == []
+    assert public.requests == []
+    assert default.requests == []
     states = {cid: d["state"] for cid, d in alert["deliveries"].items()}
     assert states == {
         "hook_test": "delivered",
@@ -54,7 +55,8 @@ async def test_a_drill_over_mqtt_reaches_exactly_the_drill_channels_all_prefixed
     assert len(test_account.posts) == 2
     for post in test_account.posts:
         assert post.json["mode"] == "drill"
-        assert post.json["text"].startswith(PREFIXES) and post.json["title"].startswith(PREFIXES)
+        assert post.json["text"].startswith(PREFIXES)
+        assert post.json["title"].startswith(PREFIXES)
 
 
 async def test_a_drill_over_http_keeps_the_dry_run_text(tmp_path, mosquitto, watcher, hooks):
@@ -71,8 +73,10 @@ async def test_a_drill_over_http_keeps_the_dry_run_text(tmp_path, mosquitto, wat
         [kept] = [
             d for d in await daemon.store.get_deliveries("DR-HTTP") if d.channel_id == "hook_public"
         ]
-    assert kept.state == "dry_run" and kept.text.startswith("ÜBUNG: ")  # what it would have sent
-    assert public.requests == [] and default.requests == []
+    assert kept.state == "dry_run"
+    assert kept.text.startswith("ÜBUNG: ")
+    assert public.requests == []
+    assert default.requests == []
 
 
 async def test_run_dry_run_contacts_nobody_whatever_the_mode(tmp_path, mosquitto, watcher, hooks):
@@ -132,7 +136,8 @@ async def test_an_unapproved_template_stops_a_live_alert_but_not_a_drill(
         await publish(mosquitto.url, "bc/trigger", signed_trigger("UNAPPROVED-DRILL", mode="drill"))
         await watcher.alert_in("UNAPPROVED-DRILL", "sent")
         drill = await daemon.store.get_alert("UNAPPROVED-DRILL")
-    assert drill is not None and drill.unapproved == ["major_fire/warning/short.de.j2"]
+    assert drill is not None
+    assert drill.unapproved == ["major_fire/warning/short.de.j2"]
     assert [p.json["alert_id"] for p in test_account.posts] == ["UNAPPROVED-DRILL"]
 
 
@@ -162,7 +167,8 @@ async def test_a_drill_resumed_after_a_crash_still_skips_dry_run_channels(
     finally:
         daemon.kill()
         daemon.wait(10)
-    assert public.requests == [] and default.requests == [], log.read_text()
+    assert public.requests == [], log.read_text()
+    assert default.requests == [], log.read_text()
     assert alert["deliveries"]["hook_public"]["state"] == "dry_run"
     assert alert["deliveries"]["hook_test"]["state"] == "delivered"
 
@@ -204,13 +210,16 @@ def test_the_drill_command_reports_without_contacting_anyone(tmp_path):
     assert all(d["text"].startswith(PREFIXES) for d in report["deliveries"])
     events = [e["event"] for e in report["timeline"]]
     assert events[0] == "trigger received, checked and rendered"
-    assert "confirmed (released)" in events and events[-1] == "alert sent"
+    assert "confirmed (released)" in events
+    assert events[-1] == "alert sent"
     html = json_path.with_suffix(".html").read_text(encoding="utf-8")
-    assert "EXERCISE / ÜBUNG" in html and "<script" not in html
+    assert "EXERCISE / ÜBUNG" in html
+    assert "<script" not in html
     # The outcome under the "nothing was sent" banner must not say "sent".
     assert "outcome <b>sent</b>" not in html
     assert "none was contacted (dry run)" in html
-    assert str(json_path) in result.output and str(json_path.with_suffix(".html")) in result.output
+    assert str(json_path) in result.output
+    assert str(json_path.with_suffix(".html")) in result.output
 
 
 def test_a_second_drill_of_the_same_stage_keeps_the_first_report(tmp_path):
@@ -219,7 +228,8 @@ def test_a_second_drill_of_the_same_stage_keeps_the_first_report(tmp_path):
     first, second = drill(config, "--out", str(out)), drill(config, "--out", str(out))
     assert first.exit_code == second.exit_code == 0, first.output + second.output
     reports = sorted(out.glob("*.json"))
-    assert len(reports) == 2 and len(list(out.glob("*.html"))) == 2
+    assert len(reports) == 2
+    assert len(list(out.glob("*.html"))) == 2
     ids = {json.loads(p.read_text(encoding="utf-8"))["alert_id"] for p in reports}
     assert len(ids) == 2
 
@@ -247,10 +257,12 @@ def test_a_drill_with_a_misspelt_variable_says_which_file_cannot_be_rendered(tmp
     result = drill(config, "--out", str(out))
     assert result.exit_code == 1, result.output
     detail = "cannot be rendered: templates/major_fire/warning/short.de.j2: 'locaton' is undefined"
-    assert "refused (template_not_approved)" in result.output and detail in result.output
+    assert "refused (template_not_approved)" in result.output
+    assert detail in result.output
     [json_path] = out.glob("*.json")
     report = json.loads(json_path.read_text(encoding="utf-8"))
-    assert report["outcome"] == "template_not_approved" and detail in report["detail"]
+    assert report["outcome"] == "template_not_approved"
+    assert detail in report["detail"]
     assert report["alert_id"].startswith("DRILL-")
 
 
@@ -270,4 +282,5 @@ async def test_retraction_of_a_drill_is_marked_as_exercise(tmp_path, mosquitto, 
             assert r.status == 202
         await watcher.alert_in("DR-RETRACT:retraction", "sent")
     correction = next(p.json for p in test_account.posts if p.json["kind"] == "retraction")
-    assert correction["mode"] == "drill" and correction["text"].startswith(PREFIXES)
+    assert correction["mode"] == "drill"
+    assert correction["text"].startswith(PREFIXES)

@@ -201,7 +201,8 @@ async def test_two_daemons_with_one_client_id_the_second_refuses_to_start(
         code = await asyncio.to_thread(second.process.wait, 60)
         assert code == 78, cluster.logs()
         assert "is in use by another running daemon" in second.log.read_text()
-        assert first.process is not None and first.process.poll() is None
+        assert first.process is not None
+        assert first.process.poll() is None
         await until_healthy(first)
     finally:
         cluster.stop_all()
@@ -279,7 +280,8 @@ async def test_a_dead_daemon_s_confirmation_timers_run_on_in_the_other(
         await store.close()
     assert [len(officer_a.posts), len(officer_b.posts), len(public.posts)] == [1, 1, 0]
     assert trail.count("officer_asked") == 2
-    assert trail.count("confirmation_timeout") == 1 and trail.count("expired") == 1
+    assert trail.count("confirmation_timeout") == 1
+    assert trail.count("expired") == 1
     assert all(d["state"] == "pending" for d in alert["deliveries"].values())
 
 
@@ -326,7 +328,8 @@ async def test_a_daemon_that_lost_its_claim_stops_without_posting_again(
             a.process.send_signal(signal.SIGCONT)
         cluster.stop_all()
     assert outcome["event"] == "delivery_taken_over", cluster.logs()
-    assert outcome["alert_id"] == "FW-FROZEN" and outcome["channel"] == "hook_0"
+    assert outcome["alert_id"] == "FW-FROZEN"
+    assert outcome["channel"] == "hook_0"
     assert [r.status for r in hook.requests] == [503, 200]
     assert before_thaw == after_thaw == 2  # A sent nothing more once thawed
     assert len(hook.posts) == 1
@@ -340,6 +343,8 @@ async def test_a_daemon_that_lost_its_claim_stops_without_posting_again(
     finally:
         await store.close()
     # A did not overwrite what B recorded.
-    assert delivery.state == "delivered" and delivery.remote_id is not None
+    assert delivery.state == "delivered"
+    assert delivery.remote_id is not None
     assert hook.post(delivery.remote_id) is hook.posts[0]
-    assert alert is not None and alert.state == "sent"
+    assert alert is not None
+    assert alert.state == "sent"

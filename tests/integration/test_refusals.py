@@ -54,13 +54,18 @@ async def test_a_refused_live_trigger_reaches_the_officers_and_a_drill_does_not(
             assert r.status == 200
             listed = await r.json()
     assert [r["trigger_id"] for r in listed] == ["FW-NOPE-2", "FW-DRILL-NOPE", "FW-NOPE"]
-    assert listed[1]["mode"] == "drill" and listed[1]["scenario"] == "tsunami"
-    assert listed[2]["error"] == "invalid_params" and listed[2]["source"] == "mqtt"
+    assert listed[1]["mode"] == "drill"
+    assert listed[1]["scenario"] == "tsunami"
+    assert listed[2]["error"] == "invalid_params"
+    assert listed[2]["source"] == "mqtt"
     # Each officer channel told of each live one once (officer_a is listed twice).
     for fake in (officer_a, officer_b):
         assert [p.json["alert_id"] for p in fake.posts] == ["FW-NOPE", "FW-NOPE-2"]
         told = fake.posts[0].json
-        assert told["kind"] == "refusal" and told["error"] == "invalid_params"
-        assert told["alert_id"] == "FW-NOPE" and told["mode"] == "live"
-        assert "location" in told["detail"] and "NICHT gesendet" in told["text"]
+        assert told["kind"] == "refusal"
+        assert told["error"] == "invalid_params"
+        assert told["alert_id"] == "FW-NOPE"
+        assert told["mode"] == "live"
+        assert "location" in told["detail"]
+        assert "NICHT gesendet" in told["text"]
     assert public.posts == []

@@ -127,7 +127,8 @@ async def test_a_broken_playbook_and_channel_leave_the_others_working(
         await officer.wait_for_requests(3)  # the refused live trigger told too
     assert set(alert["deliveries"]) == {"public"}  # the broken channel was set aside
     assert "playbook severe_storm is not loaded" in refusal["detail"]
-    assert f"line {typo_line}" in refusal["detail"] and "severe_storm.yaml" in refusal["detail"]
+    assert f"line {typo_line}" in refusal["detail"]
+    assert "severe_storm.yaml" in refusal["detail"]
     notices = [p.json for p in officer.posts]
     titles = [n["title"] for n in notices]
     assert sorted(titles) == [
@@ -136,7 +137,8 @@ async def test_a_broken_playbook_and_channel_leave_the_others_working(
         "Playbook nicht geladen: severe_storm",
     ]
     assert all(n["kind"] == "refusal" for n in notices)
-    assert report["set_aside"] == [] and "severe_storm" in report["loaded"]["playbooks"]
+    assert report["set_aside"] == []
+    assert "severe_storm" in report["loaded"]["playbooks"]
     assert set(fixed["deliveries"]) == {"public", "spare"}
     assert len(spare.posts) == 1
 
@@ -148,4 +150,5 @@ def test_validate_reports_a_broken_playbook_once_at_its_line(deployment_copy: Pa
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if "severe_storm" in line]
     assert len(lines) == 1, result.output  # no follow-on warnings about its templates
-    assert f"line {typo_line}" in lines[0] and "write it as `key: value`" in lines[0]
+    assert f"line {typo_line}" in lines[0]
+    assert "write it as `key: value`" in lines[0]

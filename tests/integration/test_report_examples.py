@@ -61,40 +61,48 @@ async def test_major_fire_report_names_the_officer_each_channel_and_the_retry(
     alerts = by_id(report)
     assert list(alerts) == ["FW-DUS-2026-000123", "FW-DUS-2026-000131", "FW-DUS-2026-000147"]
     assert report["summary"]["stages"] == ["warning", "update", "all_clear"]
-    assert report["mode"] == "live" and report["exercise"] is False
+    assert report["mode"] == "live"
+    assert report["exercise"] is False
     assert report["time_zone"] in ("UTC+01:00", "UTC+02:00")  # Berlin, winter or summer
     assert report["scenario_name"] == "Major fire"
     for alert in alerts.values():
         c = alert["confirmation"]
         assert alert["trigger"]["source"] == "mqtt"
-        assert c["decision"] == "released" and c["decided_by"] == OFFICER
+        assert c["decision"] == "released"
+        assert c["decided_by"] == OFFICER
         assert c["how"] == f"released by the duty officer {OFFICER}"
         assert [o["officer"] for o in c["links_opened"]] == [OFFICER]
         assert [o["officer"] for o in c["officers_asked"]] == [OFFICER]
         # The wait covers the undo window of 1 s after the officer's release.
-        assert c["wait_seconds"] is not None and c["wait_seconds"] >= 1.0
+        assert c["wait_seconds"] is not None
+        assert c["wait_seconds"] >= 1.0
         sent = deliveries(alert)
         assert sorted(sent) == sorted(PUBLIC)
         for d in sent.values():
-            assert d["state"] == "delivered" and d["sent"] is True
-            assert d["delivered_at"] is not None and d["delay_seconds"] >= 1.0
+            assert d["state"] == "delivered"
+            assert d["sent"] is True
+            assert d["delivered_at"] is not None
+            assert d["delay_seconds"] >= 1.0
             assert d["answer"]["event"] == "delivered"
     warning = deliveries(alerts["FW-DUS-2026-000123"])
     website = warning["website_hook"]
-    assert website["attempts"] == 2 and [r["attempt"] for r in website["retries"]] == [1]
+    assert website["attempts"] == 2
+    assert [r["attempt"] for r in website["retries"]] == [1]
     assert "503" in website["retries"][0]["error"]
     # The remote id and URL are the fake provider's own answer.
     post = run.fakes.webhook.post(website["remote_id"])
     assert post.json["alert_id"] == "FW-DUS-2026-000123"
     assert website["url"] == f"https://hooks.example/{website['remote_id']}"
-    assert website["answer"]["url"] == website["url"] and website["answer"]["attempts"] == 2
+    assert website["answer"]["url"] == website["url"]
+    assert website["answer"]["attempts"] == 2
     assert website["text"] == post.json["text"]  # the text as sent
     assert warning["sms_residents"]["recipients"] == {"total": 2, "delivered": 2, "failed": 0}
     assert all(d["attempts"] == 1 for cid, d in warning.items() if cid != "website_hook")
     assert report["summary"]["sent"] == 3 * len(PUBLIC)
     assert report["refusals"] == []
     html = render_html(report)
-    assert "EXERCISE" not in html and "ÜBUNG" not in html
+    assert "EXERCISE" not in html
+    assert "ÜBUNG" not in html
     assert html.count('class="card"') == 3 * len(PUBLIC)
 
 
@@ -110,24 +118,33 @@ async def test_bomb_defusal_report_shows_the_refusal_the_retraction_and_its_dele
     assert list(alerts) == [first, second, correction]
     assert report["summary"]["corrections"] == 1
     [refusal] = report["refusals"]
-    assert refusal["trigger_id"] == first and refusal["error"] == "invalid_params"
-    assert "radius_m" in refusal["detail"] and refusal["source"] == "mqtt"
-    assert alerts[first]["state"] == "sent" and alerts[second]["state"] == "retracted"
+    assert refusal["trigger_id"] == first
+    assert refusal["error"] == "invalid_params"
+    assert "radius_m" in refusal["detail"]
+    assert refusal["source"] == "mqtt"
+    assert alerts[first]["state"] == "sent"
+    assert alerts[second]["state"] == "retracted"
     retraction = alerts[second]["retraction"]
-    assert retraction["by"] == OFFICER and retraction["reason"] == RETRACTION_REASON
-    assert retraction["correction"] == correction and retraction["state_before"] == "sent"
+    assert retraction["by"] == OFFICER
+    assert retraction["reason"] == RETRACTION_REASON
+    assert retraction["correction"] == correction
+    assert retraction["state_before"] == "sent"
     fixed = alerts[correction]
-    assert fixed["kind"] == "correction" and fixed["retracts"] == second
-    assert fixed["trigger"]["source"] == OFFICER and fixed["confirmation"]["required"] is False
+    assert fixed["kind"] == "correction"
+    assert fixed["retracts"] == second
+    assert fixed["trigger"]["source"] == OFFICER
+    assert fixed["confirmation"]["required"] is False
     originals = deliveries(alerts[second])
     for cid, d in originals.items():
-        assert d["state"] == "retracted" and d["sent"] is True, cid
+        assert d["state"] == "retracted", cid
+        assert d["sent"] is True, cid
         assert d["outcome"] == "sent, then retracted"
         assert d["taken_down"]["deleted"] is (cid not in ("sms_residents", "email_press")), cid
     toot = originals["mastodon_city"]["remote_id"]
     assert toot in run.fakes.mastodon.deleted
     for cid, d in deliveries(fixed).items():
-        assert d["state"] == "delivered" and RETRACTION_REASON in d["text"], cid
+        assert d["state"] == "delivered", cid
+        assert RETRACTION_REASON in d["text"], cid
     # The correction's delivery is the one named where the original was taken down.
     assert (
         originals["website_hook"]["taken_down"]["correction_remote_id"]
@@ -136,19 +153,19 @@ async def test_bomb_defusal_report_shows_the_refusal_the_retraction_and_its_dele
     trail = events(report, second)
     assert trail.index("released") < trail.index("retraction_requested") < trail.index("retracted")
     timeline_refused = [t for t in report["timeline"] if t["event"] == "refused"]
-    assert (
-        len(timeline_refused) == 1
-        and timeline_refused[0]["at"] < alerts[first]["trigger"]["received_at"]
-    )
+    assert len(timeline_refused) == 1
+    assert timeline_refused[0]["at"] < alerts[first]["trigger"]["received_at"]
     html = render_html(report)
-    assert RETRACTION_REASON in html and "invalid_params" in html
+    assert RETRACTION_REASON in html
+    assert "invalid_params" in html
 
 
 async def test_severe_storm_drill_report_never_calls_a_dry_run_sent(tmp_path, mosquitto, watcher):
     run = await run_incident("severe_storm", tmp_path, mosquitto, watcher)
     report = report_of(run)
     keep_example(run, report)
-    assert report["mode"] == "drill" and report["exercise"] is True
+    assert report["mode"] == "drill"
+    assert report["exercise"] is True
     warning, update, all_clear = report["alerts"]
     assert warning["confirmation"]["decided_by"] == "timeout"
     assert "confirmation mode auto" in warning["confirmation"]["how"]
@@ -157,16 +174,21 @@ async def test_severe_storm_drill_report_never_calls_a_dry_run_sent(tmp_path, mo
     assert all_clear["confirmation"]["decided_by"] == OFFICER
     sent_posts = len(run.fakes.webhook.posts) + len(run.fakes.mastodon.posts)
     assert sent_posts == 6  # three stages on the two channels that take drills
-    assert run.fakes.sms.messages == [] and run.fakes.smtp.messages == []
+    assert run.fakes.sms.messages == []
+    assert run.fakes.smtp.messages == []
     for alert in report["alerts"]:
         for cid, d in deliveries(alert).items():
             if cid in ("website_hook", "mastodon_city"):
-                assert d["state"] == "delivered" and d["outcome"] == "sent (exercise text)"
+                assert d["state"] == "delivered"
+                assert d["outcome"] == "sent (exercise text)"
             else:
-                assert d["state"] == "dry_run" and d["sent"] is False, cid
-                assert d["delivered_at"] is None and d["delay_seconds"] is None
+                assert d["state"] == "dry_run", cid
+                assert d["sent"] is False, cid
+                assert d["delivered_at"] is None
+                assert d["delay_seconds"] is None
                 assert d["outcome"] == "not sent: dry run, no channel was contacted"
-    assert report["summary"]["sent"] == 6 and report["summary"]["dry_run"] == 3 * (len(PUBLIC) - 2)
+    assert report["summary"]["sent"] == 6
+    assert report["summary"]["dry_run"] == 3 * (len(PUBLIC) - 2)
     html = render_html(report)
     assert html.count("EXERCISE / ÜBUNG") >= 1 + len(report["alerts"])
     assert "Nothing was sent" not in html  # two channels did take the exercise

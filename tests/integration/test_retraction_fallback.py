@@ -147,7 +147,8 @@ async def retract_with_broken_templates(
 
 def assert_named(detail: str, alert_id: str) -> None:
     case = CASES[alert_id]
-    assert detail.startswith(case.why) and case.names in detail, detail
+    assert detail.startswith(case.why), detail
+    assert case.names in detail, detail
 
 
 @pytest.mark.parametrize("alert_id", ["FW-CHANGED", "FW-FAILING"])
@@ -159,9 +160,11 @@ async def test_a_live_retraction_goes_out_with_the_built_in_text(
         tmp_path, mosquitto, watcher, alert_id
     )
     assert status == 202, body
-    assert body["state"] == "retracted" and body["correction"] == f"{alert_id}:retraction"
+    assert body["state"] == "retracted"
+    assert body["correction"] == f"{alert_id}:retraction"
     assert_named(body["detail"], alert_id)
-    assert correction["state"] == "sent" and original["state"] == "retracted"
+    assert correction["state"] == "sent"
+    assert original["state"] == "retracted"
     [created] = [e for e in trail if e.event == "correction_created"]
     assert created.detail["built_in_text"] == body["detail"]
     assert sorted(created.detail["channels"]) == ["hook_a", "hook_b", "hook_c"]
@@ -177,7 +180,8 @@ async def test_a_live_retraction_goes_out_with_the_built_in_text(
         assert match is not None, sent["text"]
         assert match["title"] == alert["title"]  # names the warning it withdraws
         assert match["reason"] == REASON
-        assert "Nicht freigegeben" not in sent["text"] and "Entwarnung" not in sent["text"]
+        assert "Nicht freigegeben" not in sent["text"]
+        assert "Entwarnung" not in sent["text"]
         assert [p["kind"] for p in answered(hook)] == ["alert", "retraction", "deletion"]
 
 
@@ -192,7 +196,8 @@ async def test_a_drill_retraction_with_the_built_in_text_is_marked_as_exercise(
     )
     assert status == 202, body
     assert_named(body["detail"], "FW-DRILL-BROKEN")
-    assert correction["state"] == "sent" and original["state"] == "retracted"
+    assert correction["state"] == "sent"
+    assert original["state"] == "retracted"
     [created] = [e for e in trail if e.event == "correction_created"]
     assert created.detail["built_in_text"] == body["detail"]
     prefix = {"de": "ÜBUNG", "en": "EXERCISE"}
@@ -225,9 +230,12 @@ async def test_a_drill_retraction_uses_changed_templates_like_any_drill_text(
         await watcher.alert_in("FW-DRILL-NEW:retraction", "sent")
         correction = await daemon.store.get_alert("FW-DRILL-NEW:retraction")
         trail = await daemon.store.audit_trail("FW-DRILL-NEW:retraction")
-    assert status == 202 and "detail" not in body
-    assert correction is not None and correction.unapproved == ["_retraction/short.de.j2"]
+    assert status == 202
+    assert "detail" not in body
+    assert correction is not None
+    assert correction.unapproved == ["_retraction/short.de.j2"]
     [created] = [e for e in trail if e.event == "correction_created"]
     assert "built_in_text" not in created.detail
     [sent] = corrections(hooks[0])
-    assert sent["text"].startswith("ÜBUNG: Entwarnung") and "Nicht freigegeben." in sent["text"]
+    assert sent["text"].startswith("ÜBUNG: Entwarnung")
+    assert "Nicht freigegeben." in sent["text"]

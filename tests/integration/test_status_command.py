@@ -65,16 +65,21 @@ async def test_status_of_a_retracted_alert_and_its_correction_at_80_columns(
     listing = await status(config)
     lines = [line.rstrip() for line in listing.splitlines()]
     # Each id whole on a line of its own: it can be copied into `broadcaster retract`.
-    assert LONG_ID in lines and f"{LONG_ID}:retraction" in lines, listing
+    assert LONG_ID in lines, listing
+    assert f"{LONG_ID}:retraction" in lines, listing
     original = listing[listing.index(f"{LONG_ID}\n") :]
     correction = listing[listing.index(f"{LONG_ID}:retraction\n") : listing.index(f"{LONG_ID}\n")]
     # Its three deliveries went out, then were retracted: not "0/3 done".
-    assert "3/3 sent, retracted" in original and "0/3" not in original
-    assert "retracted by mqtt" in original and "reason: Fehlalarm" in original
+    assert "3/3 sent, retracted" in original
+    assert "0/3" not in original
+    assert "retracted by mqtt" in original
+    assert "reason: Fehlalarm" in original
     assert f"correction of {LONG_ID}, retracted by mqtt" in correction
     assert "confirmed by" not in correction
-    assert "LIVE" in original and "LIVE" in correction
-    assert TIME_WITH_ZONE.search(original) and TIME_WITH_ZONE.search(correction)
+    assert "LIVE" in original
+    assert "LIVE" in correction
+    assert TIME_WITH_ZONE.search(original)
+    assert TIME_WITH_ZONE.search(correction)
 
     detail = await status(config, LONG_ID)
     assert LONG_ID in [line.rstrip() for line in detail.splitlines()], detail

@@ -51,7 +51,8 @@ async def test_intake_resumes_by_itself_after_a_redis_restart(
         await publish_many(mosquitto.url, "bc/trigger", [signed_trigger(i) for i in during])
         await until_healthy(node, want=False)  # the daemon says so
         parts = await healthz(node)
-        assert parts is not None and parts["store"] is False
+        assert parts is not None
+        assert parts["store"] is False
         redis = start_redis(tmp_path, redis.port, durable=True)  # its append-only file
         await until_healthy(node)  # by itself, nobody restarts the daemon
         await watcher.wait_for(lambda: all_sent(watcher, before + during), 60)
@@ -63,8 +64,10 @@ async def test_intake_resumes_by_itself_after_a_redis_restart(
     assert per_key == {f"{i}:hook_{n}": 1 for i in before + during for n in range(3)}
     assert [e for e in watcher.errors() if e["error"] == "duplicate"] == []
     events = [e["event"] for e in node.events()]
-    assert "store_unreachable" in events and "store_reachable_again" in events
-    assert "loop_crashed" not in events and "task_failed" not in events
+    assert "store_unreachable" in events
+    assert "store_reachable_again" in events
+    assert "loop_crashed" not in events
+    assert "task_failed" not in events
 
 
 async def test_past_the_outage_limit_the_daemon_exits_and_loses_nothing(
@@ -83,7 +86,8 @@ async def test_past_the_outage_limit_the_daemon_exits_and_loses_nothing(
         code = await asyncio.to_thread(node.process.wait, 60)
         assert code == 75, node.log.read_text()
         exiting = [e for e in node.events() if e.get("event") == "daemon_exiting"]
-        assert len(exiting) == 1 and "outage_limit" in exiting[0]["reason"]
+        assert len(exiting) == 1
+        assert "outage_limit" in exiting[0]["reason"]
         # Restarted, the daemon finds the trigger it never acknowledged at the broker.
         redis = start_redis(tmp_path, redis.port, durable=True)
         before = onlines(watcher)

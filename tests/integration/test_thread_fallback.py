@@ -44,7 +44,8 @@ async def test_an_update_whose_first_post_was_deleted_goes_out_on_its_own(
         (first["id"], 404),
         (None, 200),
     ]
-    assert len(fake.posts) == 2 and fake.posts[1]["in_reply_to_id"] is None
+    assert len(fake.posts) == 2
+    assert fake.posts[1]["in_reply_to_id"] is None
     assert "Oberbilk" in fake.posts[1]["text"]
     assert alert["deliveries"]["mastodon_city"]["remote_id"] == fake.posts[1]["id"]
     fallbacks = [e for e in trail if e.event == "thread_fallback"]

@@ -264,7 +264,8 @@ async def test_update_alert_with_matching_expect(store: Store) -> None:
     updated = await store.update_alert(
         A, expect=("received", "awaiting_confirmation"), state="rejected"
     )
-    assert updated is not None and updated.state == "rejected"
+    assert updated is not None
+    assert updated.state == "rejected"
     assert (await store.get_alert(A)) == updated
 
 
@@ -423,7 +424,8 @@ async def test_claim_with_an_expired_lease_can_be_taken(store: Store) -> None:
     await store.claim_delivery(A, "mastodon_city", "daemon-1", T0 + LEASE, T0)
     later = T0 + LEASE + timedelta(seconds=1)
     claim = await store.claim_delivery(A, "mastodon_city", "daemon-2", later + LEASE, later)
-    assert claim is not None and claim.claimed_by == "daemon-2"
+    assert claim is not None
+    assert claim.claimed_by == "daemon-2"
     assert (claim.state, claim.attempts) == ("sending", 1)
     assert await store.get_deliveries(A) == [claim]
 
@@ -433,7 +435,8 @@ async def test_a_lease_is_over_at_its_end(store: Store) -> None:
     await store.claim_delivery(A, "mastodon_city", "daemon-1", T0 + LEASE, T0)
     end = T0 + LEASE
     claim = await store.claim_delivery(A, "mastodon_city", "daemon-2", end + LEASE, end)
-    assert claim is not None and claim.claimed_by == "daemon-2"
+    assert claim is not None
+    assert claim.claimed_by == "daemon-2"
 
 
 async def test_a_guarded_save_needs_the_claim(store: Store) -> None:
@@ -616,17 +619,22 @@ async def test_datetimes_round_trip_timezone_aware(store: Store) -> None:
     stored = await store.get_alert(A)
     assert stored is not None
     assert all(aware_utc(t) for t in (stored.created_at, stored.updated_at))
-    assert stored.created_at == T0 and stored.created_at.microsecond == T0.microsecond
+    assert stored.created_at == T0
+    assert stored.created_at.microsecond == T0.microsecond
     assert stored.issued_at == alert.issued_at
     assert stored.issued_at.utcoffset() == CET.utcoffset(None)
     (delivery,) = await store.get_deliveries(A)
-    assert aware_utc(delivery.delivered_at) and delivery.delivered_at == T0
-    assert aware_utc(delivery.claimed_until) and delivery.claimed_until == T0 + LEASE
+    assert aware_utc(delivery.delivered_at)
+    assert delivery.delivered_at == T0
+    assert aware_utc(delivery.claimed_until)
+    assert delivery.claimed_until == T0 + LEASE
     assert aware_utc(delivery.updated_at)
     (entry,) = await store.audit_trail(A)
-    assert aware_utc(entry.at) and entry.at == T0
+    assert aware_utc(entry.at)
+    assert entry.at == T0
     (inbox,) = await store.inbox_pending()
-    assert aware_utc(inbox.received_at) and inbox.received_at == T0
+    assert aware_utc(inbox.received_at)
+    assert inbox.received_at == T0
 
 
 async def test_everything_is_still_there_after_a_restart(opened: Opener) -> None:
@@ -706,13 +714,18 @@ async def test_different_payloads_are_all_kept(store: Store) -> None:
 async def test_inbox_take_claims_counts_and_honours_other_claims(store: Store) -> None:
     await store.inbox_add(inbox_entry("m-1", 0))
     taken = await store.inbox_take("m-1", "daemon-1", T0 + LEASE, T0)
-    assert taken is not None and taken.claimed_by == "daemon-1" and taken.attempts == 1
+    assert taken is not None
+    assert taken.claimed_by == "daemon-1"
+    assert taken.attempts == 1
     assert await store.inbox_take("m-1", "daemon-2", T0 + LEASE, T0) is None
     again = await store.inbox_take("m-1", "daemon-1", T0 + LEASE, T0)
-    assert again is not None and again.attempts == 2
+    assert again is not None
+    assert again.attempts == 2
     later = T0 + LEASE + timedelta(seconds=1)
     stolen = await store.inbox_take("m-1", "daemon-2", later + LEASE, later)
-    assert stolen is not None and stolen.claimed_by == "daemon-2" and stolen.attempts == 3
+    assert stolen is not None
+    assert stolen.claimed_by == "daemon-2"
+    assert stolen.attempts == 3
     (pending,) = await store.inbox_pending()
     assert pending == stolen
     await store.inbox_done("m-1")
@@ -737,7 +750,8 @@ async def test_modify_alert_sees_the_stored_alert(store: Store) -> None:
         return {"decided_by": "x"} if alert.state == "awaiting_confirmation" else None
 
     updated = await store.modify_alert(A, bump)
-    assert updated is not None and updated.decided_by == "x"
+    assert updated is not None
+    assert updated.decided_by == "x"
     await store.update_alert(A, state="rejected")
     assert await store.modify_alert(A, bump) is None
     assert (await store.get_alert(A)).state == "rejected"  # type: ignore[union-attr]
@@ -753,7 +767,8 @@ async def test_concurrent_increments_through_modify_alert_lose_none(opened: Open
 
     await asyncio.gather(*(s.modify_alert(A, one_more) for s in (first, second) * 10))
     stored = await first.get_alert(A)
-    assert stored is not None and len(stored.unapproved) == 20
+    assert stored is not None
+    assert len(stored.unapproved) == 20
 
 
 async def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
@@ -804,9 +819,11 @@ async def test_a_dead_holder_counts_as_gone(store: Store) -> None:
     assert await store.take_lease("job", "dead", T0 + LEASE, T0) == "dead"
     assert await store.claim_delivery(A, "sms", "d-2", T0 + LEASE, T0) is None
     claim = await store.claim_delivery(A, "sms", "d-2", T0 + LEASE, T0, dead={"dead"})
-    assert claim is not None and claim.claimed_by == "d-2"
+    assert claim is not None
+    assert claim.claimed_by == "d-2"
     taken = await store.inbox_take("m-1", "d-2", T0 + LEASE, T0, dead={"dead"})
-    assert taken is not None and taken.claimed_by == "d-2"
+    assert taken is not None
+    assert taken.claimed_by == "d-2"
     assert await store.take_lease("job", "d-2", T0 + LEASE, T0, dead={"dead"}) == "d-2"
     assert await store.take_lease("job", "d-3", T0 + LEASE, T0, dead={"dead"}) == "d-2"
 
@@ -819,7 +836,8 @@ async def test_channel_states_keep_the_latest_per_channel(opened: Opener) -> Non
     states = await second.channel_states()
     assert sorted(states) == ["sms", "x"]
     assert (states["sms"].circuit, states["sms"].by) == ("closed", "d-2")
-    assert states["x"].circuit == "half_open" and states["x"].failures == 7
+    assert states["x"].circuit == "half_open"
+    assert states["x"].failures == 7
 
 
 async def test_audit_tail_is_the_newest_entries_of_no_alert(store: Store) -> None:

@@ -22,8 +22,8 @@ async def healthy() -> dict[str, bool]:
     return {"store": False}
 
 
-async def test_a_store_that_gave_up_is_a_json_503() -> None:
-    state = WebState(
+def gone_state() -> WebState:
+    return WebState(
         receiver=GoneReceiver(),  # type: ignore[arg-type]
         store=None,  # type: ignore[arg-type]
         metrics=Metrics(),
@@ -31,7 +31,10 @@ async def test_a_store_that_gave_up_is_a_json_503() -> None:
         healthy=healthy,
         retractor=None,  # type: ignore[arg-type]
     )
-    server = TestServer(make_app(state))
+
+
+async def test_a_store_that_gave_up_is_a_json_503() -> None:
+    server = TestServer(make_app(gone_state()))
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as http:
@@ -44,7 +47,29 @@ async def test_a_store_that_gave_up_is_a_json_503() -> None:
                 assert r.headers["Retry-After"] == "5"
                 body = await r.json()
             async with http.get(server.make_url("/healthz")) as h:
-                assert h.status == 503 and h.headers["Server"] == "broadcaster"
+                assert h.status == 503
+                assert h.headers["Server"] == "broadcaster"
     finally:
         await server.close()
-    assert body["error"] == "unavailable" and "unreachable" in body["detail"]
+    assert body["error"] == "unavailable"
+    assert "unreachable" in body["detail"]
+
+
+async def test_the_root_points_to_the_api_and_unknown_paths_say_where_to_look() -> None:
+    server = TestServer(make_app(gone_state()))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.make_url("/")) as root:
+                assert root.status == 200
+                index = await root.json()
+            async with http.get(server.make_url("/no/such/page")) as missing:
+                assert missing.status == 404
+                assert missing.content_type == "application/json"
+                refused = await missing.json()
+    finally:
+        await server.close()
+    assert index["api"] == "/api/openapi.json"
+    assert refused["error"] == "not_found"
+    assert "/no/such/page" in refused["detail"]
+    assert "/api/openapi.json" in refused["detail"]

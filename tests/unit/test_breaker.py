@@ -29,7 +29,8 @@ async def test_it_opens_after_failures_in_a_row_and_a_success_resets_the_count()
     b.failed()
     assert changes == []
     b.failed()
-    assert changes == ["open"] and str(b.state) == "open"
+    assert changes == ["open"]
+    assert str(b.state) == "open"
 
 
 async def test_after_the_cooldown_one_probe_goes_and_the_others_wait() -> None:
@@ -37,9 +38,10 @@ async def test_after_the_cooldown_one_probe_goes_and_the_others_wait() -> None:
     b = breaker(changes)
     for _ in range(3):
         b.failed()
-    waiters = {asyncio.create_task(b.admit(timeout=5)) for _ in range(6)}
+    waiters = {asyncio.create_task(b.admit(within=5)) for _ in range(6)}
     done, waiting = await asyncio.wait(waiters, timeout=5, return_when=asyncio.FIRST_COMPLETED)
-    assert len(done) == 1 and b.state == "half_open"  # one probe
+    assert len(done) == 1
+    assert b.state == "half_open"
     for _ in range(20):  # let every other waiter run: none gets in before the verdict
         await asyncio.sleep(0)
     assert not any(w.done() for w in waiting)
@@ -53,7 +55,7 @@ async def test_a_failed_probe_opens_it_again() -> None:
     b = breaker(changes)
     for _ in range(3):
         b.failed()
-    await asyncio.wait_for(b.admit(timeout=5), 5)
+    await asyncio.wait_for(b.admit(within=5), 5)
     b.failed()
     assert changes == ["open", "half_open", "open"]
 
@@ -62,9 +64,9 @@ async def test_a_wait_ends_at_its_deadline_or_when_stopped() -> None:
     b = Breaker("x", failures=1, cooldown=timedelta(hours=1))
     b.failed()
     with pytest.raises(CircuitOpen, match="circuit open"):
-        await b.admit(timeout=0.05)
+        await b.admit(within=0.05)
     stop = asyncio.Event()
-    waiting = asyncio.create_task(b.admit(stop, timeout=60))
+    waiting = asyncio.create_task(b.admit(stop, within=60))
     stop.set()
     with pytest.raises(CircuitOpen, match="stopped"):
         await asyncio.wait_for(waiting, 5)
@@ -74,7 +76,7 @@ async def test_an_abandoned_probe_lets_the_next_one_go() -> None:
     b = breaker([])
     for _ in range(3):
         b.failed()
-    await asyncio.wait_for(b.admit(timeout=5), 5)
+    await asyncio.wait_for(b.admit(within=5), 5)
     b.abandoned()  # cancelled without a verdict
-    await asyncio.wait_for(b.admit(timeout=5), 5)
+    await asyncio.wait_for(b.admit(within=5), 5)
     assert b.state == "half_open"

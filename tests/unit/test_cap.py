@@ -411,8 +411,10 @@ def test_timestamps_match_the_schema_pattern() -> None:
     ]
     assert stamps[0] == "2026-07-01T12:00:30+01:00"
     for stamp in stamps:
-        assert stamp is not None and TIME.match(stamp), stamp
-        assert "Z" not in stamp and "." not in stamp
+        assert stamp is not None, stamp
+        assert TIME.match(stamp), stamp
+        assert "Z" not in stamp
+        assert "." not in stamp
 
 
 def test_long_headlines_are_cut_to_160() -> None:
@@ -446,7 +448,8 @@ def test_cap_messages_builds_a_cancel_only_where_none_went_out() -> None:
     ids = [m.id for m in messages]
     assert sorted(ids) == sorted(["FW-1", "FW-4", "FW-4:retraction", "FW-5", "FW-5:retraction"])
     built = next(m for m in messages if m.id == "FW-4:retraction")
-    assert built.msg_type == "Cancel" and built.retracts == "FW-4"
+    assert built.msg_type == "Cancel"
+    assert built.retracts == "FW-4"
     assert next(m for m in messages if m.id == "FW-5:retraction") == correction
     assert [m.id for m in earlier_messages(built, messages)] == ids[: ids.index(built.id)]
 
@@ -491,7 +494,8 @@ def test_feed_lists_only_active_alerts() -> None:
         assert text(entry, "atom:id") == f"{URL}/cap/{identifier}.xml"
         assert text(entry, "atom:author/atom:name") == SENDER
         for stamp in (text(entry, "atom:updated"), text(entry, "cap:expires")):
-            assert stamp is not None and TIME.match(stamp)
+            assert stamp is not None
+            assert TIME.match(stamp)
         assert text(entry, "cap:areaDesc") == "Ackerstraße, Flingern-Nord"
     fw2 = entries[0]
     assert text(fw2, "atom:title") == TEXTS["de"].title

@@ -27,7 +27,8 @@ def test_render_shows_every_channel_with_length_and_limit():
         "english_log (log, en, short)",
     ):
         assert channel in result.output
-    assert "weighted characters" in result.output and "SMS segments" in result.output
+    assert "weighted characters" in result.output
+    assert "SMS segments" in result.output
     assert "ÜBUNG" not in result.output
 
 
@@ -48,12 +49,15 @@ def test_render_names_bad_params_scenario_and_stage():
     assert "param 'district' is 41 characters long, at most 40" in result.output
     assert "unknown param 'colour'" in result.output
     result = run("render", "flood", *config)
-    assert result.exit_code == 2 and "unknown scenario 'flood'" in result.output
+    assert result.exit_code == 2
+    assert "unknown scenario 'flood'" in result.output
     assert "bomb_defusal, major_fire, severe_storm" in result.output
     result = run("render", "major_fire", "--stage", "evacuation", *FIRE, *config)
-    assert result.exit_code == 2 and "unknown stage 'evacuation'" in result.output
+    assert result.exit_code == 2
+    assert "unknown stage 'evacuation'" in result.output
     result = run("render", "major_fire", "-p", "location", *config)
-    assert result.exit_code == 2 and "write it as name=value" in result.output
+    assert result.exit_code == 2
+    assert "write it as name=value" in result.output
 
 
 def test_render_refuses_a_changed_template_live_but_previews_it_in_a_drill(deployment_copy):
@@ -75,7 +79,8 @@ def test_approve_twice_by_different_people_makes_a_changed_template_usable(deplo
     config = ["--config", str(deployment_copy)]
     key = "major_fire/warning/short.de.j2"
     first = run("approve", key, "--by", "A. Schmidt", *config)
-    assert first.exit_code == 0 and "not yet usable live" in first.output
+    assert first.exit_code == 0
+    assert "not yet usable live" in first.output
     same = run("approve", str(path), "--by", "a. schmidt", *config)  # a path works too
     assert "four eyes need 2 different names" in same.output
     second = run("approve", key, "--by", "B. Yilmaz", *config)

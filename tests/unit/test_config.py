@@ -70,9 +70,11 @@ def test_settings_errors_name_the_key(tmp_path):
     settings, problems = read_settings(path)
     assert settings is None
     lines = "\n".join(map(str, problems))
-    assert "mqtt.url" in lines and "mqtt://" in lines
+    assert "mqtt.url" in lines
+    assert "mqtt://" in lines
     assert "mqtt.colour: unknown key" in lines
-    assert "security.max_trigger_age" in lines and "no unit" in lines
+    assert "security.max_trigger_age" in lines
+    assert "no unit" in lines
 
 
 def test_missing_config_file(tmp_path):

@@ -760,18 +760,23 @@ def test_refusal_caps_its_detail_and_pickles() -> None:
 # --- fuzzing -----------------------------------------------------------------------------
 
 
+def checked_refusal(refusal: Refusal) -> Refusal:
+    """A refusal as the contract has them: a known code, a short publishable detail."""
+    assert refusal.error in ERROR_CODES
+    assert refusal.error in INTAKE_CODES
+    assert refusal.detail
+    assert refusal.trigger_id is None or len(refusal.trigger_id) <= 64
+    assert len(refusal.detail) <= 2000
+    json.dumps(refusal.public(NOW))  # publishable
+    return refusal
+
+
 def outcome(raw: bytes | str, secret: str | None = SECRET) -> Trigger | Refusal:
     """parse_trigger + resolve; anything but a Trigger or a contract Refusal fails the test."""
     try:
         trigger, stage, params = handle(raw, secret=secret)
     except Refusal as refusal:
-        assert refusal.error in ERROR_CODES
-        assert refusal.error in INTAKE_CODES
-        assert refusal.detail
-        assert refusal.trigger_id is None or len(refusal.trigger_id) <= 64
-        assert len(refusal.detail) <= 2000
-        json.dumps(refusal.public(NOW))  # publishable
-        return refusal
+        return checked_refusal(refusal)
     assert isinstance(trigger, Trigger)
     assert stage in PLAYBOOK.stages
     assert set(params) == set(PLAYBOOK.params)

@@ -105,7 +105,8 @@ def test_a_hidden_character_in_a_param_is_refused_with_its_name_and_position():
 
 def test_typographic_params_pass_unchanged():
     values = validate_params(playbook(), {"location": "„Weiß“ – 🔥", "direction": "Süd…"})
-    assert values["location"] == "„Weiß“ – 🔥" and values["direction"] == "Süd…"
+    assert values["location"] == "„Weiß“ – 🔥"
+    assert values["direction"] == "Süd…"
 
 
 def test_a_default_with_a_hidden_character_is_refused_when_the_playbook_loads():
@@ -195,7 +196,8 @@ def test_bad_labels_are_refused(change, message):
 
 def test_the_sample_playbooks_label_every_param_and_stage_in_german_and_english():
     playbooks, problems = load_playbooks(REPO / "playbooks")
-    assert problems == [] and len(playbooks) == 3
+    assert problems == []
+    assert len(playbooks) == 3
     for p in playbooks.values():
         labels = [s.label for s in p.params.values()] + [s.label for s in p.stages.values()]
         assert all(label is not None and set(label) == {"de", "en"} for label in labels), p.id

@@ -101,12 +101,16 @@ def test_a_released_alert_names_the_officer_the_wait_the_delay_and_what_was_not_
     report = build_report(one(alert(), [website, mastodon], released_trail()), at(100))
     [a] = report["alerts"]
     c = a["confirmation"]
-    assert c["decided_by"] == "A. Schmidt" and c["how"] == "released by the duty officer A. Schmidt"
+    assert c["decided_by"] == "A. Schmidt"
+    assert c["how"] == "released by the duty officer A. Schmidt"
     assert c["wait_seconds"] == 30.0
     assert [o["officer"] for o in c["links_opened"]] == ["A. Schmidt"]
-    assert a["trigger"]["source"] == "mqtt" and a["trigger"]["issued_at"].endswith("+01:00")
+    assert a["trigger"]["source"] == "mqtt"
+    assert a["trigger"]["issued_at"].endswith("+01:00")
     sent, dry = a["deliveries"]
-    assert sent["sent"] is True and sent["delay_seconds"] == 32.5 and sent["attempts"] == 2
+    assert sent["sent"] is True
+    assert sent["delay_seconds"] == 32.5
+    assert sent["attempts"] == 2
     assert sent["retries"] == [
         {
             "at": "2026-11-23T10:15:31.000+01:00",
@@ -115,8 +119,11 @@ def test_a_released_alert_names_the_officer_the_wait_the_delay_and_what_was_not_
             "wait_seconds": 1,
         }
     ]
-    assert sent["answer"]["remote_id"] == "r-1" and sent["answer"]["attempts"] == 2
-    assert dry["sent"] is False and dry["delay_seconds"] is None and dry["delivered_at"] is None
+    assert sent["answer"]["remote_id"] == "r-1"
+    assert sent["answer"]["attempts"] == 2
+    assert dry["sent"] is False
+    assert dry["delay_seconds"] is None
+    assert dry["delivered_at"] is None
     assert dry["outcome"] == "not sent: dry run, no channel was contacted"
     assert report["summary"] == {
         "first_trigger_received_at": "2026-11-23T10:15:00.000+01:00",
@@ -131,14 +138,18 @@ def test_a_released_alert_names_the_officer_the_wait_the_delay_and_what_was_not_
         "failed": 0,
         "refusals": 0,
     }
-    assert report["time_zone"] == "UTC+01:00" and report["exercise"] is False
+    assert report["time_zone"] == "UTC+01:00"
+    assert report["exercise"] is False
 
     html = render_html(report)
-    assert SCRIPT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert SCRIPT not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'href="javascript' not in html  # a provider's answer is shown, not linked
     assert re.search(r"<(script|link|img|iframe)\b", html) is None  # nothing to load
-    assert '<html lang="en"' in html and 'lang="de"' in html
-    assert "EXERCISE" not in html and "DRY RUN" not in html
+    assert '<html lang="en"' in html
+    assert 'lang="de"' in html
+    assert "EXERCISE" not in html
+    assert "DRY RUN" not in html
     assert "10:15:12.000" in html  # the link opened, in the trigger's zone
 
 
@@ -151,7 +162,8 @@ def test_a_drill_all_dry_run_is_marked_as_an_exercise_and_never_called_sent():
         entry(0.3, "dry_run", channel="website", attempts=0),
     ]
     report = build_report(one(drill, [delivery("website", "dry_run")], trail), at(5))
-    assert report["exercise"] is True and report["mode"] == "drill"
+    assert report["exercise"] is True
+    assert report["mode"] == "drill"
     assert report["alerts"][0]["confirmation"]["how"] == "released automatically (drill)"
     html = render_html(report)
     assert html.count("EXERCISE / ÜBUNG") == 4  # title, banner, under the heading, the stage
@@ -163,7 +175,8 @@ def test_a_drill_all_dry_run_is_marked_as_an_exercise_and_never_called_sent():
 def test_a_live_run_in_dry_run_says_so():
     trail = [entry(0.3, "dry_run", channel="website", attempts=0)]
     html = render_html(build_report(one(alert(), [delivery("website", "dry_run")], trail), at(5)))
-    assert "DRY RUN" in html and "EXERCISE" not in html
+    assert "DRY RUN" in html
+    assert "EXERCISE" not in html
 
 
 def test_rejected_expired_and_cancelled_alerts_say_nothing_was_sent():
@@ -252,8 +265,10 @@ def test_an_alert_without_confirmation_and_its_correction():
     assert first["confirmation"]["how"] == "released at once: the playbook asks for no confirmation"
     assert first["retraction"]["correction"] == "FW-1:retraction"
     [d] = first["deliveries"]
-    assert d["outcome"] == "sent, then retracted" and d["taken_down"]["deleted"] is True
-    assert second["kind"] == "correction" and second["trigger"]["source"] == "A. Schmidt"
+    assert d["outcome"] == "sent, then retracted"
+    assert d["taken_down"]["deleted"] is True
+    assert second["kind"] == "correction"
+    assert second["trigger"]["source"] == "A. Schmidt"
     assert second["deliveries"][0]["delay_seconds"] == 1.0  # from the retraction's arrival
     assert second["confirmation"]["how"].startswith("sent at once (a retraction needs no")
 

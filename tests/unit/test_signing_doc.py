@@ -55,7 +55,8 @@ def test_the_worked_trigger_is_signed_as_the_daemon_signs():
         max_age=timedelta(minutes=15),
         now=issued,
     )
-    assert trigger.id == "FW-DUS-2026-000123" and trigger.params == unsigned["params"]
+    assert trigger.id == "FW-DUS-2026-000123"
+    assert trigger.params == unsigned["params"]
     # The OpenAPI document's example trigger is the same one.
     assert openapi.document()["components"]["schemas"]["Trigger"]["examples"] == [signed]
 

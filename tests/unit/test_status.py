@@ -76,7 +76,8 @@ def test_live_is_as_loud_as_drill():
     assert (live.plain, drill.plain) == ("LIVE", "DRILL")
     for badge in (live, drill):
         [span] = badge.spans
-        assert "bold" in str(span.style) and (span.start, span.end) == (0, len(badge.plain))
+        assert "bold" in str(span.style)
+        assert (span.start, span.end) == (0, len(badge.plain))
 
 
 def test_times_carry_their_zone(berlin):

@@ -111,7 +111,8 @@ async def test_a_resumed_correction_deletes_the_original_once(tmp_path):
     assert provider.deleted == ["first"]  # the false alarm is removed ...
     assert provider.sent == []  # ... and the correction is not posted twice
     assert after.state == "retracted"
-    assert finished is not None and finished.state == "sent"
+    assert finished is not None
+    assert finished.state == "sent"
 
 
 async def test_an_alert_stored_but_never_released_is_released_after_a_restart(tmp_path):
@@ -135,5 +136,6 @@ async def test_an_alert_stored_but_never_released_is_released_after_a_restart(tm
     alert = await store.get_alert("B")
     [sent] = await store.get_deliveries("B")
     await store.close()
-    assert alert is not None and alert.state == "sent"
+    assert alert is not None
+    assert alert.state == "sent"
     assert sent.state == "delivered"

@@ -73,7 +73,8 @@ def test_text_without_control_format_or_separator_characters_is_allowed(text: st
 @given(st.text(), st.sampled_from(CONTROLS + BIDI + INVISIBLE + SEPARATORS), st.text())
 def test_a_refused_character_anywhere_is_found(before: str, point: int, after: str) -> None:
     problem = public_text_problem(before + chr(point) + after)
-    assert problem is not None and problem.startswith("contains U+")
+    assert problem is not None
+    assert problem.startswith("contains U+")
 
 
 @pytest.mark.parametrize(
