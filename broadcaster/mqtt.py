@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -68,6 +69,7 @@ def broker_address(settings: MqttSettings) -> tuple[str, int, bool]:
     return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
 
 
+NO_DELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 # MQTT 5's reason code when the broker dropped us for a newer connection with our client id.
 SESSION_TAKEN_OVER = 142
 # How long to stay away after that: two processes with one client id must not keep
@@ -94,6 +96,9 @@ def make_client(
         protocol=protocol_of(settings),
         tls_context=ssl.create_default_context() if tls else None,
         timeout=10,
+        # A trigger and its PUBACK are small packets: without this, Nagle's algorithm and
+        # the broker's delayed ACK hold each for about 40 ms.
+        socket_options=[NO_DELAY],
         **extra,
     )
 

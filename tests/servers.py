@@ -143,6 +143,7 @@ def start_mosquitto(
             "allow_anonymous true\n"
             "persistence false\n"
             "max_queued_messages 10000\n"
+            "set_tcp_nodelay true\n"
             f"log_dest file {log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from broadcaster.config import MqttSettings
+from broadcaster.mqtt import MqttLink
 from tests.integration.cluster import Cluster, until_healthy
 from tests.integration.harness import Watcher, publish_many, signed_trigger
 from tests.servers import MosquittoServer, start_redis
@@ -90,3 +93,17 @@ async def test_mosquitto_queues_shared_triggers_for_a_member_that_is_away(
             assert isinstance(message.payload, bytes)
             received.append(message.payload)
     assert 0 < len(received) < 10  # the rest wait in the absent member's session
+
+
+async def test_the_daemons_mqtt_socket_sends_small_packets_at_once(mosquitto: MosquittoServer):
+    """A trigger's PUBACK and a state publish are small: Nagle's algorithm would hold
+    each for the broker's delayed ACK (about 40 ms a hop)."""
+
+    async def ignore(*_: object) -> None:
+        return None
+
+    link = MqttLink(MqttSettings(url=mosquitto.url, client_id="nodelay"), ignore, ignore)
+    async with link.new_client() as client:
+        sock = client._client.socket()
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
