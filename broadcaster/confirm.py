@@ -140,7 +140,7 @@ class ConfirmDesk:
                 },
             )
         )
-        await self.publish(parked)
+        self.publish(parked)
         self.watch(alert.id)  # its first tick asks the first duty officer
 
     def watching(self, alert_id: str) -> bool:
@@ -334,7 +334,7 @@ class ConfirmDesk:
                 AuditEntry(alert_id=alert.id, event="confirmation_timeout", detail=detail)
             )
             await self.store.audit(AuditEntry(alert_id=alert.id, event="expired"))
-            await self.publish(expired)
+            self.publish(expired)
 
     # -- the officer's actions ---------------------------------------------------------
     async def open(self, token: str) -> Link | None:
@@ -457,7 +457,7 @@ class ConfirmDesk:
                     detail={"release_at": release_at.isoformat()},
                 )
             )
-            await self.publish(alert)
+            self.publish(alert)
             if self.settings.confirm.undo_window <= timedelta(0):
                 await self.release(alert.id, officer)
                 return "released"
@@ -483,7 +483,7 @@ class ConfirmDesk:
             await self.store.audit(
                 AuditEntry(alert_id=alert.id, event="release_undone", actor=officer)
             )
-            await self.publish(alert)
+            self.publish(alert)
             self.watch(alert.id)
             return "undone"
         if action == "reject":
@@ -496,13 +496,13 @@ class ConfirmDesk:
             if alert is None:
                 return "too_late"
             await self.store.audit(AuditEntry(alert_id=alert.id, event="rejected", actor=officer))
-            await self.publish(alert)
+            self.publish(alert)
             self.wake(alert.id)
             return "rejected"
         raise ValueError(f"unknown action {action!r}")
 
-    async def publish(self, alert: Alert) -> None:
-        await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+    def publish(self, alert: Alert) -> None:
+        self.events.changed(alert.id, self.store)
 
     async def close(self) -> None:
         tasks = [*self.tasks.values(), *self.asking]

@@ -245,7 +245,7 @@ class Daemon:
         disconnected were not."""
         await self.inbox.adopt(utcnow())
         for alert in await self.store.list_alerts(100):
-            await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+            self.events.changed(alert.id, self.store)
 
     def fatal(self, reason: str, code: int) -> None:
         if self.exit_code == 0:
@@ -263,6 +263,7 @@ class Daemon:
             log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
         await self.desk.close()
         await self.pipeline.officers.close()
+        await self.events.flush()  # the last state changes reach MQTT before it closes
         await self.mqtt.stop()
         await self.supervisor.close()
         if self.store_open and self.store.outage.available:

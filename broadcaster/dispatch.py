@@ -160,7 +160,7 @@ class Dispatcher:
         await self.store.audit(
             AuditEntry(alert_id=alert_id, event="released", actor=by or "system")
         )
-        await self.publish(alert)
+        self.publish(alert)
         self.spawn(alert)
         return True
 
@@ -244,7 +244,7 @@ class Dispatcher:
                 AuditEntry(alert_id=alert_id, event=state, detail={"deliveries": len(deliveries)})
             )
             log.info("alert_finished", alert_id=alert_id, state=state)
-            await self.events.alert_changed(alert, deliveries)
+            self.events.changed(alert_id, self.store)
 
     async def deliver(self, alert: Alert, delivery: Delivery) -> None:
         if not self.claimable(delivery):
@@ -579,11 +579,10 @@ class Dispatcher:
         """Write a delivery this daemon holds; LostClaim when another took it over."""
         if not await self.store.save_delivery(delivery, owner=self.owner):
             raise LostClaim(delivery.idempotency_key)
-        await self.publish(alert)
+        self.publish(alert)
 
-    async def publish(self, alert: Alert) -> None:
-        current = await self.store.get_alert(alert.id) or alert
-        await self.events.alert_changed(current, await self.store.get_deliveries(alert.id))
+    def publish(self, alert: Alert) -> None:
+        self.events.changed(alert.id, self.store)
 
     # -- the duty officers' notifications --------------------------------------------
     async def notify(self, channel_id: str, message: OutgoingMessage) -> bool:

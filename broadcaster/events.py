@@ -2,15 +2,25 @@
 
 Sinks (the MQTT publisher, later the duty officer page) subscribe to one `Events`;
 a failing sink is logged and never stops the others or the caller.
+
+A change is announced with `changed(alert_id, store)`, which returns at once: the sinks
+hear of it from a task of the alert's own that reads the alert's latest state from the
+store. Changes that come while that task is telling are told once more when it is done,
+with the state as it is then. So a burst of changes (ten deliveries answering together)
+is a few publishes rather than one each, the last one is always the latest state, and
+no delivery waits for a publish before its request.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 import structlog
 
 from broadcaster.models import Alert, Delivery
+from broadcaster.store.base import Store
+from broadcaster.store.outage import StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +34,38 @@ class EventSink(Protocol):
 class Events:
     def __init__(self) -> None:
         self.sinks: list[EventSink] = []
+        self.telling: dict[str, asyncio.Task[None]] = {}  # one task per alert at most
+        self.again: set[str] = set()  # alerts changed again while being told
+
+    def changed(self, alert_id: str, store: Store) -> None:
+        """The alert changed in the store: the sinks hear of it soon (see the module)."""
+        if alert_id in self.telling:
+            self.again.add(alert_id)
+            return
+        task = asyncio.create_task(self._tell(alert_id, store), name=f"tell:{alert_id}")
+        self.telling[alert_id] = task
+
+    async def _tell(self, alert_id: str, store: Store) -> None:
+        try:
+            while True:
+                self.again.discard(alert_id)
+                alert = await store.get_alert(alert_id)
+                if alert is None:
+                    return
+                await self.alert_changed(alert, await store.get_deliveries(alert_id))
+                if alert_id not in self.again:
+                    return
+        except StoreUnavailable as exc:  # the daemon is exiting for it
+            log.error("state_not_told", alert_id=alert_id, error=str(exc))
+        finally:
+            # No await between the last check of `again` and this: nothing is missed.
+            del self.telling[alert_id]
+
+    async def flush(self) -> None:
+        """Wait until every change announced so far has been told (before a shutdown
+        closes the MQTT link)."""
+        while self.telling:
+            await asyncio.gather(*self.telling.values(), return_exceptions=True)
 
     def subscribe(self, sink: EventSink) -> None:
         self.sinks.append(sink)

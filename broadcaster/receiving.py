@@ -188,7 +188,7 @@ class Receiver:
             mode=alert.mode,
             source=entry.source,
         )
-        await self.events.alert_changed(alert, deliveries)
+        self.events.changed(alert.id, self.store)
         await self.gate_or_release(alert)
         current = await self.store.get_alert(alert.id) or alert
         return Outcome("accepted", current, await self.store.get_deliveries(alert.id))

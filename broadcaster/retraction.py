@@ -118,11 +118,7 @@ class CorrectionFollowUp:
                 },
             )
         )
-        retracted = await self.store.get_alert(original.alert_id)
-        if retracted is not None:
-            await self.events.alert_changed(
-                retracted, await self.store.get_deliveries(retracted.id)
-            )
+        self.events.changed(original.alert_id, self.store)
 
 
 class Retractor:
@@ -235,7 +231,7 @@ class Retractor:
             )
         )
         log.warning("alert_retracted", alert_id=alert.id, actor=actor, state_before=alert.state)
-        await self.publish(retracted)
+        self.publish(retracted)
         return retracted
 
     async def set_aside_unsent(self, alert_id: str) -> None:
@@ -311,8 +307,8 @@ class Retractor:
             texts[lang] = Texts(title=built.title, short=built.short, long=built.long)
         return texts, [], why
 
-    async def publish(self, alert: Alert) -> None:
-        await self.events.alert_changed(alert, await self.store.get_deliveries(alert.id))
+    def publish(self, alert: Alert) -> None:
+        self.events.changed(alert.id, self.store)
 
 
 def correction_deliveries(correction: Alert, originals: list[Delivery]) -> list[Delivery]:
