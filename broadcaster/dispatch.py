@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiolimiter import AsyncLimiter
@@ -56,6 +56,13 @@ from broadcaster.store.outage import StoreUnavailable
 from broadcaster.supervision import same_host_and_dead
 
 log = structlog.get_logger(__name__)
+
+
+# A claim this young (seconds) still vouches for its delivery: no other daemon can have
+# taken it (leases last far longer) and the claim found the alert not retracted. A
+# retraction since then by this daemon stops the delivery through its stop event; one by
+# another daemon within this second finds it sent and corrects it, as for any sent post.
+FRESH_CLAIM = 1.0
 
 
 class Retracted(Exception):
@@ -149,17 +156,17 @@ class Dispatcher:
     # -- entry points ------------------------------------------------------------
     async def release(self, alert_id: str, by: str | None = None) -> bool:
         """Start sending an alert that waits for release (or was just accepted)."""
-        changes: dict[str, object] = {"state": "sending", "released_at": utcnow()}
+        changes: dict[str, Any] = {"state": "sending", "released_at": utcnow()}
         if by is not None:
             changes["confirmed_by"] = by
         alert = await self.store.update_alert(
-            alert_id, expect={"received", "awaiting_confirmation"}, **changes
+            alert_id,
+            expect={"received", "awaiting_confirmation"},
+            audit=[AuditEntry(alert_id=alert_id, event="released", actor=by or "system")],
+            **changes,
         )
         if alert is None:
             return False
-        await self.store.audit(
-            AuditEntry(alert_id=alert_id, event="released", actor=by or "system")
-        )
         self.publish(alert)
         self.spawn(alert)
         return True
@@ -217,8 +224,23 @@ class Dispatcher:
     # -- one alert -----------------------------------------------------------------
     async def send_alert(self, alert: Alert) -> None:
         deliveries = await self.store.get_deliveries(alert.id)
-        open_ = [d for d in deliveries if not d.final]
-        await asyncio.gather(*(self.deliver(alert, d) for d in open_))
+        open_ = [d for d in deliveries if self.claimable(d)]
+        started: list[Delivery] = []
+        if open_:
+            # One write claims the whole fan-out and begins every first attempt.
+            now = utcnow()
+            started = await self.store.start_deliveries(
+                alert.id,
+                [d.channel_id for d in open_],
+                self.owner,
+                now + self.policy.lease,
+                now,
+                set().union(*(self.dead_holder(d) for d in open_)),
+            )
+        if started:
+            self.publish(alert)
+        claimed_at = asyncio.get_running_loop().time()
+        await asyncio.gather(*(self.deliver(alert, d, claimed_at) for d in started))
         if alert.retracts is not None and self.corrections is not None:
             # Also after a crash between a correction and the deletion of its original.
             for d in deliveries:
@@ -238,36 +260,25 @@ class Dispatcher:
         state = (
             "sent" if len(sent) == len(counted) else "failed" if not sent else "partially_failed"
         )
-        alert = await self.store.update_alert(alert_id, expect={"sending"}, state=state)
+        entry = AuditEntry(alert_id=alert_id, event=state, detail={"deliveries": len(deliveries)})
+        alert = await self.store.update_alert(
+            alert_id, expect={"sending"}, audit=[entry], state=state
+        )
         if alert is not None:
-            await self.store.audit(
-                AuditEntry(alert_id=alert_id, event=state, detail={"deliveries": len(deliveries)})
-            )
             log.info("alert_finished", alert_id=alert_id, state=state)
             self.events.changed(alert_id, self.store)
 
-    async def deliver(self, alert: Alert, delivery: Delivery) -> None:
-        if not self.claimable(delivery):
-            return
-        now = utcnow()
-        claimed = await self.store.claim_delivery(
-            alert.id,
-            delivery.channel_id,
-            self.owner,
-            now + self.policy.lease,
-            now,
-            self.dead_holder(delivery),
-        )
-        if claimed is None:
-            return  # final already, or another daemon is sending it
+    async def deliver(self, alert: Alert, claimed: Delivery, claimed_at: float) -> None:
+        """Send one delivery that this daemon has claimed, its first attempt begun (at
+        `claimed_at`, loop time), to its end."""
         try:
-            await self._deliver(alert, claimed)
+            await self._deliver(alert, claimed, claimed_at)
         except (asyncio.CancelledError, StoreUnavailable):
             raise  # shutdown or a store that is gone: the claim expires and it is resumed
         except LostClaim:
-            log.warning("delivery_taken_over", alert_id=alert.id, channel=delivery.channel_id)
+            log.warning("delivery_taken_over", alert_id=alert.id, channel=claimed.channel_id)
         except Exception as exc:  # a bug must not leave a delivery hanging
-            log.exception("delivery_crashed", alert_id=alert.id, channel=delivery.channel_id)
+            log.exception("delivery_crashed", alert_id=alert.id, channel=claimed.channel_id)
             await self.conclude(alert, claimed, "failed", error=f"internal error: {exc!r}")
 
     def claimable(self, delivery: Delivery) -> bool:
@@ -289,7 +300,7 @@ class Dispatcher:
         holder = delivery.claimed_by
         return {holder} if holder is not None and same_host_and_dead(holder) else set()
 
-    async def _deliver(self, alert: Alert, delivery: Delivery) -> None:
+    async def _deliver(self, alert: Alert, delivery: Delivery, claimed_at: float) -> None:
         config = self.configs.get(delivery.channel_id)
         if self.dry_run or (alert.mode == "drill" and (config is None or config.drill != "send")):
             # A drill never reaches a channel that is not set up for drills.
@@ -302,7 +313,7 @@ class Dispatcher:
         message = await self.message(alert, delivery, channel)
         try:
             try:
-                receipt = await self.attempts(alert, delivery, channel, message)
+                receipt = await self.attempts(alert, delivery, channel, message, claimed_at)
             except PermanentError as exc:
                 if message.reply_to is None:
                     raise
@@ -332,11 +343,23 @@ class Dispatcher:
                 await self.corrections.delivered(alert, delivery, channel)
 
     async def attempts(
-        self, alert: Alert, delivery: Delivery, channel: Channel, message: OutgoingMessage
+        self,
+        alert: Alert,
+        delivery: Delivery,
+        channel: Channel,
+        message: OutgoingMessage,
+        claimed_at: float | None = None,
     ) -> Receipt:
-        """Send with retries: exponential backoff with jitter, the provider's wait honoured."""
+        """Send with retries: exponential backoff with jitter, the provider's wait honoured.
+
+        With `claimed_at`, the first attempt was begun by the claim at that loop time
+        (store.start_deliveries): counted, `sending`, and checked against a retraction.
+        If it is still that fresh when the channel lets it go, it goes at once.
+        """
         cid = delivery.channel_id
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        begun = claimed_at
         retrying = self.retry.retrying(
             sleep=partial(self.pause, alert.id),
             before_sleep=partial(self.note_retry, alert, delivery),
@@ -353,16 +376,24 @@ class Dispatcher:
                             raise Retracted(alert.id) from None
                         raise TransientError(str(exc)) from None
                     async with self.lane(cid).in_flight:
-                        if alert.retracts is None and await self.retracted(alert.id):
-                            raise Retracted(alert.id)
-                        delivery.attempts += 1
-                        delivery.state = "sending"
-                        delivery.claimed_until = utcnow() + self.policy.lease
-                        # Still ours? A daemon that lost its claim stops here, unsent.
-                        await self.save(alert, delivery)
+                        if begun is None or loop.time() - begun > FRESH_CLAIM:
+                            await self.begin_attempt(alert, delivery, counted=begun is not None)
+                        begun = None  # a retry begins its own attempt
                         message = replace(message, previous=delivery.receipt)
                         return await self.request(channel, cid, message, delivery)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def begin_attempt(self, alert: Alert, delivery: Delivery, *, counted: bool) -> None:
+        """Make sure the delivery may still go, and say it is being sent; `counted` when
+        the claim counted this attempt already (it waited long for its turn)."""
+        if alert.retracts is None and await self.retracted(alert.id):
+            raise Retracted(alert.id)
+        if not counted:
+            delivery.attempts += 1
+        delivery.state = "sending"
+        delivery.claimed_until = utcnow() + self.policy.lease
+        # Still ours? A daemon that lost its claim stops here, unsent.
+        await self.save(alert, delivery)
 
     async def admitted(
         self, channel_id: str, started: float, stop: asyncio.Event | None = None
@@ -473,7 +504,18 @@ class Dispatcher:
         # Keep the claim through the wait, so no other daemon takes over a delivery
         # that is only waiting for the provider's Retry-After.
         delivery.claimed_until = utcnow() + timedelta(seconds=wait) + self.policy.lease
-        await self.save(alert, delivery)
+        entry = AuditEntry(
+            alert_id=alert.id,
+            event="retry_scheduled",
+            detail={
+                "channel": delivery.channel_id,
+                "attempt": state.attempt_number,
+                "wait_seconds": round(wait, 3),
+                "retry_after": getattr(exc, "retry_after", None),
+                "error": str(exc),
+            },
+        )
+        await self.save(alert, delivery, audit=[entry])
         log.warning(
             "delivery_retry",
             alert_id=alert.id,
@@ -481,19 +523,6 @@ class Dispatcher:
             attempt=state.attempt_number,
             wait=round(wait, 3),
             error=str(exc),
-        )
-        await self.store.audit(
-            AuditEntry(
-                alert_id=alert.id,
-                event="retry_scheduled",
-                detail={
-                    "channel": delivery.channel_id,
-                    "attempt": state.attempt_number,
-                    "wait_seconds": round(wait, 3),
-                    "retry_after": getattr(exc, "retry_after", None),
-                    "error": str(exc),
-                },
-            )
         )
 
     async def retracted(self, alert_id: str) -> bool:
@@ -560,8 +589,6 @@ class Dispatcher:
             )
         if error is not None:
             delivery.error = error
-        await self.save(alert, delivery)
-        self.metrics.deliveries.labels(delivery.channel_id, state).inc()
         detail: dict[str, object] = {"channel": delivery.channel_id, "attempts": delivery.attempts}
         # What the provider answered, so the trail alone tells an inquiry where it went.
         if delivery.remote_id:
@@ -572,12 +599,17 @@ class Dispatcher:
             detail["recipients"] = delivery.recipients.model_dump()
         if error:
             detail["error"] = error
-        await self.store.audit(AuditEntry(alert_id=alert.id, event=state, detail=detail))
+        entry = AuditEntry(alert_id=alert.id, event=state, detail=detail)
+        await self.save(alert, delivery, audit=[entry])
+        self.metrics.deliveries.labels(delivery.channel_id, state).inc()
         log.info("delivery_" + state, alert_id=alert.id, **detail)
 
-    async def save(self, alert: Alert, delivery: Delivery) -> None:
-        """Write a delivery this daemon holds; LostClaim when another took it over."""
-        if not await self.store.save_delivery(delivery, owner=self.owner):
+    async def save(
+        self, alert: Alert, delivery: Delivery, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Write a delivery this daemon holds (with its audit entries); LostClaim when
+        another took it over."""
+        if not await self.store.save_delivery(delivery, owner=self.owner, audit=audit):
             raise LostClaim(delivery.idempotency_key)
         self.publish(alert)
 

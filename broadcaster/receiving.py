@@ -174,11 +174,10 @@ class Receiver:
                     channel=m.channel_id,
                     length=str(m.measurement),
                 )
-        if not await self.store.create_alert(alert, deliveries):
+        if not await self.store.create_alert(alert, deliveries, audit=[received(alert, entry)]):
             existing = await self.store.get_alert(trigger.id)
             assert existing is not None  # create_alert said it exists
             return await self.resumed_or_duplicate(existing, entry)
-        await self.audit_received(alert, entry)
         self.metrics.triggers.labels("accepted").inc()
         log.info(
             "trigger_accepted",
@@ -236,19 +235,7 @@ class Receiver:
         return Outcome("accepted", current, await self.store.get_deliveries(existing.id))
 
     async def audit_received(self, alert: Alert, entry: InboxEntry) -> None:
-        await self.store.audit(
-            AuditEntry(
-                alert_id=alert.id,
-                event="trigger_received",
-                actor=entry.source,
-                detail={
-                    "scenario": alert.scenario,
-                    "stage": alert.stage,
-                    "mode": alert.mode,
-                    "incident": alert.incident,
-                },
-            )
-        )
+        await self.store.audit(received(alert, entry))
 
     async def duplicate(self, existing: Alert, entry: InboxEntry) -> Outcome:
         refusal = Refusal(
@@ -281,3 +268,18 @@ class Receiver:
         if self.officers is not None:
             self.officers.refused(public, context, key=entry.id)
         return Outcome("refused", refusal=public)
+
+
+def received(alert: Alert, entry: InboxEntry) -> AuditEntry:
+    """The audit entry of an accepted trigger."""
+    return AuditEntry(
+        alert_id=alert.id,
+        event="trigger_received",
+        actor=entry.source,
+        detail={
+            "scenario": alert.scenario,
+            "stage": alert.stage,
+            "mode": alert.mode,
+            "incident": alert.incident,
+        },
+    )

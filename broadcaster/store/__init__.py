@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from broadcaster.models import Alert, AlertState, Delivery, InboxEntry, utcnow
+from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry, utcnow
 from broadcaster.store.base import AlertChange, Store
 from broadcaster.store.outage import StoreUnavailable
 
@@ -118,6 +118,15 @@ def apply_alert_changes(alert: Alert, changes: Mapping[str, Any]) -> Alert:
     return updated
 
 
+def check_audit(entries: Sequence[AuditEntry]) -> None:
+    """Refuse a write's audit entries of several alerts (they go to one trail), or with
+    naive datetimes."""
+    if len({entry.alert_id for entry in entries}) > 1:
+        raise ValueError("one write's audit entries must belong to one alert")
+    for entry in entries:
+        timestamp_us(entry.at)
+
+
 def check_delivery(delivery: Delivery) -> None:
     if delivery.claimed_until is not None:
         timestamp_us(delivery.claimed_until)
@@ -167,20 +176,28 @@ def held_by_other(
 
 
 def claimed(
-    delivery: Delivery, owner: str, until: datetime, now: datetime, dead: Collection[str] = ()
+    delivery: Delivery,
+    owner: str,
+    until: datetime,
+    now: datetime,
+    dead: Collection[str] = (),
+    *,
+    start: bool = False,
 ) -> Delivery | None:
     """`delivery` taken by `owner` until `until`, or None when it may not be taken.
 
     It may be taken when it is not final and unclaimed, already claimed by `owner`, or
-    claimed by someone whose lease ended at or before `now` or who is in `dead`.
+    claimed by someone whose lease ended at or before `now` or who is in `dead`. With
+    `start`, its first attempt begins with the claim: state `sending`, one more attempt.
     """
     if delivery.final:
         return None
     if held_by_other(delivery.claimed_by, delivery.claimed_until, owner, now, dead):
         return None
-    return delivery.model_copy(
-        update={"claimed_by": owner, "claimed_until": until, "updated_at": utcnow()}
-    )
+    update: dict[str, Any] = {"claimed_by": owner, "claimed_until": until, "updated_at": utcnow()}
+    if start:
+        update |= {"state": "sending", "attempts": delivery.attempts + 1}
+    return delivery.model_copy(update=update)
 
 
 def inbox_taken(

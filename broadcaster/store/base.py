@@ -10,7 +10,7 @@ its supervisor restarts it cleanly (see store/outage.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -68,7 +68,11 @@ class Store(Protocol):
         """Entries not yet marked done, oldest first."""
 
     # -- alerts and deliveries ---------------------------------------------------
-    async def create_alert(self, alert: Alert, deliveries: list[Delivery]) -> bool:
+    # The writes below take `audit`: entries appended in the same transaction, only when
+    # the write happened, so a state change and its trail are one write, not two.
+    async def create_alert(
+        self, alert: Alert, deliveries: list[Delivery], *, audit: Sequence[AuditEntry] = ()
+    ) -> bool:
         """Store a new alert with its deliveries, atomically.
 
         False (and nothing written) when an alert with this id exists: the trigger
@@ -86,13 +90,20 @@ class Store(Protocol):
     async def incident_alerts(self, incident: str) -> list[Alert]:
         """Every alert of an incident, oldest first (for threading and CAP references)."""
 
-    async def modify_alert(self, alert_id: str, change: AlertChange) -> Alert | None:
+    async def modify_alert(
+        self, alert_id: str, change: AlertChange, *, audit: Sequence[AuditEntry] = ()
+    ) -> Alert | None:
         """Apply what `change` returns for the alert as stored, and bump updated_at,
         atomically (compare and set, so two daemons or a timer and a person cannot both
         act). The updated alert, or None when it does not exist or `change` said None."""
 
     async def update_alert(
-        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
+        self,
+        alert_id: str,
+        *,
+        expect: Collection[AlertState] | None = None,
+        audit: Sequence[AuditEntry] = (),
+        **changes: Any,
     ) -> Alert | None:
         """`modify_alert` with fixed `changes`; with `expect`, only when the alert's
         current state is one of them."""
@@ -100,7 +111,9 @@ class Store(Protocol):
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
         """In channel_id order."""
 
-    async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
+    async def save_delivery(
+        self, delivery: Delivery, *, owner: str | None = None, audit: Sequence[AuditEntry] = ()
+    ) -> bool:
         """Overwrite the delivery (alert_id, channel_id) with this one, updated_at bumped.
 
         With `owner`, only while the stored delivery is still claimed by `owner`
@@ -123,6 +136,20 @@ class Store(Protocol):
         expired before `now`, or its holder is one of `dead` (processes known to have
         ended). Returns the claimed delivery, else None.
         """
+
+    async def start_deliveries(
+        self,
+        alert_id: str,
+        channel_ids: Collection[str],
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
+    ) -> list[Delivery]:
+        """Claim the alert's deliveries to `channel_ids` for `owner` at once, and begin
+        each one's attempt (state `sending`, one more attempt), atomically: one write for
+        an alert's whole fan-out. Each is taken as `claim_delivery` would take it; none
+        while the alert is retracted. The deliveries taken, in channel_id order."""
 
     # -- leases: one holder at a time for a name (an MQTT client id, a job) ----------
     async def take_lease(

@@ -46,6 +46,7 @@ from broadcaster.store import (
     BROKER_MESSAGE_MEMORY,
     DEFAULT_OUTAGE_LIMIT,
     apply_alert_changes,
+    check_audit,
     check_claim,
     check_delivery,
     check_inbox_entry,
@@ -149,14 +150,25 @@ class Keys:
 
 # Every write script runs inside this frame: KEYS[1] and ARGV[1] are the token's key and
 # the time to keep the result; the body sees its own keys and arguments from index 2 on,
-# and returns an integer or a string.
+# and returns an integer or a string. The last argument counts the audit entries just
+# before it; with any, the last key is their list. The frame takes them off before the
+# body runs and appends them when the body wrote (returned 1): a state change and its
+# trail in one round trip.
 _FRAME = """
 local done = redis.call('GET', KEYS[1])
 if done then return done end
+local count = tonumber(table.remove(ARGV))
+local trail, trail_key = {}, nil
+if count > 0 then
+  trail_key = table.remove(KEYS)
+  for i = #ARGV - count + 1, #ARGV do trail[#trail + 1] = ARGV[i] end
+  for _ = 1, count do table.remove(ARGV) end
+end
 local function body()
 %s
 end
 local result = body()
+if trail_key and result == 1 then redis.call('RPUSH', trail_key, unpack(trail)) end
 redis.call('SET', KEYS[1], result, 'PX', ARGV[1])
 return result
 """
@@ -194,6 +206,17 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 return 1
 """
 
+# KEYS: deliveries, the index of retracted alerts; ARGV: alert id, then channel_id, JSON
+# as read and new JSON of each delivery. All or none, and none once the alert is retracted.
+_SWAP_DELIVERIES = """
+if redis.call('ZSCORE', KEYS[3], ARGV[2]) then return 2 end
+for i = 3, #ARGV, 3 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) ~= ARGV[i + 1] then return 0 end
+end
+for i = 3, #ARGV, 3 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2]) end
+return 1
+"""
+
 # KEYS: alert, deliveries; ARGV: channel_id, JSON.
 _SAVE_DELIVERY = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
@@ -201,9 +224,8 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: the alert's audit list, or the list of entries of no alert; ARGV: JSON.
+# Nothing but the frame's audit entries.
 _AUDIT = """
-redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -269,6 +291,7 @@ _SCRIPTS = {
     "update_alert": _UPDATE_ALERT,
     "swap_field": _SWAP_FIELD,
     "save_delivery": _SAVE_DELIVERY,
+    "swap_deliveries": _SWAP_DELIVERIES,
     "audit": _AUDIT,
     "inbox_add": _INBOX_ADD,
     "inbox_done": _INBOX_DONE,
@@ -361,17 +384,24 @@ class RedisStore:
         client = self._client
         return await self.outage.call(lambda: command(client))
 
-    async def _write(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> str:
+    async def _write(
+        self,
+        script: str,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+        audit: Sequence[AuditEntry] = (),
+    ) -> str:
         """Run one write script with one token for all its tries: a resent call gets the
-        first result back."""
+        first result back. `audit` entries (all of one alert, or all of none) are appended
+        when the script wrote."""
         client = self._client
         token = uuid.uuid4().hex
         call = self._scripts[script]
-        result = await self.outage.call(
-            lambda: call(
-                keys=[self.keys.op(token), *keys], args=[OP_RESULT_TTL_MS, *args], client=client
-            )
-        )
+        check_audit(audit)
+        trail_keys = {self._audit_key(entry.alert_id) for entry in audit}
+        keys = [self.keys.op(token), *keys, *trail_keys]
+        args = [OP_RESULT_TTL_MS, *args, *(e.model_dump_json() for e in audit), len(audit)]
+        result = await self.outage.call(lambda: call(keys=keys, args=args, client=client))
         return _str(result) if isinstance(result, bytes | str) else str(result)
 
     # -- inbox -----------------------------------------------------------------------
@@ -419,7 +449,9 @@ class RedisStore:
         return [_inbox_entry(_str(text)) for text in texts if text is not None]
 
     # -- alerts and deliveries ---------------------------------------------------------
-    async def create_alert(self, alert: Alert, deliveries: list[Delivery]) -> bool:
+    async def create_alert(
+        self, alert: Alert, deliveries: list[Delivery], *, audit: Sequence[AuditEntry] = ()
+    ) -> bool:
         check_new_alert(alert, deliveries)
         args: list[str | int] = [alert.model_dump_json(), alert.id, timestamp_us(alert.created_at)]
         for delivery in deliveries:
@@ -431,7 +463,7 @@ class RedisStore:
             self.keys.state(alert.state),
             self.keys.incident(alert.incident),
         ]
-        return await self._write("create_alert", keys, args) == "1"
+        return await self._write("create_alert", keys, args, audit) == "1"
 
     async def _zrange(self, key: str) -> list[Any]:
         return list(await self._read(lambda r: r.zrange(key, 0, -1)))
@@ -465,7 +497,9 @@ class RedisStore:
         ids = _strs(await self._read(lambda r: r.zrange(self.keys.incident(incident), 0, -1)))
         return [a for a in await self._alerts(ids) if a.incident == incident]
 
-    async def modify_alert(self, alert_id: str, change: AlertChange) -> Alert | None:
+    async def modify_alert(
+        self, alert_id: str, change: AlertChange, *, audit: Sequence[AuditEntry] = ()
+    ) -> Alert | None:
         while True:
             reply = await self._read(lambda r: r.get(self.keys.alert(alert_id)))
             if reply is None:
@@ -490,27 +524,34 @@ class RedisStore:
                 alert_id,
                 timestamp_us(new.created_at),
             ]
-            if await self._write("update_alert", keys, args) == "1":
+            if await self._write("update_alert", keys, args, audit) == "1":
                 return new
             # Someone changed it since we read it: read again and decide again.
 
     async def update_alert(
-        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
+        self,
+        alert_id: str,
+        *,
+        expect: Collection[AlertState] | None = None,
+        audit: Sequence[AuditEntry] = (),
+        **changes: Any,
     ) -> Alert | None:
-        return await self.modify_alert(alert_id, expecting(expect, changes))
+        return await self.modify_alert(alert_id, expecting(expect, changes), audit=audit)
 
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
         replies = await self._read(lambda r: r.hgetall(self.keys.deliveries(alert_id)))
         texts = {_str(channel): _str(text) for channel, text in replies.items()}
         return [Delivery.model_validate_json(texts[channel]) for channel in sorted(texts)]
 
-    async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
+    async def save_delivery(
+        self, delivery: Delivery, *, owner: str | None = None, audit: Sequence[AuditEntry] = ()
+    ) -> bool:
         """Insert or overwrite; KeyError when its alert does not exist."""
         check_delivery(delivery)
         if owner is None:
             keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
             args = [delivery.channel_id, touched(delivery).model_dump_json()]
-            if await self._write("save_delivery", keys, args) != "1":
+            if await self._write("save_delivery", keys, args, audit) != "1":
                 raise KeyError(f"no alert {delivery.alert_id}")
             return True
         key = self.keys.deliveries(delivery.alert_id)
@@ -525,7 +566,7 @@ class RedisStore:
             if Delivery.model_validate_json(text).claimed_by != owner:
                 return False
             args = [delivery.channel_id, text, touched(delivery).model_dump_json()]
-            if await self._write("swap_field", [key], args) == "1":
+            if await self._write("swap_field", [key], args, audit) == "1":
                 return True
             # Changed since we read it: read again and decide again.
 
@@ -552,6 +593,41 @@ class RedisStore:
             if await self._write("swap_field", [key], args) == "1":
                 return delivery
             # Someone changed it since we read it: read again and decide again.
+
+    async def start_deliveries(
+        self,
+        alert_id: str,
+        channel_ids: Collection[str],
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
+    ) -> list[Delivery]:
+        check_claim(until, now)
+        key = self.keys.deliveries(alert_id)
+        keys = [key, self.keys.state("retracted")]
+        while True:
+            replies = await self._read(lambda r: r.hmget(key, sorted(channel_ids)))
+            args: list[str | int] = [alert_id]
+            taken: list[Delivery] = []
+            for reply in replies:
+                if reply is None:
+                    continue
+                text = _str(reply)
+                delivery = claimed(
+                    Delivery.model_validate_json(text), owner, until, now, dead, start=True
+                )
+                if delivery is not None:
+                    taken.append(delivery)
+                    args += [delivery.channel_id, text, delivery.model_dump_json()]
+            if not taken:
+                return []
+            result = await self._write("swap_deliveries", keys, args)
+            if result == "1":
+                return taken
+            if result == "2":
+                return []  # retracted
+            # One of them changed since we read it: read again and decide again.
 
     # -- leases ----------------------------------------------------------------------
     async def take_lease(
@@ -587,9 +663,7 @@ class RedisStore:
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
-        timestamp_us(entry.at)
-        key = self._audit_key(entry.alert_id)
-        await self._write("audit", [key], [entry.model_dump_json()])
+        await self._write("audit", [], [], [entry])
 
     def _audit_key(self, alert_id: str | None) -> str:
         return self.keys.unattached_audit if alert_id is None else self.keys.alert_audit(alert_id)

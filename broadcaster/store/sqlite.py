@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from broadcaster.store import (
     BROKER_MESSAGE_MEMORY,
     DEFAULT_OUTAGE_LIMIT,
     apply_alert_changes,
+    check_audit,
     check_claim,
     check_delivery,
     check_inbox_entry,
@@ -359,8 +360,11 @@ class SqliteStore:
         return [_inbox_entry(data, payload) for data, payload in rows]
 
     # -- alerts and deliveries ---------------------------------------------------------
-    async def create_alert(self, alert: Alert, deliveries: list[Delivery]) -> bool:
+    async def create_alert(
+        self, alert: Alert, deliveries: list[Delivery], *, audit: Sequence[AuditEntry] = ()
+    ) -> bool:
         check_new_alert(alert, deliveries)
+        trail = _audit_rows(audit)
 
         async def work(db: aiosqlite.Connection) -> bool:
             cursor = await db.execute(
@@ -374,6 +378,7 @@ class SqliteStore:
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 [_delivery_row(d) for d in deliveries],
             )
+            await _append(db, trail)
             return True
 
         return await self._write(work)
@@ -405,7 +410,11 @@ class SqliteStore:
         )
         return _alerts(rows)
 
-    async def modify_alert(self, alert_id: str, change: AlertChange) -> Alert | None:
+    async def modify_alert(
+        self, alert_id: str, change: AlertChange, *, audit: Sequence[AuditEntry] = ()
+    ) -> Alert | None:
+        trail = _audit_rows(audit)
+
         async def work(db: aiosqlite.Connection) -> Alert | None:
             rows = _alerts(
                 await db.execute_fetchall("SELECT data FROM alerts WHERE id = ?", (alert_id,))
@@ -418,14 +427,20 @@ class SqliteStore:
                 "UPDATE alerts SET state = ?, incident = ?, created_us = ?, data = ? WHERE id = ?",
                 (*_alert_row(alert)[1:], alert_id),
             )
+            await _append(db, trail)
             return alert
 
         return await self._write(work)
 
     async def update_alert(
-        self, alert_id: str, *, expect: Collection[AlertState] | None = None, **changes: Any
+        self,
+        alert_id: str,
+        *,
+        expect: Collection[AlertState] | None = None,
+        audit: Sequence[AuditEntry] = (),
+        **changes: Any,
     ) -> Alert | None:
-        return await self.modify_alert(alert_id, expecting(expect, changes))
+        return await self.modify_alert(alert_id, expecting(expect, changes), audit=audit)
 
     async def get_deliveries(self, alert_id: str) -> list[Delivery]:
         rows = await self._read(
@@ -433,10 +448,13 @@ class SqliteStore:
         )
         return [Delivery.model_validate_json(row[0]) for row in rows]
 
-    async def save_delivery(self, delivery: Delivery, *, owner: str | None = None) -> bool:
+    async def save_delivery(
+        self, delivery: Delivery, *, owner: str | None = None, audit: Sequence[AuditEntry] = ()
+    ) -> bool:
         """Insert or overwrite; KeyError when its alert does not exist."""
         check_delivery(delivery)
         row = _delivery_row(touched(delivery))
+        trail = _audit_rows(audit)
 
         async def work(db: aiosqlite.Connection) -> bool:
             known = await db.execute_fetchall(
@@ -460,6 +478,7 @@ class SqliteStore:
                 " claimed_until_us = excluded.claimed_until_us, data = excluded.data",
                 row,
             )
+            await _append(db, trail)
             return True
 
         return await self._write(work)
@@ -493,6 +512,42 @@ class SqliteStore:
                 (*_delivery_row(delivery)[3:], alert_id, channel_id),
             )
             return delivery
+
+        return await self._write(work)
+
+    async def start_deliveries(
+        self,
+        alert_id: str,
+        channel_ids: Collection[str],
+        owner: str,
+        until: datetime,
+        now: datetime,
+        dead: Collection[str] = (),
+    ) -> list[Delivery]:
+        check_claim(until, now)
+        wanted = set(channel_ids)
+
+        async def work(db: aiosqlite.Connection) -> list[Delivery]:
+            state = list(
+                await db.execute_fetchall("SELECT state FROM alerts WHERE id = ?", (alert_id,))
+            )
+            if not state or state[0][0] == "retracted":
+                return []
+            rows = await db.execute_fetchall(
+                "SELECT data FROM deliveries WHERE alert_id = ? ORDER BY channel_id", (alert_id,)
+            )
+            taken = [
+                delivery
+                for row in rows
+                if (found := Delivery.model_validate_json(row[0])).channel_id in wanted
+                and (delivery := claimed(found, owner, until, now, dead, start=True))
+            ]
+            await db.executemany(
+                "UPDATE deliveries SET state = ?, claimed_by = ?, claimed_until_us = ?, data = ?"
+                " WHERE alert_id = ? AND channel_id = ?",
+                [(*_delivery_row(d)[2:], alert_id, d.channel_id) for d in taken],
+            )
+            return taken
 
         return await self._write(work)
 
@@ -551,10 +606,10 @@ class SqliteStore:
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
-        row = (entry.alert_id, entry.model_dump_json(), timestamp_us(entry.at))
+        trail = _audit_rows([entry])
 
         async def work(db: aiosqlite.Connection) -> None:
-            await db.execute("INSERT INTO audit (alert_id, data, at_us) VALUES (?, ?, ?)", row)
+            await _append(db, trail)
 
         await self._write(work)
 
@@ -587,6 +642,16 @@ class SqliteStore:
             return int(cursor.rowcount)
 
         return await self._write(work)
+
+
+def _audit_rows(entries: Sequence[AuditEntry]) -> list[tuple[str | None, str, int]]:
+    check_audit(entries)
+    return [(e.alert_id, e.model_dump_json(), timestamp_us(e.at)) for e in entries]
+
+
+async def _append(db: aiosqlite.Connection, rows: list[tuple[str | None, str, int]]) -> None:
+    if rows:
+        await db.executemany("INSERT INTO audit (alert_id, data, at_us) VALUES (?, ?, ?)", rows)
 
 
 async def _first_copy(

@@ -511,6 +511,51 @@ async def test_concurrent_claims_have_exactly_one_winner(store: Store) -> None:
         assert winners[0] in await store.get_deliveries(A)
 
 
+async def test_a_fan_out_starts_with_one_claim_of_every_delivery(store: Store) -> None:
+    channels = ["free", "expired", "held", "done", "dead", "not-asked"]
+    await store.create_alert(make_alert(A, state="sending"), make_deliveries(A, *channels))
+    later = T0 + LEASE + timedelta(seconds=1)
+    for channel, owner, now in [
+        ("expired", "d-2", T0),
+        ("held", "d-3", later),
+        ("dead", "d-4", later),
+    ]:
+        assert await store.claim_delivery(A, channel, owner, now + LEASE, now) is not None
+    (done,) = [d for d in await store.get_deliveries(A) if d.channel_id == "done"]
+    done.state = "delivered"
+    assert await store.save_delivery(done)
+    asked = [c for c in channels if c != "not-asked"]
+    taken = await store.start_deliveries(A, asked, "d-1", later + LEASE, later, dead={"d-4"})
+    assert [d.channel_id for d in taken] == ["dead", "expired", "free"]
+    assert {(d.state, d.attempts, d.claimed_by) for d in taken} == {("sending", 1, "d-1")}
+    stored = {d.channel_id: d for d in await store.get_deliveries(A)}
+    assert [stored[d.channel_id] for d in taken] == taken
+    assert stored["held"].claimed_by == "d-3"
+    assert (stored["not-asked"].state, stored["not-asked"].claimed_by) == ("pending", None)
+    # Again by another daemon: nothing is left for it.
+    assert await store.start_deliveries(A, asked, "d-5", later + LEASE, later) == []
+
+
+async def test_a_retracted_alert_starts_no_delivery(store: Store) -> None:
+    await store.create_alert(make_alert(A, state="retracted"), make_deliveries(A, "sms", "web"))
+    assert await store.start_deliveries(A, ["sms", "web"], "d-1", T0 + LEASE, T0) == []
+    assert {d.claimed_by for d in await store.get_deliveries(A)} == {None}
+
+
+async def test_fan_outs_started_by_two_daemons_at_once_share_nothing(opened: Opener) -> None:
+    first, second = await opened(), await opened()
+    channels = [f"c{n}" for n in range(8)]
+    await first.create_alert(make_alert(A, state="sending"), make_deliveries(A, *channels))
+    results = await asyncio.gather(
+        *(
+            daemon.start_deliveries(A, channels, f"daemon-{i}", T0 + LEASE, T0)
+            for i, daemon in enumerate([first, second] * 3)
+        )
+    )
+    taken = [d.channel_id for result in results for d in result]
+    assert sorted(taken) == channels  # each exactly once
+
+
 async def test_claims_by_two_daemons_have_exactly_one_winner(opened: Opener) -> None:
     first, second = await opened(), await opened()
     await with_delivery(first)
@@ -553,6 +598,37 @@ async def test_identical_audit_entries_are_all_kept(store: Store) -> None:
 
 async def test_audit_of_an_empty_store_is_empty(store: Store) -> None:
     assert await store.audit_trail() == []
+
+
+async def test_a_write_carries_its_audit_entries_only_when_it_happens(store: Store) -> None:
+    def entry(event: str) -> AuditEntry:
+        return AuditEntry(at=T0, alert_id=A, event=event, detail={"by": "test"})
+
+    received, again = entry("trigger_received"), entry("duplicate")
+    assert await store.create_alert(make_alert(A), make_deliveries(A, "sms"), audit=[received])
+    assert not await store.create_alert(make_alert(A), [], audit=[again])
+    released = entry("released")
+    changed = await store.update_alert(A, expect={"received"}, state="sending", audit=[released])
+    assert changed is not None
+    refused = await store.update_alert(A, expect={"received"}, state="sent", audit=[again])
+    assert refused is None
+    (delivery,) = await store.get_deliveries(A)
+    delivery.state = "delivered"
+    sent = entry("delivered")
+    assert await store.save_delivery(delivery, audit=[sent])
+    # Not the holder of the delivery's claim: nothing written, no entry either.
+    assert not await store.save_delivery(delivery, owner="someone-else", audit=[again])
+    assert await store.audit_trail(A) == [received, released, sent]
+    assert await store.audit_trail() == []
+
+
+async def test_one_writes_audit_entries_belong_to_one_alert(store: Store) -> None:
+    alien = AuditEntry(at=T0, alert_id="another", event="released")
+    own = AuditEntry(at=T0, alert_id=A, event="trigger_received")
+    with pytest.raises(ValueError, match="one alert"):
+        await store.create_alert(make_alert(A), [], audit=[own, alien])
+    assert await store.get_alert(A) is None
+    assert await store.audit_trail("another") == []
 
 
 # -- inbox ----------------------------------------------------------------------------------
