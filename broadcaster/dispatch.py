@@ -360,9 +360,21 @@ class Dispatcher:
                         delivery.claimed_until = utcnow() + self.policy.lease
                         # Still ours? A daemon that lost its claim stops here, unsent.
                         await self.save(alert, delivery)
-                        message = replace(message, previous=delivery.receipt)
+                        message = replace(
+                            message,
+                            previous=delivery.receipt,
+                            checkpoint=partial(self.checkpoint, alert, delivery),
+                        )
                         return await self.request(channel, cid, message, delivery)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def checkpoint(self, alert: Alert, delivery: Delivery, receipt: Receipt) -> None:
+        """A long send's progress so far (SMS, e-mail), saved while it runs with the claim
+        renewed; LostClaim when another daemon took the delivery over."""
+        delivery.receipt = receipt
+        delivery.recipients = receipt.recipients
+        delivery.claimed_until = utcnow() + self.policy.lease
+        await self.save(alert, delivery)
 
     async def admitted(
         self, channel_id: str, started: float, stop: asyncio.Event | None = None
