@@ -36,8 +36,19 @@ CHANNELS.md section 8); umlauts and ß are GSM-7 already and stay. A text that i
 anyway (an emoji, a Cyrillic name) is sent unchanged. A confirmation request whose text
 lacks its link gets the link appended.
 
-Several recipients: see `broadcaster.channels.email.RecipientProgress` (`ids` are the
-SIDs; `data["segments"]` holds `num_segments` per recipient). A sent SMS cannot be
+Several recipients: see `broadcaster.channels.recipients.RecipientProgress` (`ids` are
+the SIDs; `data["segments"]` holds `num_segments` per recipient). Up to `max_in_flight`
+requests at once, shared by every delivery of the channel; each message waits for the
+channel's `rate_limit` and `messages_per_second` when set (Twilio queues and paces each
+sender itself: 1 segment/s for a US long code, 3 toll-free, 100+ a short code; a queue
+over 10 hours fails with 21611/30001). A stop-error (20429, one for the whole message)
+starts no new request; those not started get it. Progress is checkpointed through
+`OutgoingMessage.checkpoint` every 200 numbers or second, and each batch of numbers is
+saved as `in_flight` before it is started. After a crash those are looked up with
+`GET .../Messages.json?To=&From=` (newest first; not DateSent, which a queued message
+lacks): a message with this body created since the reservation counts as delivered with
+its sid, else the number is sent; a failed look-up leaves it in flight, never sent blindly.
+A sent SMS cannot be
 recalled (DELETE only removes Twilio's log record): `can_delete` is False, and a
 retraction is sent as a correction. SMS has no threads: `can_thread` is False.
 """
