@@ -379,7 +379,11 @@ class Dispatcher:
                         if begun is None or loop.time() - begun > FRESH_CLAIM:
                             await self.begin_attempt(alert, delivery, counted=begun is not None)
                         begun = None  # a retry begins its own attempt
-                        message = replace(message, previous=delivery.receipt)
+                        message = replace(
+                            message,
+                            previous=delivery.receipt,
+                            checkpoint=partial(self.checkpoint, alert, delivery),
+                        )
                         return await self.request(channel, cid, message, delivery)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -393,6 +397,14 @@ class Dispatcher:
         delivery.state = "sending"
         delivery.claimed_until = utcnow() + self.policy.lease
         # Still ours? A daemon that lost its claim stops here, unsent.
+        await self.save(alert, delivery)
+
+    async def checkpoint(self, alert: Alert, delivery: Delivery, receipt: Receipt) -> None:
+        """A long send's progress so far (SMS, e-mail), saved while it runs with the claim
+        renewed; LostClaim when another daemon took the delivery over."""
+        delivery.receipt = receipt
+        delivery.recipients = receipt.recipients
+        delivery.claimed_until = utcnow() + self.policy.lease
         await self.save(alert, delivery)
 
     async def admitted(

@@ -8,6 +8,7 @@ the provider's message is kept for the delivery record), or returns a Receipt.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -35,6 +36,9 @@ class OutgoingMessage:
     # This delivery's own partial result from an earlier attempt: channels with several
     # recipients (SMS, e-mail) send only to those not yet reached.
     previous: Receipt | None = None
+    # Saves this delivery's partial Receipt while a long send runs (SMS, e-mail), with the
+    # claim renewed; raises when the claim is lost: then no new request may start.
+    checkpoint: Callable[[Receipt], Awaitable[None]] | None = None
     confirm_url: str | None = None  # confirmation_request only
     expires_at: datetime | None = None
     retracts: str | None = None  # retraction: the alert it corrects (alert_id is the correction)

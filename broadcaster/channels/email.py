@@ -57,12 +57,13 @@ from broadcaster.channels.base import (
     PermanentError,
     TransientError,
 )
-from broadcaster.channels.recipients import RecipientProgress
+from broadcaster.channels.recipients import Checkpoints, RecipientProgress
 from broadcaster.channels.settings import EmailChannel
 from broadcaster.models import Receipt
 
 DEFAULT_TIMEOUT = 10.0  # seconds for each SMTP command (connect, EHLO, ..., DATA)
 ALERT_HEADER = "X-Broadcaster-Alert"
+UNDISCLOSED = "undisclosed-recipients:;"  # an empty group (RFC 5322 section 3.4)
 _ATOM_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -124,16 +125,28 @@ def _one_line(text: str) -> str:
 
 
 def compose(
-    config: EmailChannel, message: OutgoingMessage, recipient: str, *, now: datetime | None = None
+    config: EmailChannel,
+    message: OutgoingMessage,
+    recipient: str | list[str],
+    *,
+    now: datetime | None = None,
 ) -> EmailMessage:
-    """The mail for one recipient."""
+    """The mail for one recipient, or for a batch of them (`bcc_batch`): then the To
+    header names nobody and the addresses are in the envelope only."""
+    batch = [recipient] if isinstance(recipient, str) else recipient
     mail = EmailMessage()
     mail["From"] = config.sender
-    mail["To"] = recipient
+    if config.bcc_batch > 1:
+        mail["To"] = UNDISCLOSED
+        # Stable for the same batch: a resent batch keeps its Message-ID.
+        key = "\n".join(sorted(envelope_address(r).lower() for r in batch))
+    else:
+        mail["To"] = batch[0]
+        key = batch[0]
     mail["Subject"] = _one_line(message.title)
     mail["Date"] = format_datetime(now or datetime.now(UTC))
-    mail["Message-ID"] = message_id(message.idempotency_key, recipient, config.sender)
-    parent = _parent_id(message.reply_to, recipient)
+    mail["Message-ID"] = message_id(message.idempotency_key, key, config.sender)
+    parent = _parent_id(message.reply_to, batch[0])
     if parent is not None:
         mail["In-Reply-To"] = parent
         mail["References"] = parent
@@ -184,7 +197,8 @@ class EmailAdapter:
         progress = RecipientProgress.resume(self._service, self._config.to, message.previous)
         pending = progress.pending()
         if pending:
-            await self._deliver(message, pending, progress)
+            checkpoints = Checkpoints(progress, message.checkpoint)
+            await self._deliver(message, pending, progress, checkpoints)
         return progress.outcome()
 
     async def delete(self, receipt: Receipt) -> None:
@@ -204,7 +218,11 @@ class EmailAdapter:
         )
 
     async def _deliver(
-        self, message: OutgoingMessage, pending: list[str], progress: RecipientProgress
+        self,
+        message: OutgoingMessage,
+        pending: list[str],
+        progress: RecipientProgress,
+        checkpoints: Checkpoints,
     ) -> None:
         client = self._client()
         try:
@@ -218,30 +236,45 @@ class EmailAdapter:
             client.close()
             return
         sender = envelope_address(self._config.sender)
+        size = self._config.bcc_batch
+        batches = [pending[i : i + size] for i in range(0, len(pending), size)]
         try:
-            for index, recipient in enumerate(pending):
+            for index, batch in enumerate(batches):
                 try:
-                    mail = compose(self._config, message, recipient)
-                    await client.send_message(
-                        mail, sender=sender, recipients=[envelope_address(recipient)]
+                    mail = compose(self._config, message, batch)
+                    addresses = {envelope_address(r): r for r in batch}
+                    refused, _ = await client.send_message(
+                        mail, sender=sender, recipients=list(addresses)
                     )
                 except aiosmtplib.SMTPRecipientsRefused as exc:
-                    refused = exc.recipients[0]
-                    progress.failed(recipient, self._reply_error(refused.code, refused.message))
+                    for refusal in exc.recipients:
+                        who = addresses.get(refusal.recipient, batch[0])
+                        progress.failed(who, self._reply_error(refusal.code, refusal.message))
                 except aiosmtplib.SMTPResponseException as exc:
-                    progress.failed(recipient, self._reply_error(exc.code, exc.message))
+                    for recipient in batch:
+                        progress.failed(recipient, self._reply_error(exc.code, exc.message))
                 except (aiosmtplib.SMTPNotSupported, ValueError) as exc:
                     # A non-ASCII address the server cannot take, or no address at all.
-                    progress.failed(recipient, PermanentError(_one_line(str(exc))))
+                    for recipient in batch:
+                        progress.failed(recipient, PermanentError(_one_line(str(exc))))
                 except Exception as exc:
                     error = self._session_error(exc)
                     if error is None:
                         raise
-                    for rest in pending[index:]:
-                        progress.failed(rest, error)
+                    for rest in batches[index:]:
+                        for recipient in rest:
+                            progress.failed(recipient, error)
                     break
                 else:
-                    progress.delivered(recipient, str(mail["Message-ID"]))
+                    for address, recipient in addresses.items():
+                        answer = refused.get(address)
+                        if answer is None:
+                            progress.delivered(recipient, str(mail["Message-ID"]))
+                        else:
+                            progress.failed(
+                                recipient, self._reply_error(answer.code, answer.message)
+                            )
+                await checkpoints.settle(len(batch))
         finally:
             await self._quit(client)
 

@@ -1,12 +1,16 @@
 """Channels with several recipients (SMS, e-mail): each recipient's outcome, across attempts.
 
 A retry sends only to the recipients not yet reached, and the alert shows how many were.
+While a long send runs, its progress is saved in batches (`Checkpoints`), so a crash or
+a takeover resumes where it stood.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from broadcaster.channels.base import ChannelError, PermanentError, TransientError
@@ -24,12 +28,17 @@ class RecipientProgress:
         {"delivered_to": [recipient, ...],        # reached, in configured order
          "ids": {recipient: provider id},          # Message-ID / SMS sid of each reached
          "failed": {recipient: error},             # not reached (yet), with the reason
-         "permanent": [recipient, ...]}            # refused for good: never tried again
+         "permanent": [recipient, ...],            # refused for good: never tried again
+         "in_flight": [recipient, ...],            # may have been sent; answer not known
+         "in_flight_since": ISO 8601 time}          # when the oldest of those was reserved
 
     and in `recipients` as Recipients(total, delivered, failed = total - delivered).
 
     An attempt starts from `message.previous` (this delivery's partial Receipt) and tries
-    only the recipients neither reached nor permanently refused. After it:
+    only the recipients neither reached nor permanently refused. `in_flight` is written
+    (by a checkpoint) before their requests start; after a crash these are the ambiguous
+    ones, which an adapter that can ask the provider (SMS) looks up before sending again.
+    After an attempt:
 
     - every recipient reached: the Receipt is returned;
     - else, if any recipient failed transiently on this attempt: TransientError (with the
@@ -45,6 +54,8 @@ class RecipientProgress:
     transient: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific, kept in data
+    in_flight: dict[str, None] = field(default_factory=dict)  # ordered set
+    since: str | None = None  # in_flight_since
 
     @classmethod
     def resume(
@@ -65,7 +76,30 @@ class RecipientProgress:
         for recipient in _strings(data.get("permanent")):
             if recipient in unique and recipient not in progress.ids:
                 progress.permanent[recipient] = str(failed.get(recipient, "refused"))
+        known = set(unique)
+        for recipient in _strings(data.get("in_flight")):
+            if recipient in known and recipient not in progress.ids:
+                progress.in_flight[recipient] = None
+        since = data.get("in_flight_since")
+        if progress.in_flight and isinstance(since, str):
+            progress.since = since
         return progress
+
+    def reserve(self, recipients: Iterable[str]) -> None:
+        """These may be sent from now on: written as `in_flight` by the next checkpoint."""
+        for recipient in recipients:
+            self.in_flight[recipient] = None
+        if self.in_flight and self.since is None:
+            self.since = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def since_time(self) -> datetime | None:
+        try:
+            when = datetime.fromisoformat(self.since) if self.since else None
+        except ValueError:
+            return None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when
 
     def pending(self) -> list[str]:
         """Recipients this attempt should try."""
@@ -74,8 +108,12 @@ class RecipientProgress:
     def delivered(self, recipient: str, remote_id: str | None) -> None:
         self.ids[recipient] = remote_id
         self.transient.pop(recipient, None)
+        self.in_flight.pop(recipient, None)
 
-    def failed(self, recipient: str, error: ChannelError) -> None:
+    def failed(self, recipient: str, error: ChannelError, *, unsure: bool = False) -> None:
+        """Not reached on this attempt; `unsure`: maybe sent after all (stays in_flight)."""
+        if not unsure:
+            self.in_flight.pop(recipient, None)
         if isinstance(error, TransientError):
             self.transient[recipient] = error.message
             if error.retry_after is not None:
@@ -99,7 +137,9 @@ class RecipientProgress:
                 "ids": ids,
                 "failed": failed,
                 "permanent": [r for r in self.recipients if r in self.permanent],
-                **self.extra,
+                **self._in_flight_data(),
+                # Copied: an adapter keeps filling its own while a checkpoint is saved.
+                **{k: dict(v) if isinstance(v, dict) else v for k, v in self.extra.items()},
             },
             recipients=Recipients(
                 total=len(self.recipients),
@@ -107,6 +147,11 @@ class RecipientProgress:
                 failed=len(self.recipients) - len(reached),
             ),
         )
+
+    def _in_flight_data(self) -> dict[str, Any]:
+        if not self.in_flight:
+            return {}
+        return {"in_flight": list(self.in_flight), "in_flight_since": self.since}
 
     def outcome(self) -> Receipt:
         """The Receipt when every recipient was reached; else raise (see the class)."""
@@ -121,6 +166,71 @@ class RecipientProgress:
         if self.transient:
             raise TransientError(text, self.retry_after, partial=receipt)
         raise PermanentError(text, partial=receipt)
+
+
+Checkpoint = Callable[[Receipt], Awaitable[None]]
+
+
+class Checkpoints:
+    """When a long send saves its progress through `OutgoingMessage.checkpoint`: after
+    `every` recipients settled or `interval` seconds, whichever comes first, and before
+    recipients are reserved (`reserve`). Without a hook (a direct call, a test) nothing is
+    saved. One save at a time; an error of the hook (the claim is lost) propagates."""
+
+    every = 200  # recipients
+    interval = 1.0  # seconds
+
+    def __init__(
+        self,
+        progress: RecipientProgress,
+        hook: Checkpoint | None,
+        *,
+        every: int | None = None,
+        interval: float | None = None,
+    ) -> None:
+        self.progress = progress
+        self.hook = hook
+        if every is not None:
+            self.every = every
+        if interval is not None:
+            self.interval = interval
+        self.lock = asyncio.Lock()
+        self.settled = 0
+        self.last = asyncio.get_running_loop().time()
+        self.saves = 0
+
+    async def save(self) -> None:
+        if self.hook is None:
+            return
+        async with self.lock:
+            self.settled = 0
+            self.last = asyncio.get_running_loop().time()
+            self.saves += 1
+            await self.hook(self.progress.receipt())
+
+    async def reserve(self, recipients: list[str]) -> None:
+        """Record these as in flight (durably, with a hook) before their requests start."""
+        self.progress.reserve(recipients)
+        await self.save()
+
+    async def ticking(self) -> None:
+        """Save what settled every `interval`, also while no answer comes (run as a task
+        beside the send, cancelled when it ends)."""
+        if self.hook is None:
+            return
+        while True:
+            await asyncio.sleep(self.interval)  # a timer, not synchronisation
+            if self.settled and not self.lock.locked():
+                await self.save()
+
+    async def settle(self, count: int = 1) -> None:
+        """`count` recipients have an outcome; save when a batch or the interval is full."""
+        self.settled += count
+        if self.hook is None or self.lock.locked():
+            return  # a save is under way: it or the next one carries these
+        elapsed = asyncio.get_running_loop().time() - self.last
+        if self.settled >= self.every or elapsed >= self.interval:
+            await self.save()
 
 
 def _summary(failed: Mapping[str, str]) -> str:

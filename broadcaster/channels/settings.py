@@ -40,7 +40,9 @@ DEFAULT_RATE_LIMITS: dict[str, str | None] = {
     "telegram": "20/min",  # at most 20 messages per minute to the same group or channel
     "facebook": "60/min",  # Page BUC quota; no fixed public figure
     "x": "6/min",  # POST /2/tweets: 100 per 15 min per user
-    "sms": "60/min",  # Twilio queues; about 1 message per second per sender number
+    # Counted per recipient; none by default: Twilio queues and paces each sender itself
+    # (SmsChannel.messages_per_second paces here instead).
+    "sms": None,
     "email": None,
     "webhook": None,
     "cap_feed": None,
@@ -158,6 +160,9 @@ class EmailChannel(_Channel):
     password: str | None = None
     sender: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
+    # Recipients per message, all in the envelope only (the To header names nobody): fewer
+    # messages for long lists. 1 (the default): one message per recipient, To: them.
+    bcc_batch: int = Field(default=1, ge=1, le=1000)
 
 
 class SmsChannel(_Channel):
@@ -168,6 +173,9 @@ class SmsChannel(_Channel):
     sender: str = Field(alias="from")
     to: list[Annotated[str, Field(pattern=_E164)]] = Field(min_length=1)
     max_segments: int = Field(default=3, gt=0, le=10)  # Twilio takes 1 600 characters at most
+    # The sender's pace (Twilio: 1 for a US long code, 3 toll-free, 100 a short code);
+    # None: Twilio's own queue paces the messages.
+    messages_per_second: float | None = Field(default=None, gt=0, le=10000)
 
     @property
     def length_limit(self) -> int | None:

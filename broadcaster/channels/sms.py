@@ -36,20 +36,38 @@ CHANNELS.md section 8); umlauts and ß are GSM-7 already and stay. A text that i
 anyway (an emoji, a Cyrillic name) is sent unchanged. A confirmation request whose text
 lacks its link gets the link appended.
 
-Several recipients: see `broadcaster.channels.email.RecipientProgress` (`ids` are the
-SIDs; `data["segments"]` holds `num_segments` per recipient). A sent SMS cannot be
+Several recipients: see `broadcaster.channels.recipients.RecipientProgress` (`ids` are
+the SIDs; `data["segments"]` holds `num_segments` per recipient). Up to `max_in_flight`
+requests at once, shared by every delivery of the channel; each message waits for the
+channel's `rate_limit` and `messages_per_second` when set (Twilio queues and paces each
+sender itself: 1 segment/s for a US long code, 3 toll-free, 100+ a short code; a queue
+over 10 hours fails with 21611/30001). A stop-error (20429, one for the whole message)
+starts no new request; those not started get it. Progress is checkpointed through
+`OutgoingMessage.checkpoint` every 200 numbers or second, and each batch of numbers is
+saved as `in_flight` before it is started. After a crash those are looked up with
+`GET .../Messages.json?To=&From=` (newest first; not DateSent, which a queued message
+lacks): a message with this body created since the reservation counts as delivered with
+its sid, else the number is sent; a failed look-up leaves it in flight, never sent blindly.
+A sent SMS cannot be
 recalled (DELETE only removes Twilio's log record): `can_delete` is False, and a
 retraction is sent as a correction. SMS has no threads: `can_thread` is False.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
+from aiolimiter import AsyncLimiter
 
 from broadcaster.channels.base import (
     ChannelError,
@@ -65,7 +83,7 @@ from broadcaster.channels.http import (
     retry_after_seconds,
     transport_error,
 )
-from broadcaster.channels.recipients import RecipientProgress
+from broadcaster.channels.recipients import Checkpoints, RecipientProgress
 from broadcaster.channels.settings import SmsChannel
 from broadcaster.limits import is_gsm7
 from broadcaster.models import Receipt
@@ -78,6 +96,11 @@ RECIPIENT_CODES: frozenset[int] = frozenset({21211, 21408, 21610, 21612, 21614})
 # Statuses that concern the whole message or account: no further recipient is tried.
 _FOR_ALL_STATUSES = frozenset({401, 403, 404})
 _FOR_ALL_CODES = frozenset({20003, 20404, 21602, 21603, 21604, 21606, 21617})
+# Looking up a message whose answer was lost (`_look_up`).
+LIST_PAGE = 50  # messages per page (Twilio: 50 by default, 1 000 at most)
+LIST_PAGES = 5  # pages followed at most
+LIST_BODY_LIMIT = 1024 * 1024  # bytes of one page read at most
+CLOCK_SKEW = timedelta(minutes=5)  # between our clock and Twilio's date_created
 
 # Characters outside GSM 03.38 that German texts often carry, and their GSM-7 stand-ins
 # (CHANNELS.md section 8; 3GPP TS 23.038).
@@ -152,6 +175,8 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
 
     can_thread: bool = False  # SMS has no threads
     can_delete: bool = False  # a sent SMS cannot be recalled
+    checkpoint_every: int | None = None  # recipients per checkpoint (None: Checkpoints')
+    checkpoint_interval: float | None = None  # seconds
 
     def setup(self) -> None:
         account = quote(self._config.account_sid, safe="")
@@ -164,6 +189,16 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
         self.url = (
             f"{self._config.base_url.rstrip('/')}/{API_VERSION}/Accounts/{account}/Messages.json"
         )
+        # Shared by every delivery of this channel: at most max_in_flight requests at once.
+        self.slots = asyncio.Semaphore(self._config.max_in_flight)
+        self.pacers: list[AsyncLimiter] = []
+        if self._config.rate_limit is not None:
+            limit = self._config.rate_limit
+            self.pacers.append(AsyncLimiter(limit.count, limit.period))
+        if self._config.messages_per_second is not None:
+            rate = self._config.messages_per_second
+            # A bucket of at least one message: below 1/s, one every 1/rate seconds.
+            self.pacers.append(AsyncLimiter(rate, 1) if rate >= 1 else AsyncLimiter(1, 1 / rate))
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         progress = RecipientProgress.resume(self._service, self._config.to, message.previous)
@@ -174,53 +209,95 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
             for number, count in (known.items() if isinstance(known, dict) else [])
             if isinstance(count, int) and number in progress.ids
         }
-        body = sms_body(message)
-        pending = progress.pending()
-        for index, number in enumerate(pending):
-            answer = await self._send_one(number, body)
-            if answer.error is None:
-                progress.delivered(number, answer.sid)
-                if answer.segments is not None:
-                    segments[number] = answer.segments
-                continue
-            for affected in pending[index:] if answer.stop else [number]:
-                progress.failed(affected, answer.error)
-            if answer.stop:
-                break
+        checkpoints = Checkpoints(
+            progress,
+            message.checkpoint,
+            every=self.checkpoint_every,
+            interval=self.checkpoint_interval,
+        )
+        progress.extra["segments"] = segments  # checkpoints carry them too
+        run = _Run(self, progress, checkpoints, sms_body(message), segments)
+        await run.go()
         progress.extra["segments"] = {n: segments[n] for n in progress.recipients if n in segments}
         return progress.outcome()
 
     async def delete(self, receipt: Receipt) -> None:
         raise PermanentError(f"{self._service}: a sent SMS cannot be recalled")
 
-    async def _send_one(self, number: str, body: str) -> _Answer:
-        if self._authorization is None:
-            return _Answer(error=PermanentError("account_sid must not contain ':'"), stop=True)
-        form = {"To": number, "From": self._config.sender, "Body": body}
-        headers = {
+    def _headers(self) -> dict[str, str]:
+        assert self._authorization is not None
+        return {
             "Authorization": self._authorization,
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
+
+    async def _send_one(self, number: str, body: str) -> _Answer:
+        if self._authorization is None:
+            return _Answer(error=PermanentError("account_sid must not contain ':'"), stop=True)
+        form = {"To": number, "From": self._config.sender, "Body": body}
         try:
             async with self._session.post(
                 self.url,
                 data=form,
-                headers=headers,
+                headers=self._headers(),
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 allow_redirects=False,
             ) as response:
                 raw = await read_body(response)
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            error = transport_error(self._service, exc, self._timeout)
-            reason = error.message.removeprefix(f"{self._service}: ")
-            kind = TransientError if isinstance(error, TransientError) else PermanentError
-            return _Answer(error=kind(reason), stop=True)
+            return self._no_answer(exc)
         data = _json(raw)
         if 200 <= status < 300:
             return _Answer(sid=_text(data.get("sid")), segments=_count(data.get("num_segments")))
         return self._refusal(status, retry_after, data, raw)
+
+    async def _look_up(self, number: str, body: str, since: datetime | None) -> _Answer | None:
+        """The message an earlier attempt may have created for this number (its answer was
+        lost in a crash): GET the Messages list filtered by To and From, newest first, and
+        take one with this body created since the reservation. None: not found, send it.
+
+        Not filtered by DateSent: a queued message has no date_sent yet."""
+        if self._authorization is None:
+            return _Answer(error=PermanentError("account_sid must not contain ':'"), stop=True)
+        oldest = (since or datetime.now(UTC)) - CLOCK_SKEW
+        query = urlencode({"To": number, "From": self._config.sender, "PageSize": LIST_PAGE})
+        url: str | None = f"{self.url}?{query}"
+        for _ in range(LIST_PAGES):
+            if url is None:
+                break
+            try:
+                async with self._session.get(
+                    url,
+                    headers=self._headers(),
+                    timeout=aiohttp.ClientTimeout(total=self._timeout),
+                    allow_redirects=False,
+                ) as response:
+                    raw = await read_body(response, LIST_BODY_LIMIT)
+                    status, retry_after = response.status, response.headers.get("Retry-After")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return self._no_answer(exc)
+            data = _json(raw)
+            if not 200 <= status < 300:
+                return self._refusal(status, retry_after, data, raw)
+            found, older = _match(data.get("messages"), number, body, oldest)
+            if found is not None:
+                return _Answer(
+                    sid=_text(found.get("sid")), segments=_count(found.get("num_segments"))
+                )
+            following = _text(data.get("next_page_uri"))
+            url = None if older or following is None else self._absolute(following)
+        return None
+
+    def _absolute(self, uri: str) -> str:
+        return self._config.base_url.rstrip("/") + "/" + uri.lstrip("/")
+
+    def _no_answer(self, exc: BaseException) -> _Answer:
+        error = transport_error(self._service, exc, self._timeout)
+        reason = error.message.removeprefix(f"{self._service}: ")
+        kind = TransientError if isinstance(error, TransientError) else PermanentError
+        return _Answer(error=kind(reason), stop=True)
 
     def _refusal(
         self, status: int, retry_after: str | None, data: dict[str, Any], raw: bytes
@@ -243,6 +320,134 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
             or 300 <= status < 400
         )
         return _Answer(error=PermanentError(reason), stop=stop)
+
+
+class _Run:
+    """One attempt: up to `max_in_flight` workers take the pending recipients in order.
+
+    Before a batch of recipients is started, it is recorded as in flight (a checkpoint);
+    progress is saved every batch or second. A recipient in flight at an earlier attempt
+    that ended without its answer (a crash) is looked up at Twilio first. Once an answer
+    concerns every recipient (`stop`), no new request starts, and those not started get
+    that error. A failing checkpoint (the claim is lost) cancels the requests under way
+    and propagates."""
+
+    def __init__(
+        self,
+        adapter: SmsAdapter,
+        progress: RecipientProgress,
+        checkpoints: Checkpoints,
+        body: str,
+        segments: dict[str, int],
+    ) -> None:
+        self.adapter = adapter
+        self.progress = progress
+        self.checkpoints = checkpoints
+        self.body = body
+        self.segments = segments
+        pending = progress.pending()
+        self.unsure = {n for n in pending if n in progress.in_flight}
+        self.since = progress.since_time()
+        # The unsure ones are reserved already (by the attempt that died): first.
+        self.reserved: deque[str] = deque(n for n in pending if n in self.unsure)
+        self.rest: Iterator[str] = (n for n in pending if n not in self.unsure)
+        self.count = len(pending)
+        self.unstarted: list[str] = []
+        self.stop: ChannelError | None = None
+        self.feed = asyncio.Lock()
+
+    async def go(self) -> None:
+        if self.count == 0:
+            return
+        workers = min(self.adapter._config.max_in_flight, self.count)
+        tasks = [asyncio.create_task(self.work()) for _ in range(workers)]
+        ticker = asyncio.create_task(self.checkpoints.ticking())
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        if self.stop is not None:
+            for number in [*self.unstarted, *self.reserved, *self.rest]:
+                self.progress.failed(number, self.stop, unsure=number in self.unsure)
+
+    async def next(self) -> str | None:
+        async with self.feed:
+            if self.stop is not None:
+                return None
+            if not self.reserved:
+                batch = [n for _, n in zip(range(self.checkpoints.every), self.rest, strict=False)]
+                if not batch:
+                    return None
+                await self.checkpoints.reserve(batch)
+                self.reserved.extend(batch)
+            return self.reserved.popleft()
+
+    async def work(self) -> None:
+        adapter = self.adapter
+        while (number := await self.next()) is not None:
+            if number in self.unsure:
+                async with adapter.slots:
+                    found = await adapter._look_up(number, self.body, self.since)
+                if found is not None:
+                    await self.record(number, found, unsure=True)
+                    continue
+            for pacer in adapter.pacers:
+                await pacer.acquire()
+            async with adapter.slots:
+                if self.stop is not None:
+                    self.unstarted.append(number)
+                    return
+                answer = await adapter._send_one(number, self.body)
+            await self.record(number, answer)
+
+    async def record(self, number: str, answer: _Answer, *, unsure: bool = False) -> None:
+        if answer.error is None:
+            self.progress.delivered(number, answer.sid)
+            if answer.segments is not None:
+                self.segments[number] = answer.segments
+        else:
+            # A failed look-up leaves the number in flight: the next attempt asks again.
+            self.progress.failed(number, answer.error, unsure=unsure)
+            if answer.stop and self.stop is None:
+                self.stop = answer.error
+        await self.checkpoints.settle()
+
+
+def _match(
+    messages: Any, number: str, body: str, oldest: datetime
+) -> tuple[dict[str, Any] | None, bool]:
+    """The message to `number` with `body` created since `oldest`, if on this page; and
+    whether the page reached messages older than that (no need to read on)."""
+    if not isinstance(messages, list):
+        return None, True
+    older = False
+    for item in messages:
+        if not isinstance(item, dict):
+            continue
+        created = _when(item.get("date_created"))
+        if created is not None and created < oldest:
+            older = True
+            continue
+        if item.get("to") == number and item.get("body") == body:
+            return item, older
+    return None, older
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _json(raw: bytes) -> dict[str, Any]:

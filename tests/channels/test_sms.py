@@ -57,6 +57,9 @@ def adapter(
         "auth_token": AUTH_TOKEN,
         "from": SENDER,
         "to": to or [N1, N2, N3],
+        # One request at a time, so these tests can name the order; test_sms_bulk.py
+        # sends several at once.
+        "max_in_flight": 1,
     }
     data.update(settings)
     return SmsAdapter("sms", SmsChannel.model_validate(data), session, timeout=timeout)

@@ -14,8 +14,9 @@ twilio.com/docs/messaging/api/message-resource and twilio.com/docs/api/errors/<c
 1. records it in `requests` (method, path, headers, body, parsed form, time, and later the
    status it was answered with);
 2. 404 `20404` for any path but `/2010-04-01/Accounts/{sid}/Messages.json`, 405 `20004`
-   for any method but POST;
-3. waits while `hold()` is in force, then `delay(seconds)`;
+   for any method but POST and GET; a GET is the Messages list (below);
+3. waits while `hold()` is in force (except for numbers `let_through(number)`), then
+   `delay(seconds)`;
 4. a scripted answer, if one is queued with `script(...)` (an outage in front of the API:
    taken verbatim);
 5. 401 `20003` ("Authenticate", with `WWW-Authenticate: Basic realm="Twilio API"`) unless
@@ -29,6 +30,19 @@ twilio.com/docs/messaging/api/message-resource and twilio.com/docs/api/errors/<c
 8. otherwise 201 with the Message resource (`sid` "SM" + 32 hex, `status` "queued",
    `num_segments` as a string (`num_segments`, below), `date_created` in RFC 2822, ...),
    appended to `messages`.
+9. after `hold_answers(after=n)`: every message past the first n is created, but its
+   answer waits until `release()` (a daemon killed then never hears it).
+
+The list, `GET .../Messages.json` (twilio.com/docs/messaging/api/message-resource, "Read
+multiple Message resources"): the messages newest first, filtered by `To`, `From` and
+`DateSent` (`YYYY-MM-DD`, or `DateSent<` / `DateSent>` for on-or-before / on-or-after;
+a message not yet sent has no `date_sent` and never matches), `PageSize` per page (50 by
+default, 1 000 at most) and `Page`/`PageToken` to page on; the answer is
+`{"messages", "page", "page_size", "start", "end", "uri", "first_page_uri",
+"next_page_uri", "previous_page_uri"}`. Created messages stay `queued` (none is "sent").
+A scripted answer is taken by a list request too.
+
+`in_flight` and `max_in_flight` count the POSTs being answered at once, with its own code.
 
 Errors are `{"code", "message", "more_info", "status"}`. A 429 (`20429`) carries no
 Retry-After, as Twilio's does not; `rate_limit(retry_after=...)` adds one for a test.
@@ -45,9 +59,9 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -186,6 +200,26 @@ class _NumberFailure:
         return True
 
 
+def _sent_matches(message: dict[str, Any], query: Mapping[str, str]) -> bool:
+    """The DateSent filters: on a day, on or before (`DateSent<`), on or after (`DateSent>`)."""
+    filters = {k: v for k, v in query.items() if k.startswith("DateSent")}
+    if not filters:
+        return True
+    sent = message.get("date_sent")
+    if sent is None:
+        return False  # queued: not sent yet
+    day = parsedate_to_datetime(sent).date().isoformat()
+    for name, value in filters.items():
+        wanted = value.lstrip("=")
+        if name == "DateSent" and day != wanted:
+            return False
+        if name == "DateSent<" and day > wanted:
+            return False
+        if name == "DateSent>" and day < wanted:
+            return False
+    return True
+
+
 def twilio_error(
     code: int,
     *,
@@ -230,6 +264,13 @@ class FakeTwilio(FakeServer):
         self.messages: list[dict[str, Any]] = []  # created Message resources
         self._failures: dict[str, _NumberFailure] = {}
         self._script: deque[Answer] = deque()
+        self.in_flight = 0  # POSTs arrived and not yet answered
+        self.max_in_flight = 0  # the most at once
+        self.lists: list[dict[str, str]] = []  # the query of every list request
+        self._let_through: dict[str, asyncio.Event] = {}
+        self._hold_answers_after: int | None = None
+        self._answers = asyncio.Event()
+        self._answers.set()
 
     @classmethod
     @asynccontextmanager
@@ -275,6 +316,31 @@ class FakeTwilio(FakeServer):
             code, status or known_status, message, times, headers or {}
         )
 
+    def let_through(self, number: str) -> None:
+        """Answer messages to this number even while `hold()` is in force (held ones too)."""
+        self._let_through.setdefault(number, asyncio.Event()).set()
+
+    async def _gated(self, number: str) -> None:
+        if self._gate.is_set():
+            return
+        through = self._let_through.setdefault(number, asyncio.Event())
+        waits = [asyncio.ensure_future(self._gate.wait()), asyncio.ensure_future(through.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    def hold_answers(self, after: int = 0) -> None:
+        """Create every message past the first `after`, but answer only on `release()`."""
+        self._hold_answers_after = after
+        self._answers.clear()
+
+    def release(self) -> None:
+        self._hold_answers_after = None
+        self._answers.set()
+        super().release()
+
     def sent_to(self, number: str) -> int:
         """How many messages were created for this number."""
         return sum(1 for m in self.messages if m["to"] == number)
@@ -294,21 +360,35 @@ class FakeTwilio(FakeServer):
             request.method, request.path, request.headers, body, form, datetime.now(UTC)
         )
         self.requests.append(record)
+        posting = request.method == "POST"
+        if posting:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         await self._notify()
         try:
             response = (await self._answer(request, record)).response()
             record.status = response.status
             return response
         finally:
+            if posting:
+                self.in_flight -= 1
             await self._notify()
 
     async def _answer(self, request: web.Request, record: RecordedRequest) -> Answer:
         match = _PATH.match(request.path)
         if match is None:
             return twilio_error(20404, path=request.path)
+        if request.method == "GET":
+            if self._script:
+                return self._script.popleft()
+            if not self._authorised(request.headers.get("Authorization", "")):
+                return twilio_error(20003)
+            if match["account"] != self.account_sid:
+                return twilio_error(20404, path=request.path)
+            return self._list(request)
         if request.method != "POST":
             return twilio_error(20004, headers={"Allow": "GET, POST"})
-        await self._gate.wait()
+        await self._gated(record.form.get("To", ""))
         if self._delay:
             await asyncio.sleep(self._delay)  # the fake's latency, not test synchronisation
         if self._script:
@@ -317,7 +397,53 @@ class FakeTwilio(FakeServer):
             return twilio_error(20003)
         if match["account"] != self.account_sid:
             return twilio_error(20404, path=request.path)
-        return self._create(record.form)
+        answer = self._create(record.form)
+        held = self._hold_answers_after
+        if held is not None and answer.status == 201 and len(self.messages) > held:
+            await self._answers.wait()
+        return answer
+
+    def _list(self, request: web.Request) -> Answer:
+        query = {name: request.query[name] for name in request.query}
+        self.lists.append(query)
+        to, from_ = query.get("To"), query.get("From")
+        found = [
+            m
+            for m in reversed(self.messages)  # newest first
+            if (to is None or m["to"] == to)
+            and (from_ is None or m["from"] == from_)
+            and _sent_matches(m, query)
+        ]
+        try:
+            size = min(max(int(query.get("PageSize", "50")), 1), 1000)
+            page = max(int(query.get("Page", "0")), 0)
+        except ValueError:
+            return twilio_error(20001, status=400, message="Invalid paging parameter")
+        chunk = found[page * size : (page + 1) * size]
+        base = self.messages_path
+        keep = {k: v for k, v in query.items() if k not in {"Page", "PageToken", "PageSize"}}
+
+        def uri(number: int) -> str:
+            params = {**keep, "PageSize": str(size), "Page": str(number)}
+            if number:
+                params["PageToken"] = f"PA{number * size}"
+            return f"{base}?{urlencode(params)}"
+
+        more = (page + 1) * size < len(found)
+        return json_answer(
+            200,
+            {
+                "messages": chunk,
+                "page": page,
+                "page_size": size,
+                "start": page * size,
+                "end": page * size + max(len(chunk) - 1, 0),
+                "uri": uri(page),
+                "first_page_uri": uri(0),
+                "next_page_uri": uri(page + 1) if more else None,
+                "previous_page_uri": uri(page - 1) if page else None,
+            },
+        )
 
     def _authorised(self, header: str) -> bool:
         scheme, _, encoded = header.partition(" ")

@@ -187,6 +187,7 @@ class FakeSmtp:
         self.messages: list[Transaction] = []  # accepted mail only
         self.rcpt_attempts: list[str] = []  # every RCPT TO address, in order
         self.auth_failures = 0
+        self.connections = 0  # SMTP sessions opened, counted as each is accepted
         self._rcpt_refusals: dict[str, _Refusal] = {}
         self._data_refusals: dict[str, _Refusal] = {}
         self._gate = asyncio.Event()
@@ -210,6 +211,7 @@ class FakeSmtp:
             await server.wait_closed()
 
     def _protocol(self) -> SMTP:
+        self.connections += 1
         kwargs: dict[str, Any] = {
             "hostname": SERVER_NAME,
             "loop": asyncio.get_running_loop(),
