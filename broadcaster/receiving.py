@@ -189,8 +189,9 @@ class Receiver:
         )
         self.events.changed(alert.id, self.store)
         await self.gate_or_release(alert)
-        current = await self.store.get_alert(alert.id) or alert
-        return Outcome("accepted", current, await self.store.get_deliveries(alert.id))
+        # As created: whoever shows it reads the state it has by then (the fan-out has
+        # begun, and reading it here would only make the fan-out wait for the store).
+        return Outcome("accepted", alert, deliveries)
 
     async def retract(self, entry: InboxEntry) -> Outcome:
         """A signed retraction from MQTT: no confirmation, speed matters most."""

@@ -217,6 +217,19 @@ for i = 3, #ARGV, 3 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2]) end
 return 1
 """
 
+# KEYS: alert, deliveries; ARGV: channel_id, owner, JSON. Only while the stored delivery
+# is claimed by owner (2: there is no such delivery, 3: nor such alert).
+_SAVE_CLAIMED = """
+local current = redis.call('HGET', KEYS[3], ARGV[2])
+if not current then
+  if redis.call('EXISTS', KEYS[2]) == 0 then return 3 end
+  return 2
+end
+if cjson.decode(current).claimed_by ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+return 1
+"""
+
 # KEYS: alert, deliveries; ARGV: channel_id, JSON.
 _SAVE_DELIVERY = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
@@ -291,6 +304,7 @@ _SCRIPTS = {
     "update_alert": _UPDATE_ALERT,
     "swap_field": _SWAP_FIELD,
     "save_delivery": _SAVE_DELIVERY,
+    "save_claimed": _SAVE_CLAIMED,
     "swap_deliveries": _SWAP_DELIVERIES,
     "audit": _AUDIT,
     "inbox_add": _INBOX_ADD,
@@ -554,21 +568,13 @@ class RedisStore:
             if await self._write("save_delivery", keys, args, audit) != "1":
                 raise KeyError(f"no alert {delivery.alert_id}")
             return True
-        key = self.keys.deliveries(delivery.alert_id)
-        while True:
-            reply = await self._read(lambda r: r.hget(key, delivery.channel_id))
-            if reply is None:
-                known = await self._read(lambda r: r.exists(self.keys.alert(delivery.alert_id)))
-                if not known:
-                    raise KeyError(f"no alert {delivery.alert_id}")
-                return False
-            text = _str(reply)
-            if Delivery.model_validate_json(text).claimed_by != owner:
-                return False
-            args = [delivery.channel_id, text, touched(delivery).model_dump_json()]
-            if await self._write("swap_field", [key], args, audit) == "1":
-                return True
-            # Changed since we read it: read again and decide again.
+        # The claim is checked in the script: one round trip for a delivery's every save.
+        keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
+        args = [delivery.channel_id, owner, touched(delivery).model_dump_json()]
+        result = await self._write("save_claimed", keys, args, audit)
+        if result == "3":
+            raise KeyError(f"no alert {delivery.alert_id}")
+        return result == "1"
 
     async def claim_delivery(
         self,

@@ -2,22 +2,30 @@
 
 WAL journal with `synchronous=FULL`, so a commit is on disk before it returns: an
 acknowledged trigger survives a power cut. Each record is kept as its model's JSON plus
-the columns that queries need. Every write is one `BEGIN IMMEDIATE` transaction, so a
-read-check-write (compare and set, claims) holds the write lock throughout, also against
-another process on the same file; within this process an asyncio lock keeps coroutines
-from interleaving statements on the one connection. A transaction that meets a busy or
-failing disk is rolled back and run again (store/outage.py).
+the columns that queries need. Every write runs inside a `BEGIN IMMEDIATE` transaction,
+so a read-check-write (compare and set, claims) holds the write lock throughout, also
+against another process on the same file; within this process an asyncio lock keeps
+coroutines from interleaving statements on the one connection. A transaction that meets
+a busy or failing disk is rolled back and run again (store/outage.py).
+
+Group commit: the writes that wait while one transaction runs (ten deliveries answering
+together) run one after the other in the next transaction and share its commit, so each
+is still durable before its caller goes on, for one disk flush instead of ten. A write
+that raises rolls its batch back, and each write of that batch then runs alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
@@ -141,6 +149,22 @@ class _Busy(Exception):
     """An OperationalError of a busy or failing disk (retried by the outage)."""
 
 
+class _Failed(Exception):
+    """A write of a batch raised: the batch was rolled back."""
+
+
+@dataclass
+class _Write(Generic[T]):
+    """One caller's write, waiting for its transaction's commit."""
+
+    work: Callable[[aiosqlite.Connection], Awaitable[T]]
+    done: asyncio.Future[T]
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+
 def _alert_row(alert: Alert) -> tuple[str, str, str, int, str]:
     return (
         alert.id,
@@ -185,6 +209,8 @@ class SqliteStore:
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._waiting: list[_Write[Any]] = []  # writes for the next transaction
+        self._writer: asyncio.Task[None] | None = None
         self.outage = Outage(outage_limit, (_Busy,), store="sqlite")
 
     async def open(self) -> None:
@@ -269,32 +295,75 @@ class SqliteStore:
         return await self.outage.call(attempt)
 
     async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run `work` in one write transaction: committed when it returns, rolled back on
-        an error; run again from the start when the disk was busy or failing.
+        """Run `work` in a write transaction: committed before this returns, rolled back
+        on an error; run again from the start when the disk was busy or failing.
 
-        Shielded from cancellation: a transaction cut between its statements (aiosqlite
-        runs them in a thread that goes on regardless) would leave the connection inside
-        it. A cancelled caller gives up waiting; the write itself ends whole, or not at all.
+        A task of the store's own runs the transactions, so a cancelled caller gives up
+        waiting while the write ends whole, or not at all: a transaction cut between its
+        statements (aiosqlite runs them in a thread that goes on regardless) would leave
+        the connection inside it.
         """
+        write: _Write[T] = _Write(work, asyncio.get_running_loop().create_future())
+        self._waiting.append(write)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="sqlite-writer")
+        return await asyncio.shield(write.done)
 
-        async def attempt() -> T:
-            async with self._lock:
-                db = self._connection()
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._commit(batch)
+            except _Failed:
+                if len(batch) > 1:
+                    for write in batch:  # each alone, to give each its own answer
+                        with contextlib.suppress(_Failed):
+                            await self._commit([write])
+
+    async def _commit(self, group: list[_Write[Any]]) -> None:
+        """`group` in one transaction, waiting out an outage; a store that gave up (or was
+        closed) is every write's answer."""
+        try:
+            await self.outage.call(partial(self._transaction, group))
+        except _Failed:
+            raise
+        except BaseException as exc:
+            for write in group:
+                write.fail(exc)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the loop is closing
+
+    async def _transaction(self, batch: list[_Write[Any]]) -> None:
+        """One transaction for `batch`, each write's answer given once it is committed;
+        _Failed (rolled back) when one raised, and that error given when it was alone."""
+        failed: Exception | None = None
+        async with self._lock:
+            db = self._connection()
+            results: list[Any] = []
+            try:
+                await db.execute("BEGIN IMMEDIATE")
                 try:
-                    await db.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = await work(db)
-                        await db.execute("COMMIT")
-                    except BaseException:
-                        if db.in_transaction:
-                            await db.execute("ROLLBACK")
-                        raise
-                except sqlite3.OperationalError as exc:
-                    _raise_busy(exc)
+                    for write in batch:
+                        try:
+                            results.append(await write.work(db))
+                        except Exception as exc:
+                            failed = exc
+                            break
+                    await db.execute("ROLLBACK" if failed else "COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        await db.execute("ROLLBACK")
                     raise
-                return result
-
-        return await asyncio.shield(self.outage.call(attempt))
+            except sqlite3.OperationalError as exc:
+                _raise_busy(exc)
+                raise
+        if failed is not None:
+            if len(batch) == 1:
+                batch[0].fail(failed)
+            raise _Failed from failed
+        for write, result in zip(batch, results, strict=True):
+            if not write.done.done():
+                write.done.set_result(result)
 
     # -- inbox -----------------------------------------------------------------------
     async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:

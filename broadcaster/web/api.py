@@ -113,6 +113,9 @@ async def post_trigger(request: web.Request) -> web.Response:
     raw = await request.content.read(MAX_PAYLOAD_BYTES + 1)
     outcome = await state.receiver.receive_trigger(raw, "http", owner=state.owner)
     status = {"accepted": 202, "duplicate": 200, "refused": 400}[outcome.result]
+    if outcome.alert is not None:  # its state now, not as it was received
+        alert = await state.store.get_alert(outcome.alert.id) or outcome.alert
+        return _json(alert.public(await state.store.get_deliveries(alert.id)), status)
     return _json(outcome.public(), status)
 
 
