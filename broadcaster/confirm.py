@@ -440,23 +440,22 @@ class ConfirmDesk:
         officer = link.token.officer
         if action == "release":
             release_at = utcnow() + self.settings.confirm.undo_window
+            requested = AuditEntry(
+                alert_id=link.alert.id,
+                event="release_requested",
+                actor=officer,
+                detail={"release_at": release_at.isoformat()},
+            )
             alert = await self.store.update_alert(
                 link.alert.id,
                 expect={"awaiting_confirmation"},
+                audit=[requested],
                 release_at=release_at,
                 confirmed_by=officer,
                 decided_by=officer,
             )
             if alert is None or link.alert.release_at is not None:
                 return "too_late"
-            await self.store.audit(
-                AuditEntry(
-                    alert_id=alert.id,
-                    event="release_requested",
-                    actor=officer,
-                    detail={"release_at": release_at.isoformat()},
-                )
-            )
             self.publish(alert)
             if self.settings.confirm.undo_window <= timedelta(0):
                 await self.release(alert.id, officer)

@@ -124,6 +124,7 @@ class Dispatcher:
         self.tasks: set[asyncio.Task[None]] = set()
         self.renewers: set[asyncio.Task[None]] = set()
         self.by_alert: dict[str, asyncio.Task[None]] = {}
+        self.roots: dict[str, asyncio.Future[dict[str, Receipt]]] = {}  # while it sends
 
     def lane(self, channel_id: str) -> Lane:
         """The channel's lane, made again when its file changed (a reload): the new rate
@@ -189,6 +190,7 @@ class Dispatcher:
         if self.by_alert.get(alert_id) is task:
             del self.by_alert[alert_id]
             self.stops.pop(alert_id, None)
+            self.roots.pop(alert_id, None)
         exc = None if task.cancelled() else task.exception()
         # A store that gave up is not this alert's fault: the daemon is exiting for it.
         if exc is not None and not isinstance(exc, StoreUnavailable):
@@ -227,7 +229,7 @@ class Dispatcher:
         open_ = [d for d in deliveries if self.claimable(d)]
         started: list[Delivery] = []
         if open_:
-            # One write claims the whole fan-out and begins every first attempt.
+            # One write claims the whole fan-out, and vouches for every first attempt.
             now = utcnow()
             started = await self.store.start_deliveries(
                 alert.id,
@@ -352,9 +354,10 @@ class Dispatcher:
     ) -> Receipt:
         """Send with retries: exponential backoff with jitter, the provider's wait honoured.
 
-        With `claimed_at`, the first attempt was begun by the claim at that loop time
-        (store.start_deliveries): counted, `sending`, and checked against a retraction.
-        If it is still that fresh when the channel lets it go, it goes at once.
+        With `claimed_at`, the delivery was claimed at that loop time, `sending` and
+        checked against a retraction (store.start_deliveries). If the claim is still that
+        fresh when the channel lets the first attempt go, it goes with no other write; its
+        count is saved with the answer.
         """
         cid = delivery.channel_id
         loop = asyncio.get_running_loop()
@@ -376,8 +379,10 @@ class Dispatcher:
                             raise Retracted(alert.id) from None
                         raise TransientError(str(exc)) from None
                     async with self.lane(cid).in_flight:
-                        if begun is None or loop.time() - begun > FRESH_CLAIM:
-                            await self.begin_attempt(alert, delivery, counted=begun is not None)
+                        if begun is not None and loop.time() - begun <= FRESH_CLAIM:
+                            delivery.attempts += 1
+                        else:
+                            await self.begin_attempt(alert, delivery)
                         begun = None  # a retry begins its own attempt
                         message = replace(
                             message,
@@ -387,13 +392,11 @@ class Dispatcher:
                         return await self.request(channel, cid, message, delivery)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def begin_attempt(self, alert: Alert, delivery: Delivery, *, counted: bool) -> None:
-        """Make sure the delivery may still go, and say it is being sent; `counted` when
-        the claim counted this attempt already (it waited long for its turn)."""
+    async def begin_attempt(self, alert: Alert, delivery: Delivery) -> None:
+        """Make sure the delivery may still go, and say it is being sent."""
         if alert.retracts is None and await self.retracted(alert.id):
             raise Retracted(alert.id)
-        if not counted:
-            delivery.attempts += 1
+        delivery.attempts += 1
         delivery.state = "sending"
         delivery.claimed_until = utcnow() + self.policy.lease
         # Still ours? A daemon that lost its claim stops here, unsent.
@@ -564,17 +567,23 @@ class Dispatcher:
         )
 
     async def thread_root(self, alert: Alert, delivery: Delivery) -> Receipt | None:
-        """The incident's first post on this channel, for a later stage to reply under.
+        """The incident's first post on this channel, for a later stage to reply under."""
+        roots = self.roots.get(alert.id)
+        if roots is None:  # read once for all of the alert's channels
+            roots = self.roots[alert.id] = asyncio.ensure_future(self.thread_roots(alert))
+        return (await asyncio.shield(roots)).get(delivery.channel_id)
 
-        Only alerts of the same mode: a drill never threads under a live post, or back.
-        """
+    async def thread_roots(self, alert: Alert) -> dict[str, Receipt]:
+        """Each channel's first post of the incident. Only alerts of the same mode: a
+        drill never threads under a live post, or back."""
+        roots: dict[str, Receipt] = {}
         for earlier in await self.store.incident_alerts(alert.incident):
             if earlier.id == alert.id or earlier.mode != alert.mode:
                 continue
             for d in await self.store.get_deliveries(earlier.id):
-                if d.channel_id == delivery.channel_id and d.state == "delivered" and d.receipt:
-                    return d.receipt
-        return None
+                if d.state == "delivered" and d.receipt and d.channel_id not in roots:
+                    roots[d.channel_id] = d.receipt
+        return roots
 
     async def conclude(
         self,

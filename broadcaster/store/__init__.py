@@ -188,7 +188,7 @@ def claimed(
 
     It may be taken when it is not final and unclaimed, already claimed by `owner`, or
     claimed by someone whose lease ended at or before `now` or who is in `dead`. With
-    `start`, its first attempt begins with the claim: state `sending`, one more attempt.
+    `start`, it is `sending` from the claim on (the attempt is counted by whoever makes it).
     """
     if delivery.final:
         return None
@@ -196,7 +196,7 @@ def claimed(
         return None
     update: dict[str, Any] = {"claimed_by": owner, "claimed_until": until, "updated_at": utcnow()}
     if start:
-        update |= {"state": "sending", "attempts": delivery.attempts + 1}
+        update["state"] = "sending"
     return delivery.model_copy(update=update)
 
 

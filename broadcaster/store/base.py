@@ -146,10 +146,10 @@ class Store(Protocol):
         now: datetime,
         dead: Collection[str] = (),
     ) -> list[Delivery]:
-        """Claim the alert's deliveries to `channel_ids` for `owner` at once, and begin
-        each one's attempt (state `sending`, one more attempt), atomically: one write for
-        an alert's whole fan-out. Each is taken as `claim_delivery` would take it; none
-        while the alert is retracted. The deliveries taken, in channel_id order."""
+        """Claim the alert's deliveries to `channel_ids` for `owner` at once, each now
+        `sending`, atomically: one write for an alert's whole fan-out. Each is taken as
+        `claim_delivery` would take it; none while the alert is retracted. The deliveries
+        taken, in channel_id order."""
 
     # -- leases: one holder at a time for a name (an MQTT client id, a job) ----------
     async def take_lease(

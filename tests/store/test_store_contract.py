@@ -527,7 +527,7 @@ async def test_a_fan_out_starts_with_one_claim_of_every_delivery(store: Store) -
     asked = [c for c in channels if c != "not-asked"]
     taken = await store.start_deliveries(A, asked, "d-1", later + LEASE, later, dead={"d-4"})
     assert [d.channel_id for d in taken] == ["dead", "expired", "free"]
-    assert {(d.state, d.attempts, d.claimed_by) for d in taken} == {("sending", 1, "d-1")}
+    assert {(d.state, d.attempts, d.claimed_by) for d in taken} == {("sending", 0, "d-1")}
     stored = {d.channel_id: d for d in await store.get_deliveries(A)}
     assert [stored[d.channel_id] for d in taken] == taken
     assert stored["held"].claimed_by == "d-3"
