@@ -122,7 +122,8 @@ class Dispatcher:
         for cid in configs:
             self.lane(cid)
         self.tasks: set[asyncio.Task[None]] = set()
-        self.renewers: set[asyncio.Task[None]] = set()
+        self.held: dict[str, Delivery] = {}  # claims to keep alive, by idempotency key
+        self.renewer: asyncio.Task[None] | None = None
         self.by_alert: dict[str, asyncio.Task[None]] = {}
         self.roots: dict[str, asyncio.Future[dict[str, Receipt]]] = {}  # while it sends
 
@@ -215,13 +216,15 @@ class Dispatcher:
 
     async def drain(self, grace: float) -> bool:
         """Wait up to `grace` seconds for in-flight alerts; True when all finished."""
-        if not self.tasks:
-            return True
-        _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+        pending: set[asyncio.Task[None]] = set()
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+        if self.renewer is not None:
+            pending.add(self.renewer)  # nothing left to renew, or we are giving up on it
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        return not pending
+        return not pending - {self.renewer}
 
     # -- one alert -----------------------------------------------------------------
     async def send_alert(self, alert: Alert) -> None:
@@ -459,37 +462,41 @@ class Dispatcher:
 
     @contextlib.asynccontextmanager
     async def lease_kept(self, delivery: Delivery) -> AsyncIterator[None]:
-        """Renew the claim while a request is on its way (a large SMS batch, a provider
-        that takes its time), so no other daemon takes over a delivery that is alive."""
-        done = asyncio.Event()
-        every = self.policy.lease.total_seconds() / 3
-
-        async def renew() -> None:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), every)
-                if done.is_set():
-                    return
-                now = utcnow()
-                renewed = await self.store.claim_delivery(
-                    delivery.alert_id, delivery.channel_id, self.owner, now + self.policy.lease, now
-                )
-                if renewed is None:
-                    return  # final, or taken over: the save after the answer will tell
-                delivery.claimed_until = renewed.claimed_until
-
-        renewer = asyncio.create_task(renew(), name=f"lease:{delivery.idempotency_key}")
-        self.renewers.add(renewer)
-        renewer.add_done_callback(self.renewers.discard)
+        """Renew the claim while the delivery waits its turn and while its request is on
+        its way (a large SMS batch, a provider that takes its time), so no other daemon
+        takes over a delivery that is alive. One task renews every such claim."""
+        key = delivery.idempotency_key
+        self.held[key] = delivery
+        if self.renewer is None or self.renewer.done():
+            self.renewer = asyncio.create_task(self.renew_held(), name="lease-renewer")
         try:
             yield
         finally:
-            # Not awaited: a cancellation meeting a store answer can be lost (Python
-            # 3.11's wait_for), and waiting for the renewer would then hang the delivery.
-            # It ends by itself; a renewal that lands after the answer finds the delivery
-            # final and changes nothing (claims are compare and set).
-            done.set()
-            renewer.cancel()
+            self.held.pop(key, None)
+
+    async def renew_held(self) -> None:
+        """Every third of the lease, renew the claims held at that moment. Never awaited
+        by a delivery: a renewal that lands after the answer finds the delivery final and
+        changes nothing (claims are compare and set)."""
+        every = self.policy.lease.total_seconds() / 3
+        while self.held:
+            await asyncio.sleep(every)
+            for key, delivery in list(self.held.items()):
+                now = utcnow()
+                try:
+                    renewed = await self.store.claim_delivery(
+                        delivery.alert_id,
+                        delivery.channel_id,
+                        self.owner,
+                        now + self.policy.lease,
+                        now,
+                    )
+                except StoreUnavailable:
+                    return  # the daemon is exiting for it
+                if renewed is None:
+                    self.held.pop(key, None)  # final, or taken over: the next save tells
+                else:
+                    delivery.claimed_until = renewed.claimed_until
 
     def breaker_changed(self, channel_id: str, state: BreakerState) -> None:
         """Metrics at once; the store (for `broadcaster status`) in the background."""

@@ -4,11 +4,12 @@ Sinks (the MQTT publisher, later the duty officer page) subscribe to one `Events
 a failing sink is logged and never stops the others or the caller.
 
 A change is announced with `changed(alert_id, store)`, which returns at once: the sinks
-hear of it from a task of the alert's own that reads the alert's latest state from the
-store. Changes that come while that task is telling are told once more when it is done,
-with the state as it is then. So a burst of changes (ten deliveries answering together)
-is a few publishes rather than one each, the last one is always the latest state, and
-no delivery waits for a publish before its request.
+hear of it from a task of the alert's own that, `TELL_AFTER` later, reads the alert's
+latest state from the store. Changes that come meanwhile, or while that task is telling,
+are told once more when it is done, with the state as it is then. So a burst of changes
+(ten deliveries answering together) is one or two publishes rather than one each, the
+last one is always the latest state, and no delivery waits for a publish: the fan-out's
+requests are on their way before the store is read for it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from broadcaster.store.outage import StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
+TELL_AFTER = 0.01  # seconds: long enough for a fan-out to start, short for a person
+
 
 class EventSink(Protocol):
     async def alert_changed(self, alert: Alert, deliveries: list[Delivery]) -> None: ...
@@ -32,7 +35,8 @@ class EventSink(Protocol):
 
 
 class Events:
-    def __init__(self) -> None:
+    def __init__(self, tell_after: float = TELL_AFTER) -> None:
+        self.tell_after = tell_after
         self.sinks: list[EventSink] = []
         self.telling: dict[str, asyncio.Task[None]] = {}  # one task per alert at most
         self.again: set[str] = set()  # alerts changed again while being told
@@ -48,6 +52,7 @@ class Events:
     async def _tell(self, alert_id: str, store: Store) -> None:
         try:
             while True:
+                await asyncio.sleep(self.tell_after)
                 self.again.discard(alert_id)
                 alert = await store.get_alert(alert_id)
                 if alert is None:
