@@ -4,9 +4,12 @@ WAL journal with `synchronous=FULL`, so a commit is on disk before it returns: a
 acknowledged trigger survives a power cut. Each record is kept as its model's JSON plus
 the columns that queries need. Every write runs inside a `BEGIN IMMEDIATE` transaction,
 so a read-check-write (compare and set, claims) holds the write lock throughout, also
-against another process on the same file; within this process an asyncio lock keeps
-coroutines from interleaving statements on the one connection. A transaction that meets
-a busy or failing disk is rolled back and run again (store/outage.py).
+against another process on the same file. A transaction that meets a busy or failing
+disk is rolled back and run again (store/outage.py).
+
+The connection lives in one thread of the store's own, which runs every statement, one
+query or one whole transaction per hop from the event loop (with aiosqlite, every
+statement was a hop of its own: four to six for a write).
 
 Group commit: the writes that wait while one transaction runs (ten deliveries answering
 together) run one after the other in the next transaction and share its commit, so each
@@ -20,14 +23,13 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-
-import aiosqlite
 
 from broadcaster.models import (
     Alert,
@@ -152,12 +154,16 @@ class _Busy(Exception):
 class _Failed(Exception):
     """A write of a batch raised: the batch was rolled back."""
 
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
 
 @dataclass
 class _Write(Generic[T]):
     """One caller's write, waiting for its transaction's commit."""
 
-    work: Callable[[aiosqlite.Connection], Awaitable[T]]
+    work: Callable[[sqlite3.Connection], T]
     done: asyncio.Future[T]
 
     def fail(self, exc: BaseException) -> None:
@@ -207,8 +213,8 @@ class SqliteStore:
     ) -> None:
         self.path = Path(path)
         self._busy_timeout_ms = int(busy_timeout / timedelta(milliseconds=1))
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._thread = _one_thread()
         self._waiting: list[_Write[Any]] = []  # writes for the next transaction
         self._writer: asyncio.Task[None] | None = None
         self.outage = Outage(outage_limit, (_Busy,), store="sqlite")
@@ -217,92 +223,102 @@ class SqliteStore:
         if self._db is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._thread = _one_thread()  # a closed store's thread is gone
         try:
-            await db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            rows = list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
+            self._db = await self._in_thread(self._connect)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            rows = db.execute("PRAGMA journal_mode = WAL").fetchall()
             if not rows or str(rows[0][0]).lower() != "wal":
                 raise RuntimeError(f"{self.path}: SQLite refused the WAL journal mode")
-            await db.execute("PRAGMA synchronous = FULL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("BEGIN IMMEDIATE")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                await self._create_schema(db)
-                await db.execute("COMMIT")
+                self._create_schema(db)
+                db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
-                    await db.execute("ROLLBACK")
+                    db.execute("ROLLBACK")
                 raise
         except BaseException:
-            await db.close()
+            db.close()
             raise
-        self._db = db
+        return db
 
-    async def _create_schema(self, db: aiosqlite.Connection) -> None:
-        (version,) = next(iter(await db.execute_fetchall("PRAGMA user_version")))
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        ((version,),) = db.execute("PRAGMA user_version").fetchall()
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path} has schema version {version}, newer than this "
                 f"broadcaster's {SCHEMA_VERSION}"
             )
         for statement in _TABLES:
-            await db.execute(statement)
+            db.execute(statement)
         if version == 1:
             for statement in _FROM_VERSION_1:
-                await db.execute(statement)
-            for seq, data in await db.execute_fetchall("SELECT seq, data FROM audit"):
+                db.execute(statement)
+            for seq, data in db.execute("SELECT seq, data FROM audit").fetchall():
                 at = AuditEntry.model_validate_json(data).at
-                await db.execute(
-                    "UPDATE audit SET at_us = ? WHERE seq = ?", (timestamp_us(at), seq)
-                )
+                db.execute("UPDATE audit SET at_us = ? WHERE seq = ?", (timestamp_us(at), seq))
         for statement in _INDEXES:
-            await db.execute(statement)
-        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        """Run `fn` in the store's thread: every statement runs there, one after another,
+        and a whole transaction is one hop from the event loop, not one per statement."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     async def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            async with self._lock:
-                await db.close()
+            await self._in_thread(db.close)  # after what is queued before it
+            self._thread.shutdown(wait=False)
 
     async def ping(self) -> bool:
+        db = self._db
+        if db is None:
+            return False
         try:
-            async with self._lock:
-                if self._db is None:
-                    return False
-                rows = list(await self._db.execute_fetchall("SELECT 1"))
+            rows = await self._in_thread(lambda: db.execute("SELECT 1").fetchall())
             return bool(rows) and rows[0][0] == 1
         except Exception:
             return False
 
-    def _connection(self) -> aiosqlite.Connection:
+    def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError(f"store {self.path} is not open")
         return self._db
 
     async def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         """Rows of one query, outside any transaction (so no half-written state is seen)."""
+        values = tuple(args)
+        self._connection()  # a closed store refuses at once
 
-        async def attempt() -> list[Any]:
-            async with self._lock:
-                db = self._connection()
-                try:
-                    return list(await db.execute_fetchall(sql, tuple(args)))
-                except sqlite3.OperationalError as exc:
-                    _raise_busy(exc)
-                    raise
+        def query() -> list[Any]:
+            try:
+                return self._connection().execute(sql, values).fetchall()
+            except sqlite3.OperationalError as exc:
+                _raise_busy(exc)
+                raise
 
-        return await self.outage.call(attempt)
+        return await self.outage.call(partial(self._in_thread, query))
 
-    async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in a write transaction: committed before this returns, rolled back
         on an error; run again from the start when the disk was busy or failing.
 
-        A task of the store's own runs the transactions, so a cancelled caller gives up
-        waiting while the write ends whole, or not at all: a transaction cut between its
-        statements (aiosqlite runs them in a thread that goes on regardless) would leave
-        the connection inside it.
+        A task of the store's own hands the transactions to the thread, so a cancelled
+        caller gives up waiting while the write ends whole, or not at all.
         """
+        self._connection()  # a closed store refuses at once
         write: _Write[T] = _Write(work, asyncio.get_running_loop().create_future())
         self._waiting.append(write)
         if self._writer is None or self._writer.done():
@@ -322,48 +338,50 @@ class SqliteStore:
 
     async def _commit(self, group: list[_Write[Any]]) -> None:
         """`group` in one transaction, waiting out an outage; a store that gave up (or was
-        closed) is every write's answer."""
+        closed) is every write's answer. _Failed when one of them raised (rolled back),
+        with that error given to it when it was alone."""
         try:
-            await self.outage.call(partial(self._transaction, group))
-        except _Failed:
-            raise
+            results = await self.outage.call(
+                partial(self._in_thread, partial(self._transaction, group))
+            )
         except BaseException as exc:
             for write in group:
                 write.fail(exc)
             if not isinstance(exc, Exception):
                 raise  # cancelled: the loop is closing
-
-    async def _transaction(self, batch: list[_Write[Any]]) -> None:
-        """One transaction for `batch`, each write's answer given once it is committed;
-        _Failed (rolled back) when one raised, and that error given when it was alone."""
-        failed: Exception | None = None
-        async with self._lock:
-            db = self._connection()
-            results: list[Any] = []
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    for write in batch:
-                        try:
-                            results.append(await write.work(db))
-                        except Exception as exc:
-                            failed = exc
-                            break
-                    await db.execute("ROLLBACK" if failed else "COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        await db.execute("ROLLBACK")
-                    raise
-            except sqlite3.OperationalError as exc:
-                _raise_busy(exc)
-                raise
-        if failed is not None:
-            if len(batch) == 1:
-                batch[0].fail(failed)
-            raise _Failed from failed
-        for write, result in zip(batch, results, strict=True):
+            return
+        if isinstance(results, _Failed):
+            if len(group) == 1:
+                group[0].fail(results.error)
+            raise results
+        for write, result in zip(group, results, strict=True):
             if not write.done.done():
                 write.done.set_result(result)
+
+    def _transaction(self, batch: list[_Write[Any]]) -> list[Any] | _Failed:
+        """In the thread: `batch` in one transaction, committed; or rolled back, and the
+        first error, when one of them raised."""
+        db = self._connection()
+        results: list[Any] = []
+        failed: _Failed | None = None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for write in batch:
+                    try:
+                        results.append(write.work(db))
+                    except Exception as exc:
+                        failed = _Failed(exc)
+                        break
+                db.execute("ROLLBACK" if failed else "COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            _raise_busy(exc)
+            raise
+        return failed or results
 
     # -- inbox -----------------------------------------------------------------------
     async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:
@@ -376,12 +394,12 @@ class SqliteStore:
             entry.model_dump_json(exclude={"payload"}),
         )
 
-        async def work(db: aiosqlite.Connection) -> bool:
-            if broker_session is not None and not await _first_copy(
+        def work(db: sqlite3.Connection) -> bool:
+            if broker_session is not None and not _first_copy(
                 db, broker_session, payload_digest(entry.payload), entry.id, now_us
             ):
                 return False
-            await db.execute(
+            db.execute(
                 "INSERT INTO inbox (id, received_us, payload, data) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (id) DO NOTHING",
                 row,
@@ -400,17 +418,13 @@ class SqliteStore:
     ) -> InboxEntry | None:
         check_claim(until, now)
 
-        async def work(db: aiosqlite.Connection) -> InboxEntry | None:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT data, payload FROM inbox WHERE id = ?", (entry_id,)
-                )
-            )
+        def work(db: sqlite3.Connection) -> InboxEntry | None:
+            rows = list(_all(db, "SELECT data, payload FROM inbox WHERE id = ?", (entry_id,)))
             if not rows:
                 return None
             taken = inbox_taken(_inbox_entry(*rows[0]), owner, until, now, dead)
             if taken is not None:
-                await db.execute(
+                db.execute(
                     "UPDATE inbox SET data = ? WHERE id = ?",
                     (taken.model_dump_json(exclude={"payload"}), entry_id),
                 )
@@ -419,8 +433,8 @@ class SqliteStore:
         return await self._write(work)
 
     async def inbox_done(self, entry_id: str) -> None:
-        async def work(db: aiosqlite.Connection) -> None:
-            await db.execute("DELETE FROM inbox WHERE id = ?", (entry_id,))
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM inbox WHERE id = ?", (entry_id,))
 
         await self._write(work)
 
@@ -435,19 +449,19 @@ class SqliteStore:
         check_new_alert(alert, deliveries)
         trail = _audit_rows(audit)
 
-        async def work(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO NOTHING",
                 _alert_row(alert),
             )
             if cursor.rowcount != 1:
                 return False
-            await db.executemany(
+            db.executemany(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 [_delivery_row(d) for d in deliveries],
             )
-            await _append(db, trail)
+            _append(db, trail)
             return True
 
         return await self._write(work)
@@ -484,19 +498,17 @@ class SqliteStore:
     ) -> Alert | None:
         trail = _audit_rows(audit)
 
-        async def work(db: aiosqlite.Connection) -> Alert | None:
-            rows = _alerts(
-                await db.execute_fetchall("SELECT data FROM alerts WHERE id = ?", (alert_id,))
-            )
+        def work(db: sqlite3.Connection) -> Alert | None:
+            rows = _alerts(_all(db, "SELECT data FROM alerts WHERE id = ?", (alert_id,)))
             changes = change(rows[0]) if rows else None
             if changes is None:
                 return None
             alert = apply_alert_changes(rows[0], changes)
-            await db.execute(
+            db.execute(
                 "UPDATE alerts SET state = ?, incident = ?, created_us = ?, data = ? WHERE id = ?",
                 (*_alert_row(alert)[1:], alert_id),
             )
-            await _append(db, trail)
+            _append(db, trail)
             return alert
 
         return await self._write(work)
@@ -525,29 +537,28 @@ class SqliteStore:
         row = _delivery_row(touched(delivery))
         trail = _audit_rows(audit)
 
-        async def work(db: aiosqlite.Connection) -> bool:
-            known = await db.execute_fetchall(
-                "SELECT 1 FROM alerts WHERE id = ?", (delivery.alert_id,)
-            )
+        def work(db: sqlite3.Connection) -> bool:
+            known = _all(db, "SELECT 1 FROM alerts WHERE id = ?", (delivery.alert_id,))
             if not list(known):
                 raise KeyError(f"no alert {delivery.alert_id}")
             if owner is not None:
                 holder = list(
-                    await db.execute_fetchall(
+                    _all(
+                        db,
                         "SELECT claimed_by FROM deliveries WHERE alert_id = ? AND channel_id = ?",
                         (delivery.alert_id, delivery.channel_id),
                     )
                 )
                 if not holder or holder[0][0] != owner:
                     return False
-            await db.execute(
+            db.execute(
                 f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (alert_id, channel_id) DO UPDATE SET state = excluded.state,"
                 " claimed_by = excluded.claimed_by,"
                 " claimed_until_us = excluded.claimed_until_us, data = excluded.data",
                 row,
             )
-            await _append(db, trail)
+            _append(db, trail)
             return True
 
         return await self._write(work)
@@ -563,9 +574,10 @@ class SqliteStore:
     ) -> Delivery | None:
         check_claim(until, now)
 
-        async def work(db: aiosqlite.Connection) -> Delivery | None:
+        def work(db: sqlite3.Connection) -> Delivery | None:
             rows = list(
-                await db.execute_fetchall(
+                _all(
+                    db,
                     "SELECT data FROM deliveries WHERE alert_id = ? AND channel_id = ?",
                     (alert_id, channel_id),
                 )
@@ -575,7 +587,7 @@ class SqliteStore:
             delivery = claimed(Delivery.model_validate_json(rows[0][0]), owner, until, now, dead)
             if delivery is None:
                 return None
-            await db.execute(
+            db.execute(
                 "UPDATE deliveries SET claimed_by = ?, claimed_until_us = ?, data = ?"
                 " WHERE alert_id = ? AND channel_id = ?",
                 (*_delivery_row(delivery)[3:], alert_id, channel_id),
@@ -596,14 +608,14 @@ class SqliteStore:
         check_claim(until, now)
         wanted = set(channel_ids)
 
-        async def work(db: aiosqlite.Connection) -> list[Delivery]:
-            state = list(
-                await db.execute_fetchall("SELECT state FROM alerts WHERE id = ?", (alert_id,))
-            )
+        def work(db: sqlite3.Connection) -> list[Delivery]:
+            state = list(_all(db, "SELECT state FROM alerts WHERE id = ?", (alert_id,)))
             if not state or state[0][0] == "retracted":
                 return []
-            rows = await db.execute_fetchall(
-                "SELECT data FROM deliveries WHERE alert_id = ? ORDER BY channel_id", (alert_id,)
+            rows = _all(
+                db,
+                "SELECT data FROM deliveries WHERE alert_id = ? ORDER BY channel_id",
+                (alert_id,),
             )
             taken = [
                 delivery
@@ -611,7 +623,7 @@ class SqliteStore:
                 if (found := Delivery.model_validate_json(row[0])).channel_id in wanted
                 and (delivery := claimed(found, owner, until, now, dead, start=True))
             ]
-            await db.executemany(
+            db.executemany(
                 "UPDATE deliveries SET state = ?, claimed_by = ?, claimed_until_us = ?, data = ?"
                 " WHERE alert_id = ? AND channel_id = ?",
                 [(*_delivery_row(d)[2:], alert_id, d.channel_id) for d in taken],
@@ -626,16 +638,12 @@ class SqliteStore:
     ) -> str:
         check_claim(until, now)
 
-        async def work(db: aiosqlite.Connection) -> str:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT owner, until_us FROM leases WHERE name = ?", (name,)
-                )
-            )
+        def work(db: sqlite3.Connection) -> str:
+            rows = list(_all(db, "SELECT owner, until_us FROM leases WHERE name = ?", (name,)))
             holder, until_us = rows[0] if rows else (None, None)
             if not lease_free(holder, until_us, owner, now, dead):
                 return str(holder)
-            await db.execute(
+            db.execute(
                 "INSERT INTO leases (name, owner, until_us) VALUES (?, ?, ?) ON CONFLICT (name)"
                 " DO UPDATE SET owner = excluded.owner, until_us = excluded.until_us",
                 (name, owner, timestamp_us(until)),
@@ -651,8 +659,8 @@ class SqliteStore:
         return str(rows[0][0]) if rows else None
 
     async def drop_lease(self, name: str, owner: str) -> None:
-        async def work(db: aiosqlite.Connection) -> None:
-            await db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
         await self._write(work)
 
@@ -660,8 +668,8 @@ class SqliteStore:
     async def save_channel_state(self, channel_id: str, state: ChannelState) -> None:
         row = (channel_id, state.model_dump_json())
 
-        async def work(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO channel_states (channel_id, data) VALUES (?, ?)"
                 " ON CONFLICT (channel_id) DO UPDATE SET data = excluded.data",
                 row,
@@ -677,8 +685,8 @@ class SqliteStore:
     async def audit(self, entry: AuditEntry) -> None:
         trail = _audit_rows([entry])
 
-        async def work(db: aiosqlite.Connection) -> None:
-            await _append(db, trail)
+        def work(db: sqlite3.Connection) -> None:
+            _append(db, trail)
 
         await self._write(work)
 
@@ -702,12 +710,10 @@ class SqliteStore:
         cutoff = timestamp_us(before)
         memory = timestamp_us(utcnow() - BROKER_MESSAGE_MEMORY)
 
-        async def work(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
-                "DELETE FROM audit WHERE alert_id IS NULL AND at_us < ?", (cutoff,)
-            )
-            await db.execute("DELETE FROM broker_copies WHERE at_us < ?", (memory,))
-            await db.execute("DELETE FROM broker_messages WHERE at_us < ?", (memory,))
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.execute("DELETE FROM audit WHERE alert_id IS NULL AND at_us < ?", (cutoff,))
+            db.execute("DELETE FROM broker_copies WHERE at_us < ?", (memory,))
+            db.execute("DELETE FROM broker_messages WHERE at_us < ?", (memory,))
             return int(cursor.rowcount)
 
         return await self._write(work)
@@ -718,29 +724,37 @@ def _audit_rows(entries: Sequence[AuditEntry]) -> list[tuple[str | None, str, in
     return [(e.alert_id, e.model_dump_json(), timestamp_us(e.at)) for e in entries]
 
 
-async def _append(db: aiosqlite.Connection, rows: list[tuple[str | None, str, int]]) -> None:
+def _append(db: sqlite3.Connection, rows: list[tuple[str | None, str, int]]) -> None:
     if rows:
-        await db.executemany("INSERT INTO audit (alert_id, data, at_us) VALUES (?, ?, ?)", rows)
+        db.executemany("INSERT INTO audit (alert_id, data, at_us) VALUES (?, ?, ?)", rows)
 
 
-async def _first_copy(
-    db: aiosqlite.Connection, session: str, digest: str, entry_id: str, now_us: int
+def _first_copy(
+    db: sqlite3.Connection, session: str, digest: str, entry_id: str, now_us: int
 ) -> bool:
     """Count this copy on its session; True when no daemon took that broker message yet."""
-    await db.execute(
+    db.execute(
         "INSERT INTO broker_copies (session, digest, seen, at_us) VALUES (?, ?, 1, ?)"
         " ON CONFLICT (session, digest) DO UPDATE SET seen = seen + 1, at_us = excluded.at_us",
         (session, digest, now_us),
     )
-    ((n,),) = await db.execute_fetchall(
-        "SELECT seen FROM broker_copies WHERE session = ? AND digest = ?", (session, digest)
+    ((n,),) = _all(
+        db, "SELECT seen FROM broker_copies WHERE session = ? AND digest = ?", (session, digest)
     )
-    cursor = await db.execute(
+    cursor = db.execute(
         "INSERT INTO broker_messages (digest, n, entry_id, at_us) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (digest, n) DO NOTHING",
         (digest, n, entry_id, now_us),
     )
     return cursor.rowcount == 1
+
+
+def _one_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+
+
+def _all(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+    return db.execute(sql, tuple(args)).fetchall()
 
 
 def _raise_busy(exc: sqlite3.OperationalError) -> None:

@@ -4,9 +4,10 @@ commit, each still on disk before its caller goes on, and one that fails fails a
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from broadcaster.models import AuditEntry
@@ -19,8 +20,7 @@ CHANNELS = [f"c{n}" for n in range(10)]
 
 async def counted_commits(store: SqliteStore) -> list[str]:
     statements: list[str] = []
-    db = store._connection()
-    await db.set_trace_callback(statements.append)
+    store._connection().set_trace_callback(statements.append)
     return statements
 
 
@@ -71,17 +71,17 @@ async def test_a_write_that_fails_in_a_batch_fails_alone(tmp_path: Path) -> None
 async def test_a_cancelled_caller_does_not_cut_its_write(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "b.db")
     await store.open()
-    started, proceed = asyncio.Event(), asyncio.Event()
+    started, proceed = threading.Event(), threading.Event()
 
-    async def slow(db: aiosqlite.Connection) -> None:
+    def slow(db: sqlite3.Connection) -> None:  # runs in the store's thread
         started.set()
-        await proceed.wait()
-        await db.execute("UPDATE alerts SET state = 'sent' WHERE id = ?", (A,))
+        proceed.wait(30)
+        db.execute("UPDATE alerts SET state = 'sent' WHERE id = ?", (A,))
 
     try:
         assert await store.create_alert(make_alert(A), make_deliveries(A, "c0"))
         caller = asyncio.create_task(store._write(slow))
-        await started.wait()  # the write is under way
+        await asyncio.to_thread(started.wait, 30)  # the write is under way
         caller.cancel()
         with pytest.raises(asyncio.CancelledError):
             await caller

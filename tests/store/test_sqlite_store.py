@@ -24,8 +24,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def pragma(store: SqliteStore, name: str) -> object:
-    assert store._db is not None
-    rows = list(await store._db.execute_fetchall(f"PRAGMA {name}"))
+    rows = await store._read(f"PRAGMA {name}")  # on the store's own connection
     return rows[0][0]
 
 
