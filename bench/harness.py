@@ -333,9 +333,12 @@ class StateWatcher:
                 if not isinstance(message.payload, bytes) or not message.payload:
                     continue
                 alert = json.loads(message.payload)
-                alert_id = str(alert.get("id", ""))
+                # The id from the topic (bc/alerts/<id>): a payload may be a partial update.
+                alert_id = str(message.topic).rsplit("/", 1)[-1]
+                if not isinstance(alert, dict) or "state" not in alert:
+                    continue
                 self.latest[alert_id] = alert
-                self.seen.setdefault((alert_id, str(alert.get("state"))), now)
+                self.seen.setdefault((alert_id, str(alert["state"])), now)
                 self._changed.set()
 
     async def wait_state(self, alert_id: str, state: str, timeout: float = 120.0) -> float:
