@@ -1,13 +1,20 @@
-"""How an HTTP provider's answer becomes a Receipt, a TransientError or a PermanentError.
+"""The HTTP adapters' request plumbing, and how an answer becomes a Receipt, a
+TransientError or a PermanentError.
 
-Shared by the HTTP adapters so that every one classifies alike:
+`HttpAdapter.request` makes every request alike: within the timeout, never redirected,
+at most BODY_LIMIT bytes of the answer read, and no answer at all (a timeout, a refused
+connection) a TransientError, an invalid URL a PermanentError. `HttpAdapter.check`
+classifies the answer by one table:
 
 - 2xx: success (the adapter builds its Receipt from the body);
-- 408, 425, 429 and 5xx: TransientError, with `retry_after` from a Retry-After header
-  (seconds or an HTTP-date);
+- 408, 425, 429 and 5xx: TransientError, with `retry_after` from the provider's wait
+  headers (`wait`: Retry-After, seconds or an HTTP-date, unless the provider has its own);
 - any other status (3xx included: adapters do not follow redirects, a moved endpoint is
-  a configuration problem): PermanentError naming the status and the start of the body;
-- timeouts and connection errors: TransientError; an invalid URL: PermanentError.
+  a configuration problem): PermanentError naming the status and the provider's words.
+
+A provider adjusts the table with class attributes and hooks (see HttpAdapter); one
+whose errors are not told by status alone (Telegram's envelope, Facebook's error codes,
+Twilio's per-recipient codes) reads the answer first and falls back on `check`.
 
 Nothing here retries or sleeps: the dispatcher owns that.
 """
@@ -74,28 +81,6 @@ async def read_body(response: aiohttp.ClientResponse, limit: int = BODY_LIMIT) -
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
-
-
-def check_status(
-    service: str,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    transient: frozenset[int] = TRANSIENT_STATUSES,
-) -> None:
-    """Return for 2xx; raise TransientError or PermanentError for anything else."""
-    if 200 <= status < 300:
-        return
-    detail = excerpt(body)
-    message = f"{service}: HTTP {status}" + (f": {detail}" if detail else "")
-    if status in transient or 500 <= status < 600:
-        raise TransientError(
-            message,
-            retry_after=retry_after_seconds(headers.get("Retry-After")),
-            busy=status in BUSY_STATUSES,
-        )
-    raise PermanentError(message + redirect_note(status, headers, "fix the configured URL"))
 
 
 def redirect_note(status: int, headers: Mapping[str, str], fix: str) -> str:

@@ -74,11 +74,11 @@ class Kind:
     channel_type: ChannelType
     settings: type[ChannelConfig]
     adapter: AdapterFactory
-    measure: Measure
-    length_limit: int | None  # in measure's unit; None: no practical limit
-    rate_limit: str | None  # requests per account when the channel file sets none
-    variant: Variant  # the template a channel takes unless its file says `template`
     capabilities: Capabilities
+    measure: Measure = limits.measure_characters
+    length_limit: int | None = None  # in measure's unit; None: no practical limit
+    rate_limit: str | None = None  # requests per account when the channel file sets none
+    variant: Variant = "long"  # the template a channel takes unless its file says `template`
     # The provider's limit covers the title too (Telegram posts it in bold above the text).
     counts_title: bool = False
     over_limit: str = REFUSED  # what a text over the limit means on this kind
@@ -98,33 +98,32 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 MastodonChannel,
                 lambda cid, config, session, _: MastodonAdapter(cid, config, session),
-                limits.measure_mastodon,
-                500,  # per instance: /api/v2/instance configuration.statuses.max_characters
-                "50/min",  # 300 requests per 5 min per account
-                "short",
                 Capabilities(threads=True, delete=True),
+                measure=limits.measure_mastodon,
+                length_limit=500,  # per instance: /api/v2/instance ...statuses.max_characters
+                rate_limit="50/min",  # 300 requests per 5 min per account
+                variant="short",
             )
         case "bluesky":
             return Kind(
                 name,
                 BlueskyChannel,
                 lambda cid, config, session, _: BlueskyAdapter(cid, config, session),
-                limits.measure_bluesky,
-                limits.BLUESKY_MAX_GRAPHEMES,  # plus BLUESKY_MAX_BYTES UTF-8 bytes
-                "25/min",  # 5000 write points per hour, a post costs 3
-                "short",
                 Capabilities(threads=True, delete=True),
+                measure=limits.measure_bluesky,
+                length_limit=limits.BLUESKY_MAX_GRAPHEMES,  # and BLUESKY_MAX_BYTES bytes
+                rate_limit="25/min",  # 5000 write points per hour, a post costs 3
+                variant="short",
             )
         case "telegram":
             return Kind(
                 name,
                 TelegramChannel,
                 lambda cid, config, session, _: TelegramAdapter(cid, config, session),
-                limits.measure_telegram,
-                4096,  # UTF-16 units (conservative)
-                "20/min",  # at most 20 messages per minute to the same group or channel
-                "long",
                 Capabilities(threads=True, delete=True),
+                measure=limits.measure_telegram,
+                length_limit=4096,  # UTF-16 units (conservative)
+                rate_limit="20/min",  # at most 20 messages per minute to one group or channel
                 counts_title=True,
             )
         case "facebook":
@@ -132,22 +131,20 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 FacebookChannel,
                 lambda cid, config, session, _: FacebookAdapter(cid, config, session),
-                limits.measure_characters,
-                63206,  # characters; never the binding constraint
-                "60/min",  # Page BUC quota; no fixed public figure
-                "long",
                 Capabilities(threads=True, delete=True),
+                length_limit=63206,  # characters; never the binding constraint
+                rate_limit="60/min",  # Page BUC quota; no fixed public figure
             )
         case "x":
             return Kind(
                 name,
                 XChannel,
                 lambda cid, config, session, _: XAdapter(cid, config, session),
-                limits.measure_x,
-                limits.X_MAX_WEIGHTED_LENGTH,
-                "6/min",  # POST /2/tweets: 100 per 15 min per user
-                "short",
                 Capabilities(threads=True, delete=True),
+                measure=limits.measure_x,
+                length_limit=limits.X_MAX_WEIGHTED_LENGTH,
+                rate_limit="6/min",  # POST /2/tweets: 100 per 15 min per user
+                variant="short",
                 over_limit="X refuses a longer post",
             )
         case "email":
@@ -155,10 +152,6 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 EmailChannel,
                 lambda cid, config, session, _: EmailAdapter(cid, config, session),
-                limits.measure_characters,
-                None,
-                None,
-                "long",
                 Capabilities(threads=True, delete=False, per_recipient=True),
             )
         case "sms":
@@ -166,13 +159,12 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 SmsChannel,
                 lambda cid, config, session, _: SmsAdapter(cid, config, session),
-                limits.measure_sms,
-                3,  # segments
-                # Counted per recipient; none by default: Twilio queues and paces each
-                # sender itself (SmsChannel.messages_per_second paces here instead).
-                None,
-                "short",
                 Capabilities(threads=False, delete=False, per_recipient=True),
+                measure=limits.measure_sms,
+                length_limit=3,  # segments
+                # No rate limit by default (it would count per recipient): Twilio queues and
+                # paces each sender itself (SmsChannel.messages_per_second paces here).
+                variant="short",
                 over_limit="each extra segment is paid",
             )
         case "webhook":
@@ -180,10 +172,6 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 WebhookChannel,
                 lambda cid, config, session, _: WebhookAdapter(cid, config, session),
-                limits.measure_characters,
-                None,
-                None,
-                "long",
                 Capabilities(threads=True, delete=True),
             )
         case "cap_feed":
@@ -191,10 +179,6 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 CapFeedChannel,
                 lambda cid, _config, _session, public_url: CapFeedAdapter(cid, public_url),
-                limits.measure_characters,
-                None,
-                None,
-                "long",
                 # CAP threads by <references>, which the document carries itself.
                 Capabilities(threads=False, delete=True, reaches_people=False),
             )
@@ -203,10 +187,6 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 LogChannel,
                 lambda cid, _config, _session, _url: LogAdapter(cid),
-                limits.measure_characters,
-                None,
-                None,
-                "long",
                 Capabilities(threads=True, delete=True, reaches_people=False),
             )
         case _:
