@@ -236,7 +236,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         answer = await self._call("POST", CREATE_RECORD, body=body)
         if answer.status == 500:
             return await self._made_before(answer, auth.did, rkey, record)
-        self._classify(answer)
+        self.check(answer)
         data = answer.data if isinstance(answer.data, dict) else {}
         ref = _strong_ref(data)
         if ref is None:
@@ -251,7 +251,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
             raise PermanentError(f"{self._service}: the receipt names no post to delete")
         did, rkey = found
         body = {"repo": did, "collection": POST_COLLECTION, "rkey": rkey}
-        self._classify(await self._call("POST", DELETE_RECORD, body=body))
+        self.check(await self._call("POST", DELETE_RECORD, body=body))
 
     def _receipt(self, ref: dict[str, str], did: str, rkey: str, record: dict[str, Any]) -> Receipt:
         data: dict[str, Any] = {"uri": ref["uri"], "cid": ref["cid"], "did": did, "rkey": rkey}
@@ -269,7 +269,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         answer = await self._request("GET", GET_RECORD, params=params)
         if answer.status == 400 and answer.error == "RecordNotFound":
             raise TransientError(f"{self._service}: {failed.describe()}")
-        self._classify(answer)
+        self.check(answer)
         data = answer.data if isinstance(answer.data, dict) else {}
         ref = _strong_ref(data)
         value = data.get("value")
@@ -306,7 +306,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         body = {"identifier": self._config.identifier, "password": self._config.app_password}
         answer = await self._request("POST", CREATE_SESSION, body=body)
         if answer.status != 200:
-            self._classify(answer, doing=f"login as {self._config.identifier}")
+            self.check(answer, doing=f"login as {self._config.identifier}")
         return self._session_from(answer)
 
     async def _refresh(self, stale: _Session) -> _Session | None:
@@ -314,7 +314,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         answer = await self._request("POST", REFRESH_SESSION, token=stale.refresh_jwt)
         if _auth_problem(answer) is not None:
             return None
-        self._classify(answer, doing="session refresh")
+        self.check(answer, doing="session refresh")
         return self._session_from(answer)
 
     def _session_from(self, answer: _Answer) -> _Session:
@@ -366,10 +366,6 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
             method, f"{self._base}/xrpc/{nsid}", params=params, data=data, headers=headers
         )
         return _Answer(answer.status, answer.headers, answer.body)
-
-    def _classify(self, answer: _Answer, *, doing: str | None = None) -> None:
-        """Return for 2xx; raise TransientError or PermanentError for anything else."""
-        self.check(answer, doing=doing)
 
     def wait(self, answer: Answer) -> float | None:
         if answer.status == 429:

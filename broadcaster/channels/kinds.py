@@ -204,13 +204,3 @@ def kind(channel_type: str) -> Kind:
         known = ", ".join(KINDS)
         raise ValueError(f"unknown channel type {channel_type!r} (known: {known})")
     return found
-
-
-def make_adapter(
-    channel_id: str, config: ChannelConfig, session: aiohttp.ClientSession, *, public_url: str
-) -> Channel:
-    """The adapter for one channel's settings."""
-    found = kind(config.channel_type)
-    if not isinstance(config, found.settings):
-        raise TypeError(f"{channel_id}: {type(config).__name__} is not {found.settings.__name__}")
-    return found.adapter(channel_id, config, session, public_url)

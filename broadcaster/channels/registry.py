@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from broadcaster.channels.base import Channel
-from broadcaster.channels.kinds import make_adapter
+from broadcaster.channels.kinds import kind
 from broadcaster.channels.settings import ChannelConfig
 
 
@@ -17,7 +17,10 @@ def make_channel(
 ) -> Channel:
     """The adapter for one channels/<id>.yaml, by the table of kinds; made once per daemon
     and kept (Bluesky caches its session on the adapter)."""
-    return make_adapter(channel_id, config, session, public_url=public_url)
+    found = kind(config.channel_type)
+    if not isinstance(config, found.settings):  # a model outside the table
+        raise TypeError(f"{channel_id}: {type(config).__name__} is not {found.settings.__name__}")
+    return found.adapter(channel_id, config, session, public_url)
 
 
 # A replaced channel's old connections stay this long for requests still on their way.
