@@ -77,7 +77,9 @@ class Kind:
     capabilities: Capabilities
     measure: Measure = limits.measure_characters
     length_limit: int | None = None  # in measure's unit; None: no practical limit
-    rate_limit: str | None = None  # requests per account when the channel file sets none
+    # Requests per account when the channel file sets none: a little under the provider's
+    # published limit, so bursts of alerts and corrections are not refused.
+    rate_limit: str | None = None
     variant: Variant = "long"  # the template a channel takes unless its file says `template`
     # The provider's limit covers the title too (Telegram posts it in bold above the text).
     counts_title: bool = False
