@@ -26,13 +26,18 @@ import regex  # type: ignore[import-untyped]  # no stubs / py.typed; used throug
 from broadcaster.text_hygiene import character_name
 
 __all__ = [
-    "DEFAULT_LIMITS",
     "Measurement",
     "SmsEncoding",
     "bluesky_graphemes",
     "is_gsm7",
     "mastodon_length",
     "measure",
+    "measure_bluesky",
+    "measure_characters",
+    "measure_mastodon",
+    "measure_sms",
+    "measure_telegram",
+    "measure_x",
     "non_gsm7",
     "non_gsm7_note",
     "sms_encoding",
@@ -386,48 +391,49 @@ def sms_encoding(text: str) -> SmsEncoding:
 # Per channel type
 # --------------------------------------------------------------------------------------------
 
-DEFAULT_LIMITS: dict[str, int | None] = {
-    "mastodon": 500,  # per instance: /api/v2/instance configuration.statuses.max_characters
-    "bluesky": BLUESKY_MAX_GRAPHEMES,  # graphemes; plus BLUESKY_MAX_BYTES UTF-8 bytes
-    "x": X_MAX_WEIGHTED_LENGTH,  # weighted characters
-    "telegram": 4096,  # UTF-16 units (conservative)
-    "facebook": 63206,  # characters; never the binding constraint
-    "sms": 3,  # segments
-    "email": None,
-    "webhook": None,
-    "cap_feed": None,
-    "log": None,
-}
+# Each channel kind names one of these (broadcaster/channels/kinds.py), with its default
+# limit; `limit` is the channel's own (Mastodon: the instance's max_characters; SMS: the
+# maximum number of segments).
+
+
+def measure_x(text: str, limit: int | None) -> Measurement:
+    return Measurement(x_weighted_length(text), limit, "weighted characters")
+
+
+def measure_mastodon(text: str, limit: int | None) -> Measurement:
+    return Measurement(mastodon_length(text), limit, "characters")
+
+
+def measure_bluesky(text: str, limit: int | None) -> Measurement:
+    byte_count = utf8_length(text)
+    if byte_count > BLUESKY_MAX_BYTES:
+        return Measurement(byte_count, BLUESKY_MAX_BYTES, "UTF-8 bytes")
+    return Measurement(bluesky_graphemes(text), limit, "graphemes")
+
+
+def measure_telegram(text: str, limit: int | None) -> Measurement:
+    return Measurement(telegram_length(text), limit, "UTF-16 units")
+
+
+def measure_sms(text: str, limit: int | None) -> Measurement:
+    sms = sms_encoding(text)
+    unit_name = "septets" if sms.encoding == "GSM-7" else "UTF-16 units"
+    detail = f"{sms.encoding}, {sms.units} {unit_name}"
+    if sms.encoding == "UCS-2":  # name what costs the segments, so it can be replaced
+        detail += f"; {non_gsm7_note(text)}"
+    return Measurement(sms.segments, limit, "SMS segments", detail)
+
+
+def measure_characters(text: str, limit: int | None) -> Measurement:
+    """Unicode code points: Facebook, e-mail, webhooks, the CAP feed, the log."""
+    return Measurement(len(text), limit, "characters")
 
 
 def measure(channel_type: str, text: str, *, limit: int | None = None) -> Measurement:
-    """Measure `text` the way `channel_type` counts it.
+    """Measure `text` the way `channel_type` counts it, against `limit` or the type's
+    default limit (a ValueError names an unknown type)."""
+    # Imported here: the table of kinds imports this module (and every adapter).
+    from broadcaster.channels.kinds import kind
 
-    `limit` overrides the type's default limit (Mastodon: the instance's max_characters;
-    SMS: the maximum number of segments).
-    """
-    if channel_type not in DEFAULT_LIMITS:
-        known = ", ".join(sorted(DEFAULT_LIMITS))
-        raise ValueError(f"unknown channel type {channel_type!r} (known: {known})")
-    effective = DEFAULT_LIMITS[channel_type] if limit is None else limit
-
-    if channel_type == "x":
-        return Measurement(x_weighted_length(text), effective, "weighted characters")
-    if channel_type == "mastodon":
-        return Measurement(mastodon_length(text), effective, "characters")
-    if channel_type == "bluesky":
-        byte_count = utf8_length(text)
-        if byte_count > BLUESKY_MAX_BYTES:
-            return Measurement(byte_count, BLUESKY_MAX_BYTES, "UTF-8 bytes")
-        return Measurement(bluesky_graphemes(text), effective, "graphemes")
-    if channel_type == "telegram":
-        return Measurement(telegram_length(text), effective, "UTF-16 units")
-    if channel_type == "sms":
-        sms = sms_encoding(text)
-        unit_name = "septets" if sms.encoding == "GSM-7" else "UTF-16 units"
-        detail = f"{sms.encoding}, {sms.units} {unit_name}"
-        if sms.encoding == "UCS-2":  # name what costs the segments, so it can be replaced
-            detail += f"; {non_gsm7_note(text)}"
-        return Measurement(sms.segments, effective, "SMS segments", detail)
-    # facebook, email, webhook, cap_feed, log: Unicode code points.
-    return Measurement(len(text), effective, "characters")
+    found = kind(channel_type)
+    return found.measure(text, found.length_limit if limit is None else limit)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from jinja2 import TemplateError
 
 from broadcaster.channels.settings import ChannelConfig
-from broadcaster.limits import Measurement, measure
+from broadcaster.limits import Measurement
 from broadcaster.playbooks import Playbook
 from broadcaster.templating import (
     RETRACTION_VARIANTS,
@@ -227,8 +227,6 @@ def channel_message(
 ) -> ChannelMessage:
     texts = rendered.texts[channel_language(playbook, channel)]
     text = texts.variant(channel.variant)
-    # Telegram's limit covers the whole message, which carries the title in bold above.
-    counted = f"{texts.title}\n\n{text}" if channel.channel_type == "telegram" else text
     return ChannelMessage(
         channel_id=channel_id,
         channel_type=channel.channel_type,
@@ -236,7 +234,7 @@ def channel_message(
         variant=channel.variant,
         title=texts.title,
         text=text,
-        measurement=measure(channel.channel_type, counted, limit=channel.length_limit),
+        measurement=channel.kind.measure_message(texts.title, text, channel.length_limit),
     )
 
 

@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
+from broadcaster import limits
+from broadcaster.channels.kinds import KINDS, Measure
 from broadcaster.deployment import Deployment, read_deployment
-from broadcaster.limits import DEFAULT_LIMITS, Measurement, measure
+from broadcaster.limits import Measurement
 from broadcaster.messages import (
     AlertContext,
     LanguageTexts,
@@ -45,38 +47,47 @@ from broadcaster.templating import (
 
 # CAP guidance: a headline of at most 160 characters.
 TITLE_MAX_LENGTH = 160
-# Short texts must fit every small-limit type, so an account added later does not break them.
-PORTABLE_SHORT_TYPES = ("x", "bluesky", "mastodon", "sms")
+# Short texts must fit every kind that takes them by default, so an account added later
+# does not break them.
+PORTABLE_SHORT_TYPES = tuple(
+    t for t, k in KINDS.items() if k.variant == "short" and k.length_limit is not None
+)
 WORST_CASE_ISSUED_AT = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class Fill:
     """A character that every string param is filled with up to its max_length, chosen
-    because it weighs most in some channel types' count."""
+    because it weighs most in some ways of counting (and so in every kind counted so)."""
 
     char: str
     name: str  # how a problem names it
-    types: frozenset[str] | None  # the channel types it is measured for; None: all
+    counts: frozenset[Measure] | None  # the ways of counting it is measured for; None: all
     # Outside GSM-7 and X's single-weight ranges: possible in a name from the control
     # room, but not in the German and English texts the sample playbooks expect. Text
     # over a limit only with such characters is a warning (per playbook), not an error.
     beyond: bool = False
 
     def applies_to(self, channel_type: str) -> bool:
-        return self.types is None or channel_type in self.types
+        return self.counts is None or KINDS[channel_type].measure in self.counts
 
 
+SMS, X, BLUESKY, TELEGRAM = (
+    limits.measure_sms,
+    limits.measure_x,
+    limits.measure_bluesky,
+    limits.measure_telegram,
+)
 PLAIN = Fill("W", "W", None)  # ASCII: the most graphemes and characters per code point
 FILLS: tuple[Fill, ...] = (
     PLAIN,
     # 3GPP TS 23.038 extension table: two septets each, and the SMS stays GSM-7.
-    Fill("€", "€ U+20AC (GSM-7 extension, 2 septets)", frozenset({"sms"})),
-    Fill("Ł", "Ł U+0141 (outside GSM-7)", frozenset({"sms"}), True),
+    Fill("€", "€ U+20AC (GSM-7 extension, 2 septets)", frozenset({SMS})),
+    Fill("Ł", "Ł U+0141 (outside GSM-7)", frozenset({SMS}), True),
     # twitter-text v3: weight 2 outside its ranges; 3 UTF-8 bytes.
-    Fill("漢", "漢 U+6F22 (CJK)", frozenset({"x", "bluesky"}), True),
+    Fill("漢", "漢 U+6F22 (CJK)", frozenset({X, BLUESKY}), True),
     # One code point, two UTF-16 units, four UTF-8 bytes, weight 2 on X.
-    Fill("😀", "😀 U+1F600 (emoji)", frozenset({"sms", "x", "bluesky", "telegram"}), True),
+    Fill("😀", "😀 U+1F600 (emoji)", frozenset({SMS, X, BLUESKY, TELEGRAM}), True),
 )
 
 
@@ -106,9 +117,6 @@ def _longest(spec: ParamSpec, fill: Fill) -> Any:
         case "time":
             return "23:59"
     return WORST_CASE_ISSUED_AT
-
-
-_OVER_LIMIT = {"x": "X refuses a longer post", "sms": "each extra segment is paid"}
 
 
 def _weight(measured: tuple[Fill, Measurement]) -> tuple[bool, float]:
@@ -187,7 +195,7 @@ class Validator:
                         f"channel {cid!r} is public: the confirm link would go to the public",
                         "use a channel with audience: internal",
                     )
-                elif channel.channel_type in ("log", "cap_feed"):
+                elif not channel.kind.capabilities.reaches_people:
                     yield Problem(
                         cfg,
                         f"duty_officers[{i}].notify[{j}]",
@@ -375,7 +383,7 @@ class Validator:
             for cid, c in fan_out_channels(playbook, self.d.channels).items()
         ]
         targets += [
-            (f"any {t} channel", t, "short", lang, DEFAULT_LIMITS[t])
+            (f"any {t} channel", t, "short", lang, KINDS[t].length_limit)
             for t in PORTABLE_SHORT_TYPES
             for lang in playbook.languages
         ]
@@ -384,7 +392,12 @@ class Validator:
             if (key, kind) in seen:
                 continue
             measured = [
-                (fill, measure(kind, texts[lang].variant(variant), limit=limit))
+                (
+                    fill,
+                    KINDS[kind].measure_message(
+                        texts[lang].title, texts[lang].variant(variant), limit
+                    ),
+                )
                 for fill, texts in filled.items()
                 if fill.applies_to(kind)
             ]
@@ -426,7 +439,7 @@ class Validator:
             template, fill, m = max(found, key=lambda x: _weight((x[1], x[2])))
             others = len({t for t, _, _ in found}) - 1
             more = f" and {others} more" if others else ""
-            effect = _OVER_LIMIT.get(kind, "the provider refuses a longer post")
+            effect = KINDS[kind].over_limit
             by_file.setdefault((file, where), []).append(
                 f"on {kind} up to {m} with {fill.name} ({template}{more}; {effect})"
             )

@@ -63,17 +63,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import aiohttp
-
 from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    excerpt,
-    read_body,
-    retry_after_seconds,
-    transport_error,
-)
+from broadcaster.channels.http import Answer, HttpAdapter, excerpt, retry_after_seconds
 from broadcaster.channels.settings import BlueskyChannel
 from broadcaster.models import Receipt
 
@@ -159,18 +150,8 @@ class _Session:
     refresh_jwt: str
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    @property
-    def data(self) -> Any:
-        try:
-            return json.loads(self.body) if self.body.strip() else None
-        except ValueError:
-            return None
+class _Answer(Answer):
+    """An XRPC answer: `{"error": "<Name>", "message": "..."}` when refused."""
 
     @property
     def error(self) -> str | None:
@@ -179,16 +160,20 @@ class _Answer:
         return found if isinstance(found, str) else None
 
     def describe(self) -> str:
-        """`HTTP 400: InvalidRequest: <message>`, or the start of a body that is not XRPC's."""
-        data = self.data
-        if isinstance(data, dict) and isinstance(data.get("error"), str):
-            detail = str(data["error"])
-            message = data.get("message")
-            if isinstance(message, str) and message:
-                detail += f": {message}"
-        else:
-            detail = excerpt(self.body) or "(no body)"
-        return f"HTTP {self.status}: {detail}"
+        """`HTTP 400: InvalidRequest: <message>`."""
+        return f"HTTP {self.status}: {_said(self)}"
+
+
+def _said(answer: Answer) -> str:
+    """`InvalidRequest: <message>`, or the start of a body that is not XRPC's."""
+    data = answer.data
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        detail = str(data["error"])
+        message = data.get("message")
+        if isinstance(message, str) and message:
+            detail += f": {message}"
+        return detail
+    return excerpt(answer.body) or "(no body)"
 
 
 def _auth_problem(answer: _Answer) -> _AuthProblem | None:
@@ -204,6 +189,8 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
     """One Bluesky account (channels/<id>.yaml with `type: bluesky`)."""
 
     service = "bluesky"
+    permanent_statuses = frozenset({501})  # "not implemented" will not change
+    redirect_fix = "fix base_url"
 
     can_thread: bool = True  # record.reply = {root, parent}: the incident's first post
     can_delete: bool = True  # com.atproto.repo.deleteRecord, idempotent
@@ -249,7 +236,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         answer = await self._call("POST", CREATE_RECORD, body=body)
         if answer.status == 500:
             return await self._made_before(answer, auth.did, rkey, record)
-        self._classify(answer)
+        self.check(answer)
         data = answer.data if isinstance(answer.data, dict) else {}
         ref = _strong_ref(data)
         if ref is None:
@@ -264,7 +251,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
             raise PermanentError(f"{self._service}: the receipt names no post to delete")
         did, rkey = found
         body = {"repo": did, "collection": POST_COLLECTION, "rkey": rkey}
-        self._classify(await self._call("POST", DELETE_RECORD, body=body))
+        self.check(await self._call("POST", DELETE_RECORD, body=body))
 
     def _receipt(self, ref: dict[str, str], did: str, rkey: str, record: dict[str, Any]) -> Receipt:
         data: dict[str, Any] = {"uri": ref["uri"], "cid": ref["cid"], "did": did, "rkey": rkey}
@@ -282,7 +269,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         answer = await self._request("GET", GET_RECORD, params=params)
         if answer.status == 400 and answer.error == "RecordNotFound":
             raise TransientError(f"{self._service}: {failed.describe()}")
-        self._classify(answer)
+        self.check(answer)
         data = answer.data if isinstance(answer.data, dict) else {}
         ref = _strong_ref(data)
         value = data.get("value")
@@ -319,7 +306,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         body = {"identifier": self._config.identifier, "password": self._config.app_password}
         answer = await self._request("POST", CREATE_SESSION, body=body)
         if answer.status != 200:
-            self._classify(answer, doing=f"login as {self._config.identifier}")
+            self.check(answer, doing=f"login as {self._config.identifier}")
         return self._session_from(answer)
 
     async def _refresh(self, stale: _Session) -> _Session | None:
@@ -327,7 +314,7 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         answer = await self._request("POST", REFRESH_SESSION, token=stale.refresh_jwt)
         if _auth_problem(answer) is not None:
             return None
-        self._classify(answer, doing="session refresh")
+        self.check(answer, doing="session refresh")
         return self._session_from(answer)
 
     def _session_from(self, answer: _Answer) -> _Session:
@@ -375,36 +362,18 @@ class BlueskyAdapter(HttpAdapter[BlueskyChannel]):
         if body is not None:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        try:
-            async with self._session.request(
-                method,
-                f"{self._base}/xrpc/{nsid}",
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                answer = await read_body(response)
-                return _Answer(response.status, response.headers, answer)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise transport_error(self._service, exc, self._timeout) from exc
+        answer = await self.request(
+            method, f"{self._base}/xrpc/{nsid}", params=params, data=data, headers=headers
+        )
+        return _Answer(answer.status, answer.headers, answer.body)
 
-    def _classify(self, answer: _Answer, *, doing: str | None = None) -> None:
-        """Return for 2xx; raise TransientError or PermanentError for anything else."""
-        if 200 <= answer.status < 300:
-            return
-        what = f"{doing} refused: " if doing else ""
-        message = f"{self._service}: {what}{answer.describe()}"
-        status = answer.status
-        if status == 429:
-            raise TransientError(message, retry_after=rate_limit_wait(answer.headers))
-        if status in TRANSIENT_STATUSES or (500 <= status < 600 and status != 501):
-            retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
-            raise TransientError(message, retry_after=retry_after)
-        if 300 <= status < 400 and answer.headers.get("Location"):
-            message += f" (redirect to {answer.headers['Location']}; fix base_url)"
-        raise PermanentError(message)
+    def wait(self, answer: Answer) -> float | None:
+        if answer.status == 429:
+            return rate_limit_wait(answer.headers)
+        return super().wait(answer)
+
+    def describe(self, answer: Answer) -> str:
+        return _said(answer)
 
 
 def _strong_ref(data: Any) -> dict[str, str] | None:

@@ -53,23 +53,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
-from broadcaster.channels.base import (
-    ChannelError,
-    OutgoingMessage,
-    PermanentError,
-    TransientError,
-)
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    check_status,
-    excerpt,
-    read_body,
-    retry_after_seconds,
-    transport_error,
-)
+from broadcaster.channels.base import ChannelError, OutgoingMessage, PermanentError, TransientError
+from broadcaster.channels.http import BUSY_STATUSES, Answer, HttpAdapter, excerpt
 from broadcaster.channels.settings import FacebookChannel
 from broadcaster.models import Receipt
 
@@ -110,6 +95,7 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
     """One Facebook Page (channels/<id>.yaml with `type: facebook`)."""
 
     service = "facebook"
+    busy_statuses = BUSY_STATUSES  # an answer without a Graph error object
 
     can_thread: bool = True  # a comment by the Page under the incident's first post
     can_delete: bool = True  # DELETE /{id}
@@ -155,38 +141,34 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
         query: dict[str, str] | None = None,
     ) -> Any:
         """One Graph API call: the JSON answer on success, else TransientError/PermanentError."""
+        answer = await self.request(
+            method,
+            self._base + path,
+            data=form,
+            params=query,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
         try:
-            async with self._session.request(
-                method,
-                self._base + path,
-                data=form,
-                params=query,
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                answer = await read_body(response)
-                status, headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._scrubbed(transport_error(self._service, exc, self._timeout)) from exc
-        try:
-            return self._classify(status, headers, answer, deleting=method == "DELETE")
+            return self._classify(answer, deleting=method == "DELETE")
         except ChannelError as exc:
-            raise self._scrubbed(exc) from None
+            raise self.scrub(exc) from None
 
-    def _classify(
-        self, status: int, headers: Mapping[str, str], answer: bytes, *, deleting: bool
-    ) -> Any:
-        data = _json(answer)
+    def _classify(self, answer: Answer, *, deleting: bool) -> Any:
+        data = answer.data
         error = data.get("error") if isinstance(data, dict) else None
         if not isinstance(error, dict):
-            check_status(self._service, status, headers, answer)  # raises unless 2xx
+            self.check(answer)  # raises unless 2xx
             if data is None:
-                raise PermanentError(f"{self._service}: not a Graph API answer: {excerpt(answer)}")
+                raise PermanentError(
+                    f"{self._service}: not a Graph API answer: {excerpt(answer.body)}"
+                )
             return data
+        status = answer.status
         code = _int(error.get("code"))
         subcode = _int(error.get("error_subcode"))
-        said = error.get("message") if isinstance(error.get("message"), str) else excerpt(answer)
+        said = (
+            error.get("message") if isinstance(error.get("message"), str) else excerpt(answer.body)
+        )
         label = f"code {code}" + (f"/{subcode}" if subcode is not None else "")
         text = f"{self._service}: HTTP {status}, {label}: {said}"
         if deleting and (code == INVALID_PARAMETER or "does not exist" in str(said).lower()):
@@ -194,27 +176,19 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
         if code == DUPLICATE:
             text += " (an earlier attempt may have been posted)"
         if code in TRANSIENT_CODES:
-            raise TransientError(text, retry_after=self._wait(headers))
+            raise TransientError(text, retry_after=self.wait(answer))
         if code in PERMANENT_CODES:
             raise PermanentError(text)
-        if error.get("is_transient") is True or status in TRANSIENT_STATUSES or status >= 500:
-            raise TransientError(text, retry_after=self._wait(headers))
+        if error.get("is_transient") is True or self.is_transient(status) or status >= 500:
+            raise TransientError(text, retry_after=self.wait(answer))
         raise PermanentError(text)
 
-    @staticmethod
-    def _wait(headers: Mapping[str, str]) -> float | None:
-        wait = usage_wait(headers)
-        return wait if wait is not None else retry_after_seconds(headers.get("Retry-After"))
+    def wait(self, answer: Answer) -> float | None:
+        wait = usage_wait(answer.headers)
+        return wait if wait is not None else super().wait(answer)
 
-    def _scrubbed(self, error: ChannelError) -> ChannelError:
-        """The same error without the Page access token."""
-        token = self._config.page_access_token
-        if not token or token not in error.message:
-            return error
-        text = error.message.replace(token, "<page_access_token>")
-        if isinstance(error, TransientError):
-            return TransientError(text, error.retry_after)
-        return PermanentError(text)
+    def secrets(self) -> tuple[tuple[str, str], ...]:
+        return ((self._config.page_access_token, "<page_access_token>"),)
 
 
 _GONE = object()  # a delete found nothing to delete
@@ -232,10 +206,3 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None

@@ -43,23 +43,13 @@ Receipt: `remote_id` is the status id, `url` its HTML permalink, `data`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-import aiohttp
-
-from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    excerpt,
-    read_body,
-    retry_after_seconds,
-    transport_error,
-)
+from broadcaster.channels.base import OutgoingMessage, PermanentError
+from broadcaster.channels.http import Answer, HttpAdapter, excerpt, retry_after_seconds
 from broadcaster.channels.settings import MastodonChannel
 from broadcaster.models import Receipt
 
@@ -91,6 +81,7 @@ class MastodonAdapter(HttpAdapter[MastodonChannel]):
     """One Mastodon account (channels/<id>.yaml with `type: mastodon`)."""
 
     service = "mastodon"
+    redirect_fix = "fix base_url"
 
     can_thread: bool = True  # in_reply_to_id = the incident's first status
     can_delete: bool = True  # DELETE /api/v1/statuses/:id
@@ -122,20 +113,21 @@ class MastodonAdapter(HttpAdapter[MastodonChannel]):
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         form = self.form(message)
-        status, headers, answer = await self._request(
+        answer = await self._request(
             "POST", self._base + STATUSES_PATH, form, message.idempotency_key
         )
-        if status == 404 and "in_reply_to_id" in form:
+        if answer.status == 404 and "in_reply_to_id" in form:
             raise PermanentError(
-                f"{self._service}: HTTP 404: {_error_text(answer)} "
+                f"{self._service}: HTTP 404: {self.describe(answer)} "
                 f"(the status {form['in_reply_to_id']} to reply to is gone)"
             )
-        self._classify(status, headers, answer)
-        data = _json(answer)
-        data = data if isinstance(data, dict) else {}
+        self.check(answer)
+        data = answer.fields
         found = data.get("id")
         if not isinstance(found, str | int) or isinstance(found, bool) or not str(found):
-            raise PermanentError(f"{self._service}: no status id in the answer: {excerpt(answer)}")
+            raise PermanentError(
+                f"{self._service}: no status id in the answer: {excerpt(answer.body)}"
+            )
         status_id = str(found)
         url, uri = data.get("url"), data.get("uri")
         receipt_data: dict[str, Any] = {"status_id": status_id}
@@ -152,10 +144,10 @@ class MastodonAdapter(HttpAdapter[MastodonChannel]):
         if status_id is None:
             raise PermanentError(f"{self._service}: the receipt has no status id to delete")
         url = f"{self._base}{STATUSES_PATH}/{quote(status_id, safe='')}"
-        status, headers, answer = await self._request("DELETE", url)
-        if status == 404:
+        answer = await self._request("DELETE", url)
+        if answer.status == 404:
             return  # "Record not found": deleted already, which is what a retraction wants
-        self._classify(status, headers, answer)
+        self.check(answer)
 
     async def _request(
         self,
@@ -163,57 +155,27 @@ class MastodonAdapter(HttpAdapter[MastodonChannel]):
         url: str,
         form: dict[str, str] | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        try:
-            async with self._session.request(
-                method,
-                url,
-                data=form,
-                headers=self.headers(idempotency_key),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                answer = await read_body(response)
-                return response.status, response.headers, answer
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise transport_error(self._service, exc, self._timeout) from exc
+    ) -> Answer:
+        return await self.request(method, url, data=form, headers=self.headers(idempotency_key))
 
-    def _classify(self, status: int, headers: Mapping[str, str], answer: bytes) -> None:
-        """Return for 2xx; raise TransientError or PermanentError for anything else."""
-        if 200 <= status < 300:
-            return
-        message = f"{self._service}: HTTP {status}: {_error_text(answer)}"
-        if status == 429:
-            raise TransientError(message, retry_after=reset_wait(headers))
-        if status in TRANSIENT_STATUSES or 500 <= status < 600:
-            raise TransientError(
-                message, retry_after=retry_after_seconds(headers.get("Retry-After"))
-            )
-        if 300 <= status < 400 and headers.get("Location"):
-            message += f" (redirect to {headers['Location']}; fix base_url)"
-        raise PermanentError(message)
+    def wait(self, answer: Answer) -> float | None:
+        if answer.status == 429:
+            return reset_wait(answer.headers)
+        return super().wait(answer)
+
+    def describe(self, answer: Answer) -> str:
+        """Mastodon's `error` (with an OAuth `error_description`), else the start of the body."""
+        data = answer.data
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            text = str(data["error"])
+            description = data.get("error_description")
+            if isinstance(description, str) and description and description != text:
+                text += f": {description}"
+            return text
+        return excerpt(answer.body) or "(no body)"
 
 
 def _status_id(receipt: Receipt) -> str | None:
     """The status id an earlier receipt names."""
     found = receipt.data.get("status_id") or receipt.remote_id
     return str(found) if isinstance(found, str | int) and str(found) else None
-
-
-def _json(answer: bytes) -> Any:
-    try:
-        return json.loads(answer) if answer.strip() else None
-    except ValueError:
-        return None
-
-
-def _error_text(answer: bytes) -> str:
-    """Mastodon's `error` (with an OAuth `error_description`), else the start of the body."""
-    data = _json(answer)
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        text = str(data["error"])
-        description = data.get("error_description")
-        if isinstance(description, str) and description and description != text:
-            text += f": {description}"
-        return text
-    return excerpt(answer) or "(no body)"

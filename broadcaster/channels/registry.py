@@ -1,4 +1,4 @@
-"""The adapter for a channel's settings: one place that knows which class serves which type."""
+"""The adapters of a deployment's channels, each made by its kind (channels/kinds.py)."""
 
 from __future__ import annotations
 
@@ -8,58 +8,19 @@ from collections.abc import Mapping
 import aiohttp
 
 from broadcaster.channels.base import Channel
-from broadcaster.channels.bluesky import BlueskyAdapter
-from broadcaster.channels.cap_feed import CapFeedAdapter
-from broadcaster.channels.email import EmailAdapter
-from broadcaster.channels.facebook import FacebookAdapter
-from broadcaster.channels.log import LogAdapter
-from broadcaster.channels.mastodon import MastodonAdapter
-from broadcaster.channels.settings import (
-    BlueskyChannel,
-    CapFeedChannel,
-    ChannelConfig,
-    EmailChannel,
-    FacebookChannel,
-    LogChannel,
-    MastodonChannel,
-    SmsChannel,
-    TelegramChannel,
-    WebhookChannel,
-    XChannel,
-)
-from broadcaster.channels.sms import SmsAdapter
-from broadcaster.channels.telegram import TelegramAdapter
-from broadcaster.channels.webhook import WebhookAdapter
-from broadcaster.channels.x import XAdapter
+from broadcaster.channels.kinds import kind
+from broadcaster.channels.settings import ChannelConfig
 
 
 def make_channel(
     channel_id: str, config: ChannelConfig, session: aiohttp.ClientSession, *, public_url: str
 ) -> Channel:
-    """The adapter for one channels/<id>.yaml; made once per daemon and kept (Bluesky
-    caches its session on the adapter)."""
-    match config:
-        case LogChannel():
-            return LogAdapter(channel_id)
-        case WebhookChannel():
-            return WebhookAdapter(channel_id, config, session)
-        case EmailChannel():
-            return EmailAdapter(channel_id, config, session)
-        case SmsChannel():
-            return SmsAdapter(channel_id, config, session)
-        case MastodonChannel():
-            return MastodonAdapter(channel_id, config, session)
-        case BlueskyChannel():
-            return BlueskyAdapter(channel_id, config, session)
-        case TelegramChannel():
-            return TelegramAdapter(channel_id, config, session)
-        case FacebookChannel():
-            return FacebookAdapter(channel_id, config, session)
-        case XChannel():
-            return XAdapter(channel_id, config, session)
-        case CapFeedChannel():
-            return CapFeedAdapter(channel_id, public_url)
-    raise NotImplementedError(f"channel type {config.channel_type} has no adapter yet")
+    """The adapter for one channels/<id>.yaml, by the table of kinds; made once per daemon
+    and kept (Bluesky caches its session on the adapter)."""
+    found = kind(config.channel_type)
+    if not isinstance(config, found.settings):  # a model outside the table
+        raise TypeError(f"{channel_id}: {type(config).__name__} is not {found.settings.__name__}")
+    return found.adapter(channel_id, config, session, public_url)
 
 
 # A replaced channel's old connections stay this long for requests still on their way.

@@ -5,20 +5,22 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from broadcaster.limits import DEFAULT_LIMITS
 from broadcaster.problems import Problem, display_path
 from broadcaster.yamlfiles import load_yaml, validation_problems
 
+if TYPE_CHECKING:
+    from broadcaster.channels.kinds import Kind
+
+# Every channel type. Each has a settings model below (in ChannelConfig) and an entry in
+# the table of kinds (broadcaster/channels/kinds.py), which mypy checks against this list.
 ChannelType = Literal[
     "mastodon", "bluesky", "telegram", "facebook", "x", "email", "sms", "webhook", "cap_feed", "log"
 ]
 CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
-# Types whose posts have small limits take the short template unless told otherwise.
-SHORT_BY_DEFAULT = frozenset({"mastodon", "bluesky", "x", "sms"})
 _CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _SECONDS = {
@@ -32,22 +34,6 @@ _SECONDS = {
     "hour": 3600,
 }
 _E164 = r"^\+[1-9]\d{6,14}$"
-# What each provider tolerates per account when nothing else is set (CHANNELS.md): a
-# little under its published limit, so bursts of alerts and corrections are not refused.
-DEFAULT_RATE_LIMITS: dict[str, str | None] = {
-    "mastodon": "50/min",  # 300 requests per 5 min per account
-    "bluesky": "25/min",  # 5000 write points per hour, a post costs 3
-    "telegram": "20/min",  # at most 20 messages per minute to the same group or channel
-    "facebook": "60/min",  # Page BUC quota; no fixed public figure
-    "x": "6/min",  # POST /2/tweets: 100 per 15 min per user
-    # Counted per recipient; none by default: Twilio queues and paces each sender itself
-    # (SmsChannel.messages_per_second paces here instead).
-    "sms": None,
-    "email": None,
-    "webhook": None,
-    "cap_feed": None,
-    "log": None,
-}
 
 
 class RateLimit(BaseModel):
@@ -90,22 +76,29 @@ class _Channel(BaseModel):
         return str(getattr(self, "type"))  # noqa: B009 - every subclass declares its Literal type
 
     @property
+    def kind(self) -> Kind:
+        """This channel's entry in the table of kinds."""
+        # Imported here: the table imports the adapters, which import these models.
+        from broadcaster.channels.kinds import kind
+
+        return kind(self.channel_type)
+
+    @property
     def variant(self) -> Literal["short", "long"]:
-        if self.template is not None:
-            return self.template
-        return "short" if self.channel_type in SHORT_BY_DEFAULT else "long"
+        """`template` when set, else the kind's default."""
+        return self.template if self.template is not None else self.kind.variant
 
     @property
     def length_limit(self) -> int | None:
-        """The limit `limits.measure` checks this channel's text against."""
-        return DEFAULT_LIMITS[self.channel_type]
+        """The limit this channel's text is measured against: the kind's default."""
+        return self.kind.length_limit
 
     @property
     def effective_rate_limit(self) -> RateLimit | None:
-        """`rate_limit` when set, else the type's default."""
+        """`rate_limit` when set, else the kind's default."""
         if self.rate_limit is not None:
             return self.rate_limit
-        default = DEFAULT_RATE_LIMITS[self.channel_type]
+        default = self.kind.rate_limit
         return RateLimit.parse(default) if default else None
 
 
@@ -216,17 +209,9 @@ ChannelConfig = (
     | CapFeedChannel
     | LogChannel
 )
+# The model of each `type`, read from the models' own `type: Literal[...]`.
 _BY_TYPE: dict[str, type[ChannelConfig]] = {
-    "mastodon": MastodonChannel,
-    "bluesky": BlueskyChannel,
-    "telegram": TelegramChannel,
-    "facebook": FacebookChannel,
-    "x": XChannel,
-    "email": EmailChannel,
-    "sms": SmsChannel,
-    "webhook": WebhookChannel,
-    "cap_feed": CapFeedChannel,
-    "log": LogChannel,
+    get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(ChannelConfig)
 }
 
 

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,14 +74,7 @@ from broadcaster.channels.base import (
     PermanentError,
     TransientError,
 )
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    excerpt,
-    read_body,
-    retry_after_seconds,
-    transport_error,
-)
+from broadcaster.channels.http import Answer, HttpAdapter, excerpt
 from broadcaster.channels.recipients import Checkpoints, RecipientProgress
 from broadcaster.channels.settings import SmsChannel
 from broadcaster.limits import is_gsm7
@@ -237,21 +229,13 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
             return _Answer(error=PermanentError("account_sid must not contain ':'"), stop=True)
         form = {"To": number, "From": self._config.sender, "Body": body}
         try:
-            async with self._session.post(
-                self.url,
-                data=form,
-                headers=self._headers(),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                raw = await read_body(response)
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return self._no_answer(exc)
-        data = _json(raw)
-        if 200 <= status < 300:
+            answer = await self.request("POST", self.url, data=form, headers=self._headers())
+        except ChannelError as error:
+            return self._no_answer(error)
+        data = answer.fields
+        if answer.ok:
             return _Answer(sid=_text(data.get("sid")), segments=_count(data.get("num_segments")))
-        return self._refusal(status, retry_after, data, raw)
+        return self._refusal(answer)
 
     async def _look_up(self, number: str, body: str, since: datetime | None) -> _Answer | None:
         """The message an earlier attempt may have created for this number (its answer was
@@ -268,19 +252,14 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
             if url is None:
                 break
             try:
-                async with self._session.get(
-                    url,
-                    headers=self._headers(),
-                    timeout=aiohttp.ClientTimeout(total=self._timeout),
-                    allow_redirects=False,
-                ) as response:
-                    raw = await read_body(response, LIST_BODY_LIMIT)
-                    status, retry_after = response.status, response.headers.get("Retry-After")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                return self._no_answer(exc)
-            data = _json(raw)
-            if not 200 <= status < 300:
-                return self._refusal(status, retry_after, data, raw)
+                answer = await self.request(
+                    "GET", url, headers=self._headers(), body_limit=LIST_BODY_LIMIT
+                )
+            except ChannelError as error:
+                return self._no_answer(error)
+            data = answer.fields
+            if not answer.ok:
+                return self._refusal(answer)
             found, older = _match(data.get("messages"), number, body, oldest)
             if found is not None:
                 return _Answer(
@@ -293,24 +272,23 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
     def _absolute(self, uri: str) -> str:
         return self._config.base_url.rstrip("/") + "/" + uri.lstrip("/")
 
-    def _no_answer(self, exc: BaseException) -> _Answer:
-        error = transport_error(self._service, exc, self._timeout)
+    def _no_answer(self, error: ChannelError) -> _Answer:
+        """A request that got no answer: no further recipient is tried."""
         reason = error.message.removeprefix(f"{self._service}: ")
         kind = TransientError if isinstance(error, TransientError) else PermanentError
         return _Answer(error=kind(reason), stop=True)
 
-    def _refusal(
-        self, status: int, retry_after: str | None, data: dict[str, Any], raw: bytes
-    ) -> _Answer:
+    def _refusal(self, answer: Answer) -> _Answer:
+        """One recipient's refusal, classified by Twilio's code as well as the status."""
+        status, data = answer.status, answer.fields
         code = _count(data.get("code"))
-        said = _text(data.get("message")) or excerpt(raw)
+        said = _text(data.get("message")) or excerpt(answer.body)
         reason = f"HTTP {status}" + (f" {code}" if code is not None else "")
         reason += f": {said}" if said else ""
         if status == 429 or code == RATE_LIMITED:
-            wait = retry_after_seconds(retry_after)
-            return _Answer(error=TransientError(reason, wait), stop=True)
-        if status in TRANSIENT_STATUSES or 500 <= status < 600:
-            return _Answer(error=TransientError(reason, retry_after_seconds(retry_after)))
+            return _Answer(error=TransientError(reason, self.wait(answer)), stop=True)
+        if self.is_transient(status):
+            return _Answer(error=TransientError(reason, self.wait(answer)))
         if code in RECIPIENT_CODES:
             return _Answer(error=PermanentError(reason))
         stop = (
@@ -448,14 +426,6 @@ def _when(value: Any) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _text(value: Any) -> str | None:

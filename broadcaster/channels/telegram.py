@@ -57,22 +57,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
-from broadcaster.channels.base import (
-    ChannelError,
-    OutgoingMessage,
-    PermanentError,
-    TransientError,
-)
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    check_status,
-    excerpt,
-    read_body,
-    transport_error,
-)
+from broadcaster.channels.base import ChannelError, OutgoingMessage, PermanentError, TransientError
+from broadcaster.channels.http import BUSY_STATUSES, Answer, HttpAdapter, excerpt
 from broadcaster.channels.settings import TelegramChannel
 from broadcaster.models import Receipt
 
@@ -128,6 +114,7 @@ class TelegramAdapter(HttpAdapter[TelegramChannel]):
     """One bot and one chat (channels/<id>.yaml with `type: telegram`)."""
 
     service = "telegram"
+    busy_statuses = BUSY_STATUSES
 
     can_thread: bool = True  # reply_parameters.message_id = the incident's first post
     can_delete: bool = True  # deleteMessage, within 48 hours of posting
@@ -184,53 +171,42 @@ class TelegramAdapter(HttpAdapter[TelegramChannel]):
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         """One Bot API method; its `result` on success, else TransientError/PermanentError."""
         body = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        answer = await self.request(
+            "POST",
+            f"{self._base}/{method}",
+            data=body,
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        )
         try:
-            async with self._session.post(
-                f"{self._base}/{method}",
-                data=body,
-                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                answer = await read_body(response)
-                status, headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._scrubbed(transport_error(self._service, exc, self._timeout)) from exc
-        try:
-            return self._result(status, headers, answer)
+            return self._result(answer)
         except ChannelError as exc:
-            raise self._scrubbed(exc) from None
+            raise self.scrub(exc) from None
 
-    def _result(self, status: int, headers: Mapping[str, str], answer: bytes) -> Any:
-        envelope = _json(answer)
+    def _result(self, answer: Answer) -> Any:
+        envelope = answer.data
         if not isinstance(envelope, dict) or not isinstance(envelope.get("ok"), bool):
-            check_status(self._service, status, headers, answer)  # raises unless 2xx
-            raise PermanentError(f"{self._service}: not a Bot API answer: {excerpt(answer)}")
-        if envelope["ok"] and 200 <= status < 300:
+            self.check(answer)  # raises unless 2xx
+            raise PermanentError(f"{self._service}: not a Bot API answer: {excerpt(answer.body)}")
+        status = answer.status
+        if envelope["ok"] and answer.ok:
             return envelope.get("result")
         description = envelope.get("description")
-        said = description if isinstance(description, str) and description else excerpt(answer)
+        said = description if isinstance(description, str) and description else excerpt(answer.body)
         message = f"{self._service}: HTTP {status}: {said}"
         parameters = envelope.get("parameters")
         parameters = parameters if isinstance(parameters, dict) else {}
         retry_after = parameters.get("retry_after")
         wait = float(retry_after) if isinstance(retry_after, int | float) else None
-        if status in TRANSIENT_STATUSES or 500 <= status < 600 or wait is not None:
+        if self.is_transient(status) or wait is not None:
             raise TransientError(message, retry_after=wait)
         migrated = parameters.get("migrate_to_chat_id")
         if migrated is not None:
             message += f" (the group is now chat {migrated}: change chat_id)"
         raise PermanentError(message)
 
-    def _scrubbed(self, error: ChannelError) -> ChannelError:
-        """The same error without the bot token (it is part of every request's URL)."""
-        token = self._config.bot_token
-        if not token or token not in error.message:
-            return error
-        text = error.message.replace(token, "<bot_token>")
-        if isinstance(error, TransientError):
-            return TransientError(text, error.retry_after)
-        return PermanentError(text)
+    def secrets(self) -> tuple[tuple[str, str], ...]:
+        # The bot token is part of every request's URL.
+        return ((self._config.bot_token, "<bot_token>"),)
 
 
 def _message_id(receipt: Receipt) -> int | None:
@@ -240,10 +216,3 @@ def _message_id(receipt: Receipt) -> int | None:
     if receipt.remote_id is not None and _NUMERIC.match(receipt.remote_id):
         return int(receipt.remote_id)
     return None
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None

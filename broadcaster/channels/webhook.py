@@ -32,22 +32,13 @@ import hmac
 import json
 from typing import Any
 
-import aiohttp
-
 from broadcaster.channels.base import OutgoingMessage, PermanentError
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    check_status,
-    read_body,
-    transport_error,
-)
+from broadcaster.channels.http import BUSY_STATUSES, TRANSIENT_STATUSES, Answer, HttpAdapter
 from broadcaster.channels.settings import WebhookChannel
 from broadcaster.models import Receipt
 
 USER_AGENT = "broadcaster-webhook/1"
 SIGNATURE_HEADER = "X-Broadcaster-Signature"
-_TRANSIENT = TRANSIENT_STATUSES | {409}
 _OWN_HEADERS = frozenset({"content-type", "idempotency-key", SIGNATURE_HEADER.lower()})
 
 
@@ -90,6 +81,8 @@ class WebhookAdapter(HttpAdapter[WebhookChannel]):
     """One webhook endpoint (channels/<id>.yaml with `type: webhook`)."""
 
     service = "webhook"
+    transient_statuses = TRANSIENT_STATUSES | {409}  # "still processing this key"
+    busy_statuses = BUSY_STATUSES
 
     can_thread: bool = True  # the earlier post's remote id travels as `in_reply_to`
     can_delete: bool = True  # a `deletion` POST; the receiver removes what it published
@@ -127,32 +120,18 @@ class WebhookAdapter(HttpAdapter[WebhookChannel]):
             headers[SIGNATURE_HEADER] = signature(self._config.secret, body)
         return headers
 
-    async def _post(self, body: bytes, idempotency_key: str) -> bytes:
-        """POST the body; the answer's bytes on 2xx, else TransientError/PermanentError."""
-        try:
-            async with self._session.post(
-                self._config.url,
-                data=body,
-                headers=self.headers(body, idempotency_key),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                answer = await read_body(response)
-                status, answer_headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise transport_error(self._service, exc, self._timeout) from exc
-        check_status(self._service, status, answer_headers, answer, transient=_TRANSIENT)
+    async def _post(self, body: bytes, idempotency_key: str) -> Answer:
+        """POST the body; the answer on 2xx, else TransientError/PermanentError."""
+        answer = await self.request(
+            "POST", self._config.url, data=body, headers=self.headers(body, idempotency_key)
+        )
+        self.check(answer)
         return answer
 
 
-def _posted(answer: bytes) -> tuple[str | None, str | None]:
+def _posted(answer: Answer) -> tuple[str | None, str | None]:
     """`id` and `url` from a JSON answer, where the receiver sent them."""
-    try:
-        data = json.loads(answer) if answer.strip() else None
-    except ValueError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
+    data = answer.fields
     found_id, found_url = data.get("id"), data.get("url")
     remote_id = None
     if isinstance(found_id, str | int) and not isinstance(found_id, bool) and str(found_id):

@@ -51,18 +51,10 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import aiohttp
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER, Client
 
-from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
-from broadcaster.channels.http import (
-    TRANSIENT_STATUSES,
-    HttpAdapter,
-    excerpt,
-    read_body,
-    retry_after_seconds,
-    transport_error,
-)
+from broadcaster.channels.base import OutgoingMessage, PermanentError
+from broadcaster.channels.http import Answer, HttpAdapter, excerpt, retry_after_seconds
 from broadcaster.channels.settings import XChannel
 from broadcaster.models import Receipt
 
@@ -99,6 +91,7 @@ class XAdapter(HttpAdapter[XChannel]):
     """One X account (channels/<id>.yaml with `type: x`)."""
 
     service = "x"
+    redirect_fix = "fix base_url"
 
     can_thread: bool = True  # reply.in_reply_to_tweet_id = the incident's first post
     can_delete: bool = True  # DELETE /2/tweets/:id
@@ -165,42 +158,33 @@ class XAdapter(HttpAdapter[XChannel]):
         headers = {"Authorization": authorization, "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        try:
-            async with self._session.request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                allow_redirects=False,
-            ) as response:
-                answer = await read_body(response)
-                status, answer_headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise transport_error(self._service, exc, self._timeout) from exc
-        return self._classify(status, answer_headers, answer, deleting=method == "DELETE")
+        answer = await self.request(method, url, data=body, headers=headers)
+        data = answer.data
+        if not answer.ok:
+            if method == "DELETE" and answer.status == 404:
+                return _GONE
+            if answer.status == 429 and any(k.endswith(_USAGE_CAPPED) for k in _types(data)):
+                said = self.describe(answer)
+                raise PermanentError(
+                    f"{self._service}: HTTP 429"
+                    + (f": {said}" if said else "")
+                    + " (the app's usage cap is spent)"
+                )
+            self.check(answer)  # raises
+        return data if data is not None else {}
 
-    def _classify(
-        self, status: int, headers: Mapping[str, str], answer: bytes, *, deleting: bool
-    ) -> Any:
-        data = _json(answer)
-        if 200 <= status < 300:
-            return data if data is not None else {}
-        if deleting and status == 404:
-            return _GONE
-        said = _problem(data) or excerpt(answer)
-        text = f"{self._service}: HTTP {status}" + (f": {said}" if said else "")
-        if status == 429:
-            if any(kind.endswith(_USAGE_CAPPED) for kind in _types(data)):
-                raise PermanentError(text + " (the app's usage cap is spent)")
-            raise TransientError(text, retry_after=reset_wait(headers))
-        if status in TRANSIENT_STATUSES or 500 <= status < 600:
-            raise TransientError(text, retry_after=retry_after_seconds(headers.get("Retry-After")))
-        if _DUPLICATE in text.lower():
-            text += " (an earlier attempt may have been posted)"
-        if 300 <= status < 400 and headers.get("Location"):
-            text += f" (redirect to {headers['Location']}; fix base_url)"
-        raise PermanentError(text)
+    def wait(self, answer: Answer) -> float | None:
+        if answer.status == 429:
+            return reset_wait(answer.headers)
+        return super().wait(answer)
+
+    def describe(self, answer: Answer) -> str:
+        return _problem(answer.data) or excerpt(answer.body)
+
+    def note(self, answer: Answer, message: str) -> str:
+        if _DUPLICATE in message.lower():
+            return " (an earlier attempt may have been posted)"
+        return ""
 
 
 def _post_id(receipt: Receipt) -> str | None:
@@ -243,10 +227,3 @@ def _problem(data: Any) -> str:
     if len(parts) >= 2 and parts[0] == parts[1]:  # {"title": "Too Many Requests", "detail": same}
         parts.pop(1)
     return ": ".join(parts)
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None

@@ -17,9 +17,10 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from broadcaster.channels.kinds import kind
 from broadcaster.confirm import ConfirmDesk, Link, Outcome
 from broadcaster.deployment import Deployment
-from broadcaster.limits import Measurement, measure
+from broadcaster.limits import Measurement
 from broadcaster.models import (
     REASON_MAX_LENGTH,
     RELEASED_STATES,
@@ -148,7 +149,7 @@ class ConfirmPage:
         for d in deliveries:
             config = channels.get(d.channel_id)
             limit = config.length_limit if config else None
-            m = measure(d.channel_type, d.text, limit=limit)
+            m = kind(d.channel_type).measure_message(d.title, d.text, limit)
             messages.append(
                 {
                     "channel_id": d.channel_id,

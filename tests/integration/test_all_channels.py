@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from broadcaster.channels.kinds import KINDS
 from tests.fakes import bluesky, facebook, mastodon, sms, telegram, x
 from tests.fakes.bluesky import FakePds
 from tests.fakes.facebook import FakeGraph
@@ -120,6 +121,8 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
     async with AsyncExitStack() as stack:
         fakes = Fakes()
         await fakes.start(stack)
+        # Every kind in the table, so a kind added without its fake here fails.
+        assert sorted(c["type"] for c in fakes.channels().values()) == sorted(KINDS)
         config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels=fakes.channels())
         async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
             base = f"http://{daemon.settings.http.listen}"
@@ -127,7 +130,7 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
             await publish(mosquitto.url, "bc/trigger", first)
             alert = await watcher.alert_in("FW-ALL-1", "sent", "partially_failed", "failed")
             assert alert["state"] == "sent", alert
-            assert len(alert["deliveries"]) == 10
+            assert len(alert["deliveries"]) == len(KINDS)
             assert alert["deliveries"]["sms_residents"]["recipients"] == {
                 "total": 2,
                 "delivered": 2,

@@ -2,7 +2,8 @@
 
 from typing import cast
 
-from broadcaster.channels.settings import DEFAULT_RATE_LIMITS, RateLimit, parse_channel
+from broadcaster.channels.kinds import KINDS
+from broadcaster.channels.settings import RateLimit, parse_channel
 from broadcaster.config import DeliverySettings
 from broadcaster.dispatch import Dispatcher
 from broadcaster.events import Events
@@ -31,18 +32,11 @@ def test_every_type_has_a_default_and_a_file_overrides_it():
     )
     assert own.effective_rate_limit == RateLimit(count=5, period=60)
     assert parse_channel({"type": "log"}).effective_rate_limit is None
-    assert set(DEFAULT_RATE_LIMITS) == {
-        "mastodon",
-        "bluesky",
-        "telegram",
-        "facebook",
-        "x",
-        "email",
-        "sms",
-        "webhook",
-        "cap_feed",
-        "log",
-    }
+    defaults = {t: k.rate_limit for t, k in KINDS.items() if k.rate_limit is not None}
+    assert {t: RateLimit.parse(rate) for t, rate in defaults.items()}["x"] == RateLimit(
+        count=6, period=60
+    )
+    assert "sms" not in defaults  # Twilio paces each sender itself
 
 
 def test_the_dispatcher_gives_each_limited_channel_its_own_limiter():
