@@ -94,7 +94,7 @@ async def measure() -> dict[str, Any]:
     reads = sum(n for name, n in calls.items() if name not in WRITES)
     ours = {k: v for k, v in published.items() if k.startswith(prefix)}
     rows.add("store writes per alert (Redis scripts)", "redis", writes / count)
-    rows.add("store reads per alert (Redis commands)", "redis", reads / count)
+    rows.add("other Redis commands per alert (reads, and the scripts' own)", "redis", reads / count)
     rows.add("MQTT state publishes per alert", "redis", sum(ours.values()) / max(len(ours), 1))
     for name in list(rows.values):
         rows.describe(name, unit="")
