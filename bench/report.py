@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import REPO, RESULTS
-from bench.reference import REFERENCE, RETRACTION
+from bench.reference import CHANGES, REFERENCE, RETRACTION
 
 DOC = REPO / "docs" / "benchmarks.md"
 COLUMNS = (("floor", "floor"), ("peer", "peer"), ("sqlite", "SQLite"), ("redis", "Redis"))
@@ -322,7 +322,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
             *comparison(results["before"], results["after"]),
             "",
         ]
-    lines += [REFERENCE, RETRACTION]
+    lines += [CHANGES, REFERENCE, RETRACTION]
     return "\n".join(lines).rstrip() + "\n"
 
 

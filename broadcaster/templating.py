@@ -145,14 +145,15 @@ class Approval:
     approved_at: str
 
 
-def distinct_names(names: tuple[str, ...]) -> list[str]:
+@lru_cache(maxsize=1024)  # asked for each template of each trigger
+def distinct_names(names: tuple[str, ...]) -> tuple[str, ...]:
     """One display name per person (text_hygiene.person_key decides who is the same)."""
     out: dict[str, str] = {}
     for name in names:
         key = person_key(name)
         if key and key not in out:
             out[key] = person_name(name)
-    return list(out.values())
+    return tuple(out.values())
 
 
 class Approvals:
