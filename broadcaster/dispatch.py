@@ -126,6 +126,7 @@ class Dispatcher:
         self.renewer: asyncio.Task[None] | None = None
         self.by_alert: dict[str, asyncio.Task[None]] = {}
         self.roots: dict[str, asyncio.Future[dict[str, Receipt]]] = {}  # while it sends
+        self.fanned_out: dict[str, asyncio.Event] = {}  # set once an alert's task claimed
 
     def lane(self, channel_id: str) -> Lane:
         """The channel's lane, made again when its file changed (a reload): the new rate
@@ -171,6 +172,9 @@ class Dispatcher:
             return False
         self.publish(alert)
         self.spawn(alert)
+        # Back to the intake only once the fan-out is claimed: alerts go out in the order
+        # their triggers came, and the next trigger does not overtake this one.
+        await self.claimed(alert_id)
         return True
 
     def active(self, alert_id: str) -> bool:
@@ -181,17 +185,30 @@ class Dispatcher:
         """Send (or carry on sending) an alert; its deliveries' claims decide who sends."""
         if self.active(alert.id):
             return
+        self.fanned_out[alert.id] = asyncio.Event()
         task = asyncio.create_task(self.send_alert(alert), name=f"alert:{alert.id}")
         self.tasks.add(task)
         self.by_alert[alert.id] = task
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(lambda done: self.forget(alert.id, done))
 
+    async def claimed(self, alert_id: str) -> None:
+        """Wait until the alert's task has claimed its fan-out (or has ended)."""
+        task, event = self.by_alert.get(alert_id), self.fanned_out.get(alert_id)
+        if task is None or event is None:
+            return
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
     def forget(self, alert_id: str, task: asyncio.Task[None]) -> None:
         if self.by_alert.get(alert_id) is task:
             del self.by_alert[alert_id]
             self.stops.pop(alert_id, None)
             self.roots.pop(alert_id, None)
+            self.fanned_out.pop(alert_id, None)
         exc = None if task.cancelled() else task.exception()
         # A store that gave up is not this alert's fault: the daemon is exiting for it.
         if exc is not None and not isinstance(exc, StoreUnavailable):
@@ -244,6 +261,8 @@ class Dispatcher:
             )
         if started:
             self.publish(alert)
+        if event := self.fanned_out.get(alert.id):
+            event.set()
         claimed_at = asyncio.get_running_loop().time()
         await asyncio.gather(*(self.deliver(alert, d, claimed_at) for d in started))
         if alert.retracts is not None and self.corrections is not None:
@@ -481,22 +500,25 @@ class Dispatcher:
         every = self.policy.lease.total_seconds() / 3
         while self.held:
             await asyncio.sleep(every)
-            for key, delivery in list(self.held.items()):
-                now = utcnow()
-                try:
-                    renewed = await self.store.claim_delivery(
-                        delivery.alert_id,
-                        delivery.channel_id,
-                        self.owner,
-                        now + self.policy.lease,
-                        now,
-                    )
-                except StoreUnavailable:
-                    return  # the daemon is exiting for it
-                if renewed is None:
-                    self.held.pop(key, None)  # final, or taken over: the next save tells
-                else:
-                    delivery.claimed_until = renewed.claimed_until
+            # All at once: a busy store must not let the last of many claims run out.
+            results = await asyncio.gather(
+                *(self.renew(key, delivery) for key, delivery in list(self.held.items())),
+                return_exceptions=True,
+            )
+            if any(isinstance(r, StoreUnavailable) for r in results):
+                return  # the daemon is exiting for it
+            for failed in (r for r in results if isinstance(r, Exception)):
+                log.error("lease_not_renewed", exc_info=failed)
+
+    async def renew(self, key: str, delivery: Delivery) -> None:
+        now = utcnow()
+        renewed = await self.store.claim_delivery(
+            delivery.alert_id, delivery.channel_id, self.owner, now + self.policy.lease, now
+        )
+        if renewed is None:
+            self.held.pop(key, None)  # final, or taken over: the next save tells
+        else:
+            delivery.claimed_until = renewed.claimed_until
 
     def breaker_changed(self, channel_id: str, state: BreakerState) -> None:
         """Metrics at once; the store (for `broadcaster status`) in the background."""

@@ -98,3 +98,43 @@ async def test_the_claim_is_stored_before_the_request_and_the_answer_in_one_writ
     assert trail[0].detail["attempts"] == 1
     assert finished is not None
     assert finished.state == "sent"
+
+
+async def test_a_release_returns_once_its_fan_out_is_claimed(tmp_path: Path) -> None:
+    """So the intake's next trigger cannot overtake this one: alerts go out in order."""
+    store = SqliteStore(tmp_path / "order.db")
+    await store.open()
+    config = write_deployment(
+        tmp_path, mqtt_url="mqtt://127.0.0.1:9", channels={"held": {"type": "log"}}
+    )
+    provider = HeldProvider(store)
+    pipeline = build_pipeline(load_deployment(config), store, {"held": provider}, owner="d-1")
+    alert = Alert(
+        id="FW-FIRST",
+        incident="FW-FIRST",
+        scenario="major_fire",
+        stage="warning",
+        mode="live",
+        state="received",
+        issued_at=T,
+        created_at=T,
+    )
+    delivery = Delivery(
+        alert_id=alert.id,
+        channel_id="held",
+        channel_type="log",
+        language="de",
+        variant="short",
+        title="Großbrand",
+        text="Fenster und Türen schließen.",
+    )
+    try:
+        assert await store.create_alert(alert, [delivery])
+        assert await pipeline.dispatcher.release(alert.id)
+        claimed = await store.get_deliveries(alert.id)
+        provider.answer.set()
+        assert await pipeline.dispatcher.drain(10)
+    finally:
+        await pipeline.events.flush()
+        await store.close()
+    assert [(d.state, d.claimed_by) for d in claimed] == [("sending", "d-1")]
