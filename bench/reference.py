@@ -81,11 +81,12 @@ BENCH_EMAIL_SETTINGS='{"bcc_batch": 50}' scripts/bench.sh email --label after-bu
   delivery that made the change and preceded by reading the alert and all its
   deliveries: 26 MQTT publishes per alert of 10 deliveries. Now a change is told from a
   task of the alert's own, 10 ms later, with the state as it is then; changes meanwhile
-  are told together. About 2.4 publishes per alert, the last always the latest state,
+  are told together. Two or three publishes per alert, the last always the latest state,
   and no delivery waits for one.
 - **48 store writes per alert** (the `counts` rows): every audit entry in a transaction of
-  its own, and per delivery a claim and a "sending" save before its request. Now 16: an
-  audit entry is written with the state change it records; one write claims an alert's
+  its own, and per delivery a claim and a "sending" save before its request. Now 16: on
+  an alert's way out (received, released, each answer and retry, finished) an audit entry
+  is written with the state change it records; one write claims an alert's
   whole fan-out (and finds a retracted alert); a first attempt that follows its claim
   within a second goes without another write; a Redis save checks its claim inside its
   script (one round trip instead of two).

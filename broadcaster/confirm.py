@@ -446,15 +446,15 @@ class ConfirmDesk:
                 actor=officer,
                 detail={"release_at": release_at.isoformat()},
             )
-            alert = await self.store.update_alert(
-                link.alert.id,
-                expect={"awaiting_confirmation"},
-                audit=[requested],
-                release_at=release_at,
-                confirmed_by=officer,
-                decided_by=officer,
-            )
-            if alert is None or link.alert.release_at is not None:
+
+            def request_release(current: Alert) -> dict[str, object] | None:
+                # Only the first release: a second officer's tap changes nothing.
+                if current.state != "awaiting_confirmation" or current.release_at is not None:
+                    return None
+                return {"release_at": release_at, "confirmed_by": officer, "decided_by": officer}
+
+            alert = await self.store.modify_alert(link.alert.id, request_release, audit=[requested])
+            if alert is None:
                 return "too_late"
             self.publish(alert)
             if self.settings.confirm.undo_window <= timedelta(0):

@@ -263,7 +263,7 @@ class Daemon:
             log.warning("shutdown_with_deliveries_in_flight", detail="resumed at next start")
         await self.desk.close()
         await self.pipeline.officers.close()
-        await self.events.flush()  # the last state changes reach MQTT before it closes
+        await self.events.flush(grace)  # the last state changes reach MQTT before it closes
         await self.mqtt.stop()
         await self.supervisor.close()
         if self.store_open and self.store.outage.available:

@@ -248,9 +248,11 @@ class Dispatcher:
         deliveries = await self.store.get_deliveries(alert.id)
         open_ = [d for d in deliveries if self.claimable(d)]
         started: list[Delivery] = []
+        claimed_at = 0.0
         if open_:
             # One write claims the whole fan-out, and vouches for every first attempt.
             now = utcnow()
+            claimed_at = asyncio.get_running_loop().time()  # before: the lease runs from now
             started = await self.store.start_deliveries(
                 alert.id,
                 [d.channel_id for d in open_],
@@ -263,7 +265,6 @@ class Dispatcher:
             self.publish(alert)
         if event := self.fanned_out.get(alert.id):
             event.set()
-        claimed_at = asyncio.get_running_loop().time()
         await asyncio.gather(*(self.deliver(alert, d, claimed_at) for d in started))
         if alert.retracts is not None and self.corrections is not None:
             # Also after a crash between a correction and the deletion of its original.
@@ -402,6 +403,8 @@ class Dispatcher:
                         raise TransientError(str(exc)) from None
                     async with self.lane(cid).in_flight:
                         if begun is not None and loop.time() - begun <= FRESH_CLAIM:
+                            if alert.retracts is None and self.stop_event(alert.id).is_set():
+                                raise Retracted(alert.id)  # retracted here while it waited
                             delivery.attempts += 1
                         else:
                             await self.begin_attempt(alert, delivery)

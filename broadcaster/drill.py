@@ -78,10 +78,10 @@ async def run_drill(
     with tempfile.TemporaryDirectory(prefix="broadcaster-drill-") as folder:
         store = SqliteStore(Path(folder) / "drill.db")
         await store.open()
+        gate = ReleaseAtOnce()
+        pipeline = build_pipeline(deployment, store, {}, owner="drill", dry_run=True, gate=gate)
+        gate.dispatcher = dispatcher = pipeline.dispatcher
         try:
-            gate = ReleaseAtOnce()
-            pipeline = build_pipeline(deployment, store, {}, owner="drill", dry_run=True, gate=gate)
-            gate.dispatcher = dispatcher = pipeline.dispatcher
             payload = build_trigger(
                 scenario,
                 "drill",
@@ -113,6 +113,7 @@ async def run_drill(
             trail = await store.audit_trail(alert.id)
             return describe(report, alert, deliveries, trail)
         finally:
+            await pipeline.events.flush(10)  # its state reads need the store still open
             await store.close()
 
 

@@ -62,15 +62,24 @@ class Events:
                     return
         except StoreUnavailable as exc:  # the daemon is exiting for it
             log.error("state_not_told", alert_id=alert_id, error=str(exc))
+        except Exception:
+            log.exception("state_not_told", alert_id=alert_id)
         finally:
             # No await between the last check of `again` and this: nothing is missed.
             del self.telling[alert_id]
 
-    async def flush(self) -> None:
-        """Wait until every change announced so far has been told (before a shutdown
-        closes the MQTT link)."""
+    async def flush(self, within: float | None = None) -> bool:
+        """Wait (at most `within` seconds) until every change announced so far has been
+        told, before a shutdown closes the MQTT link; False when some were not."""
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
         while self.telling:
-            await asyncio.gather(*self.telling.values(), return_exceptions=True)
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            _, pending = await asyncio.wait(set(self.telling.values()), timeout=left)
+            if pending and left == 0.0:
+                log.warning("states_not_told", alerts=len(pending))
+                return False
+        return True
 
     def subscribe(self, sink: EventSink) -> None:
         self.sinks.append(sink)

@@ -146,8 +146,14 @@ class Retractor:
             retracted = await self.mark_retracted(alert, reason, actor)
             if retracted is None:
                 return RetractionResult("not_retractable", alert, detail="its state just changed")
-            await self.set_aside_unsent(alert_id)
-            return RetractionResult("retracted", retracted, detail="no channel had carried it")
+            # A fan-out claimed just before the mark may be on its way (no claim is taken
+            # after it): stop ours, and look again. What went out gets its correction.
+            await self.dispatcher.settled(alert_id, IN_FLIGHT_WAIT)
+            deliveries = await self.store.get_deliveries(alert_id)
+            carried = [d for d in deliveries if d.state in CARRIED]
+            if not carried:
+                await self.set_aside_unsent(alert_id)
+                return RetractionResult("retracted", retracted, detail="no channel had carried it")
         correction, fallback = self.build(alert, reason, actor)
         if await self.store.create_alert(correction, correction_deliveries(correction, carried)):
             await self.store.audit(

@@ -39,6 +39,7 @@ class Outage:
         self.errors = errors
         self.store = store
         self.since: float | None = None  # monotonic start of the current outage
+        self.unreachable = asyncio.Event()  # set while an outage lasts
         self.given_up: str | None = None
         self.on_give_up: list[Callable[[str], None]] = []
 
@@ -64,12 +65,14 @@ class Outage:
                     outage_seconds=round(time.monotonic() - self.since, 3),
                 )
                 self.since = None
+                self.unreachable.clear()
             return result
 
     async def _failed(self, exc: BaseException, wait: float) -> None:
         now = time.monotonic()
         if self.since is None:
             self.since = now
+            self.unreachable.set()
             log.warning("store_unreachable", store=self.store, error=_describe(exc))
         elapsed = now - self.since
         if elapsed >= self.limit:

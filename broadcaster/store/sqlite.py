@@ -370,6 +370,11 @@ class SqliteStore:
                 for write in batch:
                     try:
                         results.append(write.work(db))
+                    except sqlite3.OperationalError as exc:
+                        if _transient(exc):
+                            raise  # a busy or failing disk: the whole batch again, later
+                        failed = _Failed(exc)
+                        break
                     except Exception as exc:
                         failed = _Failed(exc)
                         break
@@ -757,7 +762,11 @@ def _all(db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> list[Any
     return db.execute(sql, tuple(args)).fetchall()
 
 
+def _transient(exc: sqlite3.OperationalError) -> bool:
+    return any(word in str(exc).lower() for word in _TRANSIENT)
+
+
 def _raise_busy(exc: sqlite3.OperationalError) -> None:
     """A busy or failing disk is raised as _Busy (retried); any other error returns."""
-    if any(word in str(exc).lower() for word in _TRANSIENT):
+    if _transient(exc):
         raise _Busy(str(exc)) from exc

@@ -293,6 +293,8 @@ async def test_the_retract_form_asks_for_the_pin_and_refuses_a_wrong_one(
         await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-RETRACT-PIN"))
         page = await open_link(phone, officer)
         await release_with_pin(page, "4711")
+        # The answer to the release has loaded (its form is gone) before the page reloads.
+        await expect(page.get_by_test_id("release")).to_have_count(0)
         await watcher.alert_in("FW-RETRACT-PIN", "sent")
         await page.reload()
         await expect(page.get_by_test_id("retract-pin")).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,26 @@ async def test_a_cancelled_caller_does_not_cut_its_write(tmp_path: Path) -> None
     finally:
         await store.close()
     assert rows == [("sent",)]  # the write went on without its caller
+
+
+async def test_a_locked_file_is_waited_out_not_failed(tmp_path: Path) -> None:
+    """Another process holds the write lock longer than the busy timeout: the write is
+    run again until it gets through, and its caller only waits."""
+    path = tmp_path / "b.db"
+    store = SqliteStore(path, busy_timeout=timedelta(milliseconds=20))
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert await store.create_alert(make_alert(A), make_deliveries(A, "c0"))
+        (delivery,) = await store.get_deliveries(A)
+        delivery.state = "delivered"
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        saving = asyncio.create_task(store.save_delivery(delivery))
+        await store.outage.unreachable.wait()  # the write met the lock and waits
+        other.execute("COMMIT")
+        assert await saving
+        (stored,) = await store.get_deliveries(A)
+    finally:
+        other.close()
+        await store.close()
+    assert stored.state == "delivered"
