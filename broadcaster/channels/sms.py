@@ -18,7 +18,8 @@ recipient, with `num_segments`. Errors are `{"code", "message", "more_info", "st
   are not tried either (transient too);
 - 5xx (and 408, 425): transient for that recipient; the next one is still tried. A 5xx or
   timeout after the request was sent is ambiguous (Twilio has no idempotency key): the
-  retry may send that SMS twice;
+  number stays in flight, and the retry looks it up in the Messages list before it
+  sends again (as after a crash, below);
 - 21211 (invalid To), 21408 (region not enabled), 21610 (recipient replied STOP),
   21612 (To not reachable by SMS), 21614 (not a mobile number): permanent for that
   recipient only (twilio.com/docs/api/errors/<code>); the next one is still tried;
@@ -59,7 +60,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -158,6 +159,7 @@ class _Answer:
     segments: int | None = None
     error: ChannelError | None = None
     stop: bool = False  # the error concerns every recipient: try no more
+    unsure: bool = False  # Twilio may have created the message all the same
 
 
 class SmsAdapter(HttpAdapter[SmsChannel]):
@@ -231,11 +233,15 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
         try:
             answer = await self.request("POST", self.url, data=form, headers=self._headers())
         except ChannelError as error:
-            return self._no_answer(error)
+            # No answer (a timeout, a dropped connection): it may have been created, so
+            # the next attempt looks it up before it sends again.
+            return replace(self._no_answer(error), unsure=True)
         data = answer.fields
         if answer.ok:
             return _Answer(sid=_text(data.get("sid")), segments=_count(data.get("num_segments")))
-        return self._refusal(answer)
+        refusal = self._refusal(answer)
+        # A 5xx after the request arrived is as unsure as no answer at all.
+        return replace(refusal, unsure=answer.status >= 500)
 
     async def _look_up(self, number: str, body: str, since: datetime | None) -> _Answer | None:
         """The message an earlier attempt may have created for this number (its answer was
@@ -383,7 +389,7 @@ class _Run:
                     self.unstarted.append(number)
                     return
                 answer = await adapter._send_one(number, self.body)
-            await self.record(number, answer)
+            await self.record(number, answer, unsure=answer.unsure)
 
     async def record(self, number: str, answer: _Answer, *, unsure: bool = False) -> None:
         if answer.error is None:

@@ -268,3 +268,34 @@ async def test_the_look_up_ignores_other_texts_and_older_messages(
 
     assert twilio.sent_to(number) == 3  # not found: sent
     assert twilio.message(receipt.data["ids"][number])["body"] == sms_body(sms())
+
+
+async def test_a_message_whose_answer_timed_out_is_looked_up_not_sent_again(
+    session: aiohttp.ClientSession, twilio: FakeTwilio, sms: MakeMessage
+) -> None:
+    """Twilio created it, but its answer never came within the timeout: the retry finds
+    it in the Messages list instead of texting the number a second time."""
+    to = numbers(2)
+    data: dict[str, Any] = {
+        "type": "sms",
+        "base_url": twilio.base_url,
+        "account_sid": ACCOUNT_SID,
+        "auth_token": AUTH_TOKEN,
+        "from": SENDER,
+        "to": to,
+    }
+    # A short timeout is the setting under test here, not a way to wait.
+    sender = SmsAdapter("sms", SmsChannel.model_validate(data), session, timeout=0.3)
+    twilio.hold_answers(after=1)  # the second number's message is created, its answer held
+    with pytest.raises(TransientError) as first:
+        await sender.send(sms())
+    twilio.release()
+    partial = first.value.partial
+    assert partial is not None
+    assert partial.data["in_flight"] == [to[1]]
+
+    receipt = await sender.send(sms(previous=partial))
+
+    assert receipt.recipients == Recipients(total=2, delivered=2, failed=0)
+    assert [twilio.sent_to(n) for n in to] == [1, 1]  # nobody got it twice
+    assert [q["To"] for q in twilio.lists] == [to[1]]  # only the unsure one looked up
