@@ -5,17 +5,19 @@ attempt's count and its audit entry are one write, durable before the alert is d
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from broadcaster.channels.base import OutgoingMessage
 from broadcaster.deployment import load_deployment
-from broadcaster.models import Alert, Delivery, Receipt
-from broadcaster.pipeline import build_pipeline
+from broadcaster.models import Receipt
+from broadcaster.pipeline import Pipeline, build_pipeline
 from broadcaster.store.sqlite import SqliteStore
 from tests.integration.harness import write_deployment
-
-T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+from tests.store.helpers import make_alert, make_delivery
 
 
 class HeldProvider:
@@ -44,9 +46,16 @@ class HeldProvider:
         raise AssertionError("nothing is deleted here")
 
 
-async def test_the_claim_is_stored_before_the_request_and_the_answer_in_one_write(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class Held:
+    store: SqliteStore
+    provider: HeldProvider
+    pipeline: Pipeline
+
+
+@pytest.fixture
+async def held(tmp_path: Path) -> AsyncIterator[Held]:
+    """A pipeline owned by daemon `d-1` whose one channel is a HeldProvider."""
     store = SqliteStore(tmp_path / "order.db")
     await store.open()
     config = write_deployment(
@@ -54,37 +63,27 @@ async def test_the_claim_is_stored_before_the_request_and_the_answer_in_one_writ
     )
     provider = HeldProvider(store)
     pipeline = build_pipeline(load_deployment(config), store, {"held": provider}, owner="d-1")
-    alert = Alert(
-        id="FW-ORDER",
-        incident="FW-ORDER",
-        scenario="major_fire",
-        stage="warning",
-        mode="live",
-        state="sending",
-        issued_at=T,
-        created_at=T,
-    )
-    delivery = Delivery(
-        alert_id=alert.id,
-        channel_id="held",
-        channel_type="log",
-        language="de",
-        variant="short",
-        title="Großbrand",
-        text="Fenster und Türen schließen.",
-    )
     try:
-        assert await store.create_alert(alert, [delivery])
-        pipeline.dispatcher.spawn(alert)
-        await provider.arrived.wait()
-        provider.answer.set()
-        assert await pipeline.dispatcher.drain(10)
-        (done,) = await store.get_deliveries(alert.id)
-        finished = await store.get_alert(alert.id)
-        trail = [e for e in await store.audit_trail(alert.id) if e.event == "delivered"]
+        yield Held(store, provider, pipeline)
     finally:
         await pipeline.events.flush()
         await store.close()
+
+
+async def test_the_claim_is_stored_before_the_request_and_the_answer_in_one_write(
+    held: Held,
+) -> None:
+    store, provider, pipeline = held.store, held.provider, held.pipeline
+    alert = make_alert("FW-ORDER", state="sending")
+    delivery = make_delivery(alert.id, "held", channel_type="log")
+    assert await store.create_alert(alert, [delivery])
+    pipeline.dispatcher.spawn(alert)
+    await provider.arrived.wait()
+    provider.answer.set()
+    assert await pipeline.dispatcher.drain(10)
+    (done,) = await store.get_deliveries(alert.id)
+    finished = await store.get_alert(alert.id)
+    trail = [e for e in await store.audit_trail(alert.id) if e.event == "delivered"]
     # Claimed and `sending` in the store while the request was on its way.
     assert provider.stored_on_arrival == [("sending", "d-1", 0)]
     assert provider.requests == 1
@@ -100,41 +99,14 @@ async def test_the_claim_is_stored_before_the_request_and_the_answer_in_one_writ
     assert finished.state == "sent"
 
 
-async def test_a_release_returns_once_its_fan_out_is_claimed(tmp_path: Path) -> None:
+async def test_a_release_returns_once_its_fan_out_is_claimed(held: Held) -> None:
     """So the intake's next trigger cannot overtake this one: alerts go out in order."""
-    store = SqliteStore(tmp_path / "order.db")
-    await store.open()
-    config = write_deployment(
-        tmp_path, mqtt_url="mqtt://127.0.0.1:9", channels={"held": {"type": "log"}}
-    )
-    provider = HeldProvider(store)
-    pipeline = build_pipeline(load_deployment(config), store, {"held": provider}, owner="d-1")
-    alert = Alert(
-        id="FW-FIRST",
-        incident="FW-FIRST",
-        scenario="major_fire",
-        stage="warning",
-        mode="live",
-        state="received",
-        issued_at=T,
-        created_at=T,
-    )
-    delivery = Delivery(
-        alert_id=alert.id,
-        channel_id="held",
-        channel_type="log",
-        language="de",
-        variant="short",
-        title="Großbrand",
-        text="Fenster und Türen schließen.",
-    )
-    try:
-        assert await store.create_alert(alert, [delivery])
-        assert await pipeline.dispatcher.release(alert.id)
-        claimed = await store.get_deliveries(alert.id)
-        provider.answer.set()
-        assert await pipeline.dispatcher.drain(10)
-    finally:
-        await pipeline.events.flush()
-        await store.close()
+    store, provider, pipeline = held.store, held.provider, held.pipeline
+    alert = make_alert("FW-FIRST", state="received")
+    delivery = make_delivery(alert.id, "held", channel_type="log")
+    assert await store.create_alert(alert, [delivery])
+    assert await pipeline.dispatcher.release(alert.id)
+    claimed = await store.get_deliveries(alert.id)
+    provider.answer.set()
+    assert await pipeline.dispatcher.drain(10)
     assert [(d.state, d.claimed_by) for d in claimed] == [("sending", "d-1")]
