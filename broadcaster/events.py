@@ -35,8 +35,7 @@ class EventSink(Protocol):
 
 
 class Events:
-    def __init__(self, tell_after: float = TELL_AFTER) -> None:
-        self.tell_after = tell_after
+    def __init__(self) -> None:
         self.sinks: list[EventSink] = []
         self.telling: dict[str, asyncio.Task[None]] = {}  # one task per alert at most
         self.again: set[str] = set()  # alerts changed again while being told
@@ -52,7 +51,7 @@ class Events:
     async def _tell(self, alert_id: str, store: Store) -> None:
         try:
             while True:
-                await asyncio.sleep(self.tell_after)
+                await asyncio.sleep(TELL_AFTER)
                 self.again.discard(alert_id)
                 alert = await store.get_alert(alert_id)
                 if alert is None:
