@@ -122,6 +122,36 @@ class Receipt(BaseModel):
     recipients: Recipients | None = None
 
 
+class StatusReport(BaseModel):
+    """A provider's report on one recipient's message, after it accepted it: a Twilio
+    status callback, a WhatsApp status webhook. Kept as reported; reports may come twice
+    and out of order, so readers rank them (receipts.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: str
+    message_id: str  # the provider's id of one recipient's message (SMS sid, wamid)
+    status: str  # the provider's word: sent, delivered, read, undelivered, failed, ...
+    error: str | None = None  # the provider's error code and text, when it gave one
+    at: datetime = Field(default_factory=utcnow)
+
+
+class PushSubscription(BaseModel):
+    """A browser's Web Push subscription, made on the city's warning page."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # derived from the endpoint: the same browser subscribing twice is one
+    endpoint: str
+    p256dh: str  # the browser's public key (base64url), for aes128gcm
+    auth: str  # the browser's auth secret (base64url)
+    language: str | None = None  # the page's language when it subscribed
+    # Made on the page's drill view: a test device, which gets drills (on a webpush
+    # channel set `drill: send`) and never live warnings.
+    drill: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Delivery(BaseModel):
     """One alert on one public channel: the exact text, and what happened to it."""
 

@@ -21,6 +21,8 @@ from broadcaster.models import (
     ChannelState,
     Delivery,
     InboxEntry,
+    PushSubscription,
+    StatusReport,
 )
 from broadcaster.store.outage import Outage
 
@@ -168,6 +170,28 @@ class Store(Protocol):
     async def save_channel_state(self, channel_id: str, state: ChannelState) -> None: ...
 
     async def channel_states(self) -> dict[str, ChannelState]: ...
+
+    # -- status reports: providers' word on each recipient after acceptance ----------
+    async def add_status_report(self, report: StatusReport) -> bool:
+        """Keep a report. False (nothing written) when the same (channel, message, status)
+        is kept already: providers repeat callbacks."""
+
+    async def status_reports(
+        self, channel_id: str, message_ids: Collection[str]
+    ) -> dict[str, list[StatusReport]]:
+        """The reports kept for these messages of a channel, each message's oldest first;
+        a message with none is absent."""
+
+    # -- Web Push subscriptions (the warning page) ----------------------------------
+    async def save_subscription(self, subscription: PushSubscription) -> None:
+        """Keep it, replacing one with the same id (a browser that subscribes again)."""
+
+    async def subscriptions(self) -> list[PushSubscription]:
+        """Every subscription, oldest first."""
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        """Forget it (unsubscribed, or the push service said it is gone); False when
+        there was none."""
 
     # -- audit trail -------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:
