@@ -64,7 +64,7 @@ class Daemon:
         self.store = open_store(s.store.url, deployment.base_dir, outage_limit=s.store.outage_limit)
         self.store.outage.on_give_up.append(lambda reason: self.fatal(reason, EXIT_STORE_GONE))
         self.supervisor = Supervisor(lambda reason: self.fatal(reason, EXIT_STORE_GONE))
-        self.pool = ChannelPool(deployment.channels, public_url=s.http.public_url)
+        self.pool = ChannelPool(deployment.channels, public_url=s.http.public_url, store=self.store)
         self.pipeline = build_pipeline(
             deployment, self.store, self.pool.adapters, owner=self.owner, dry_run=dry_run
         )

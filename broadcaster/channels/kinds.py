@@ -48,12 +48,24 @@ from broadcaster.channels.telegram import TelegramAdapter
 from broadcaster.channels.webhook import WebhookAdapter
 from broadcaster.channels.x import XAdapter
 from broadcaster.limits import Measurement
+from broadcaster.store.base import Store
 
 Variant = Literal["short", "long"]
 # How a provider counts a text: (text, limit) -> its count against the limit.
 Measure = Callable[[str, int | None], Measurement]
-# (channel id, its settings, the channel's own session, the daemon's public URL) -> adapter.
-AdapterFactory = Callable[[str, Any, aiohttp.ClientSession, str], Channel]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the daemon hands an adapter beside its settings."""
+
+    session: aiohttp.ClientSession  # the channel's own connection pool
+    public_url: str  # the daemon's http.public_url (media, hooks, the warning page)
+    store: Store | None = None  # for kinds whose recipients live in the store (Web Push)
+
+
+# (channel id, its settings, what the daemon hands it) -> adapter.
+AdapterFactory = Callable[[str, Any, Needs], Channel]
 # What a text over the limit means, where nothing more particular is known.
 REFUSED = "the provider refuses a longer post"
 
@@ -99,7 +111,7 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 MastodonChannel,
-                lambda cid, config, session, _: MastodonAdapter(cid, config, session),
+                lambda cid, config, needs: MastodonAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=True),
                 measure=limits.measure_mastodon,
                 length_limit=500,  # per instance: /api/v2/instance ...statuses.max_characters
@@ -110,7 +122,7 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 BlueskyChannel,
-                lambda cid, config, session, _: BlueskyAdapter(cid, config, session),
+                lambda cid, config, needs: BlueskyAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=True),
                 measure=limits.measure_bluesky,
                 length_limit=limits.BLUESKY_MAX_GRAPHEMES,  # and BLUESKY_MAX_BYTES bytes
@@ -121,7 +133,7 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 TelegramChannel,
-                lambda cid, config, session, _: TelegramAdapter(cid, config, session),
+                lambda cid, config, needs: TelegramAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=True),
                 measure=limits.measure_telegram,
                 length_limit=4096,  # UTF-16 units (conservative)
@@ -132,7 +144,7 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 FacebookChannel,
-                lambda cid, config, session, _: FacebookAdapter(cid, config, session),
+                lambda cid, config, needs: FacebookAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=True),
                 length_limit=63206,  # characters; never the binding constraint
                 rate_limit="60/min",  # Page BUC quota; no fixed public figure
@@ -141,7 +153,7 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 XChannel,
-                lambda cid, config, session, _: XAdapter(cid, config, session),
+                lambda cid, config, needs: XAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=True),
                 measure=limits.measure_x,
                 length_limit=limits.X_MAX_WEIGHTED_LENGTH,
@@ -153,14 +165,14 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 EmailChannel,
-                lambda cid, config, session, _: EmailAdapter(cid, config, session),
+                lambda cid, config, needs: EmailAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=False, per_recipient=True),
             )
         case "sms":
             return Kind(
                 name,
                 SmsChannel,
-                lambda cid, config, session, _: SmsAdapter(cid, config, session),
+                lambda cid, config, needs: SmsAdapter(cid, config, needs.session),
                 Capabilities(threads=False, delete=False, per_recipient=True),
                 measure=limits.measure_sms,
                 length_limit=3,  # segments
@@ -173,14 +185,14 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 WebhookChannel,
-                lambda cid, config, session, _: WebhookAdapter(cid, config, session),
+                lambda cid, config, needs: WebhookAdapter(cid, config, needs.session),
                 Capabilities(threads=True, delete=True),
             )
         case "cap_feed":
             return Kind(
                 name,
                 CapFeedChannel,
-                lambda cid, _config, _session, public_url: CapFeedAdapter(cid, public_url),
+                lambda cid, _config, needs: CapFeedAdapter(cid, needs.public_url),
                 # CAP threads by <references>, which the document carries itself.
                 Capabilities(threads=False, delete=True, reaches_people=False),
             )
@@ -188,7 +200,7 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 LogChannel,
-                lambda cid, _config, _session, _url: LogAdapter(cid),
+                lambda cid, _config, _needs: LogAdapter(cid),
                 Capabilities(threads=True, delete=True, reaches_people=False),
             )
         case _:

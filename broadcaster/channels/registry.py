@@ -8,19 +8,25 @@ from collections.abc import Mapping
 import aiohttp
 
 from broadcaster.channels.base import Channel
-from broadcaster.channels.kinds import kind
+from broadcaster.channels.kinds import Needs, kind
 from broadcaster.channels.settings import ChannelConfig
+from broadcaster.store.base import Store
 
 
 def make_channel(
-    channel_id: str, config: ChannelConfig, session: aiohttp.ClientSession, *, public_url: str
+    channel_id: str,
+    config: ChannelConfig,
+    session: aiohttp.ClientSession,
+    *,
+    public_url: str,
+    store: Store | None = None,
 ) -> Channel:
     """The adapter for one channels/<id>.yaml, by the table of kinds; made once per daemon
     and kept (Bluesky caches its session on the adapter)."""
     found = kind(config.channel_type)
     if not isinstance(config, found.settings):  # a model outside the table
         raise TypeError(f"{channel_id}: {type(config).__name__} is not {found.settings.__name__}")
-    return found.adapter(channel_id, config, session, public_url)
+    return found.adapter(channel_id, config, Needs(session, public_url, store))
 
 
 # A replaced channel's old connections stay this long for requests still on their way.
@@ -32,10 +38,13 @@ class ChannelPool:
     own (at most `max_in_flight` connections): a hanging provider fills only its own pool.
     Whoever opens the pool closes it."""
 
-    def __init__(self, configs: Mapping[str, ChannelConfig], *, public_url: str) -> None:
+    def __init__(
+        self, configs: Mapping[str, ChannelConfig], *, public_url: str, store: Store | None = None
+    ) -> None:
         self.configs: dict[str, ChannelConfig] = {}
         self.wanted = dict(configs)
         self.public_url = public_url
+        self.store = store
         self.adapters: dict[str, Channel] = {}
         self.sessions: dict[str, aiohttp.ClientSession] = {}
         self.retiring: set[asyncio.Task[None]] = set()
@@ -61,7 +70,7 @@ class ChannelPool:
                 )
                 self.sessions[channel_id] = session
                 self.adapters[channel_id] = make_channel(
-                    channel_id, config, session, public_url=self.public_url
+                    channel_id, config, session, public_url=self.public_url, store=self.store
                 )
         self.configs = dict(configs)
 

@@ -41,6 +41,8 @@ from broadcaster.models import (
     ChannelState,
     Delivery,
     InboxEntry,
+    PushSubscription,
+    StatusReport,
 )
 from broadcaster.store import (
     BROKER_MESSAGE_MEMORY,
@@ -137,6 +139,15 @@ class Keys:
     def channel_states(self) -> str:
         """Hash: channel_id -> its ChannelState's JSON."""
         return f"{self.prefix}:channels:state"
+
+    def status_reports(self, channel_id: str, message_id: str) -> str:
+        """Hash: status -> the StatusReport's JSON, for one recipient's message."""
+        return f"{self.prefix}:reports:{channel_id}:{message_id}"
+
+    @property
+    def subscriptions(self) -> str:
+        """Hash: subscription id -> the PushSubscription's JSON."""
+        return f"{self.prefix}:push:subscriptions"
 
     @property
     def leases(self) -> str:
@@ -666,6 +677,44 @@ class RedisStore:
             _str(cid): ChannelState.model_validate_json(_str(text))
             for cid, text in sorted(replies.items())
         }
+
+    # -- status reports ------------------------------------------------------------
+    # Single commands, atomic and safe to repeat: no write script needed.
+    async def add_status_report(self, report: StatusReport) -> bool:
+        key = self.keys.status_reports(report.channel_id, report.message_id)
+        text = report.model_dump_json()
+        return bool(await self._read(lambda r: r.hsetnx(key, report.status, text)))
+
+    async def status_reports(
+        self, channel_id: str, message_ids: Collection[str]
+    ) -> dict[str, list[StatusReport]]:
+        wanted = list(dict.fromkeys(message_ids))
+
+        async def read(r: Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            for message_id in wanted:
+                pipe.hvals(self.keys.status_reports(channel_id, message_id))
+            return list(await pipe.execute())
+
+        found: dict[str, list[StatusReport]] = {}
+        for message_id, texts in zip(wanted, await self._read(read), strict=True):
+            reports = [StatusReport.model_validate_json(_str(t)) for t in texts]
+            if reports:
+                found[message_id] = sorted(reports, key=lambda rep: (rep.at, rep.status))
+        return found
+
+    # -- Web Push subscriptions --------------------------------------------------------
+    async def save_subscription(self, subscription: PushSubscription) -> None:
+        text = subscription.model_dump_json()
+        await self._read(lambda r: r.hset(self.keys.subscriptions, subscription.id, text))
+
+    async def subscriptions(self) -> list[PushSubscription]:
+        texts = await self._read(lambda r: r.hvals(self.keys.subscriptions))
+        found = [PushSubscription.model_validate_json(_str(text)) for text in texts]
+        return sorted(found, key=lambda sub: (sub.created_at, sub.id))
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        return bool(await self._read(lambda r: r.hdel(self.keys.subscriptions, subscription_id)))
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

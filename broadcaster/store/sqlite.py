@@ -38,6 +38,8 @@ from broadcaster.models import (
     ChannelState,
     Delivery,
     InboxEntry,
+    PushSubscription,
+    StatusReport,
     utcnow,
 )
 from broadcaster.store import (
@@ -112,6 +114,20 @@ _TABLES = (
         channel_id TEXT PRIMARY KEY,
         data TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # Providers' reports on each recipient's message (Twilio callbacks, WhatsApp webhooks).
+    """CREATE TABLE IF NOT EXISTS status_reports (
+        channel_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at_us INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (channel_id, message_id, status)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS push_subscriptions (
+        id TEXT PRIMARY KEY,
+        created_us INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
@@ -143,6 +159,7 @@ _FROM_VERSION_1 = (
 
 _ALERT_COLUMNS = "id, state, incident, created_us, data"
 _DELIVERY_COLUMNS = "alert_id, channel_id, state, claimed_by, claimed_until_us, data"
+_IN_CHUNK = 500  # ids per `IN (...)` query: well under SQLite's limit of bound variables
 # Errors of a busy or failing disk, worth another try; anything else is a bug.
 _TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
 
@@ -685,6 +702,72 @@ class SqliteStore:
     async def channel_states(self) -> dict[str, ChannelState]:
         rows = await self._read("SELECT channel_id, data FROM channel_states ORDER BY channel_id")
         return {cid: ChannelState.model_validate_json(data) for cid, data in rows}
+
+    # -- status reports ------------------------------------------------------------
+    async def add_status_report(self, report: StatusReport) -> bool:
+        row = (
+            report.channel_id,
+            report.message_id,
+            report.status,
+            timestamp_us(report.at),
+            report.model_dump_json(),
+        )
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO status_reports"
+                " (channel_id, message_id, status, at_us, data) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(work)
+
+    async def status_reports(
+        self, channel_id: str, message_ids: Collection[str]
+    ) -> dict[str, list[StatusReport]]:
+        found: dict[str, list[StatusReport]] = {}
+        wanted = list(dict.fromkeys(message_ids))
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            rows = await self._read(
+                "SELECT data FROM status_reports WHERE channel_id = ? AND message_id IN"
+                f" ({', '.join('?' * len(chunk))}) ORDER BY message_id, at_us, status",
+                (channel_id, *chunk),
+            )
+            for (data,) in rows:
+                report = StatusReport.model_validate_json(data)
+                found.setdefault(report.message_id, []).append(report)
+        return found
+
+    # -- Web Push subscriptions --------------------------------------------------------
+    async def save_subscription(self, subscription: PushSubscription) -> None:
+        row = (
+            subscription.id,
+            timestamp_us(subscription.created_at),
+            subscription.model_dump_json(),
+        )
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO push_subscriptions (id, created_us, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET created_us = excluded.created_us,"
+                " data = excluded.data",
+                row,
+            )
+
+        await self._write(work)
+
+    async def subscriptions(self) -> list[PushSubscription]:
+        rows = await self._read("SELECT data FROM push_subscriptions ORDER BY created_us, id")
+        return [PushSubscription.model_validate_json(data) for (data,) in rows]
+
+    async def remove_subscription(self, subscription_id: str) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute("DELETE FROM push_subscriptions WHERE id = ?", (subscription_id,))
+            return cursor.rowcount == 1
+
+        return await self._write(work)
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

@@ -24,7 +24,9 @@ from broadcaster.models import (
     AuditEntry,
     ChannelState,
     InboxEntry,
+    PushSubscription,
     Receipt,
+    StatusReport,
 )
 from broadcaster.store.base import Store
 from broadcaster.store.redis import RedisStore
@@ -927,3 +929,53 @@ async def test_audit_tail_is_the_newest_entries_of_no_alert(store: Store) -> Non
     assert await store.audit_tail(3) == entries[:1:-1]
     assert await store.audit_tail(10) == entries[::-1]
     assert await store.audit_tail(0) == []
+
+
+async def test_status_reports_are_kept_once_each_and_read_per_message(opened: Opener) -> None:
+    first, second = await opened(), await opened()
+    sent = StatusReport(channel_id="sms", message_id="SM1", status="sent", at=T0)
+    delivered = StatusReport(
+        channel_id="sms", message_id="SM1", status="delivered", at=T0 + timedelta(seconds=2)
+    )
+    # Out of order, and the provider repeats a callback: each status is kept once.
+    assert await first.add_status_report(delivered) is True
+    assert await second.add_status_report(sent) is True
+    assert await first.add_status_report(sent) is False
+    failed = StatusReport(
+        channel_id="sms", message_id="SM2", status="failed", error="30003 unreachable", at=T0
+    )
+    assert await second.add_status_report(failed) is True
+    # Another channel's report on the same id is that channel's.
+    other = StatusReport(channel_id="whatsapp", message_id="SM1", status="read", at=T0)
+    assert await second.add_status_report(other) is True
+    found = await first.status_reports("sms", ["SM1", "SM2", "SM3", "SM1"])
+    assert sorted(found) == ["SM1", "SM2"]
+    assert [r.status for r in found["SM1"]] == ["sent", "delivered"]
+    assert found["SM2"] == [failed]
+    many = [f"SM{n}" for n in range(1200)]  # more than one query's worth of ids
+    assert sorted(await second.status_reports("sms", many)) == ["SM1", "SM2"]
+    assert await first.status_reports("sms", []) == {}
+
+
+async def test_push_subscriptions_are_kept_replaced_and_removed(opened: Opener) -> None:
+    first, second = await opened(), await opened()
+
+    def subscription(n: int, **changes: object) -> PushSubscription:
+        fields: dict[str, object] = {
+            "id": f"sub-{n}",
+            "endpoint": f"https://push.example/{n}",
+            "p256dh": "BPk",
+            "auth": "aa",
+            "created_at": T0 + timedelta(seconds=n),
+        }
+        return PushSubscription.model_validate({**fields, **changes})
+
+    for n in (2, 1, 3):
+        await first.save_subscription(subscription(n))
+    await second.save_subscription(subscription(2, language="en", drill=True))
+    kept = await second.subscriptions()
+    assert [s.id for s in kept] == ["sub-1", "sub-2", "sub-3"]
+    assert (kept[1].language, kept[1].drill) == ("en", True)
+    assert await first.remove_subscription("sub-1") is True
+    assert await second.remove_subscription("sub-1") is False
+    assert [s.id for s in await first.subscriptions()] == ["sub-2", "sub-3"]
