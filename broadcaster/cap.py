@@ -119,7 +119,7 @@ def is_published(alert: Alert) -> bool:
     return alert.state == "retracted" and alert.released_at is not None
 
 
-def _clean(text: str) -> str:
+def xml_safe(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
@@ -264,7 +264,7 @@ def msg_type(alert: Alert, references: Sequence[Alert]) -> Literal["Alert", "Upd
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     child = ET.SubElement(parent, tag)
     if text is not None:
-        child.text = _clean(text)
+        child.text = xml_safe(text)
     return child
 
 
@@ -390,14 +390,19 @@ def _document(root: ET.Element) -> bytes:
 
 # -- the Atom index feed ---------------------------------------------------------------
 def active_messages(
-    messages: Iterable[Alert], *, now: datetime, expires_after: timedelta
+    messages: Iterable[Alert],
+    *,
+    now: datetime,
+    expires_after: timedelta,
+    states: frozenset[str] = FEED_STATES,
 ) -> list[Alert]:
     """What the feed lists: released, not retracted or failed, not expired, not superseded.
 
     Within an incident (and mode) only the newest Alert/Update is active; a Cancel stays
-    listed until it expires, so pollers learn of the retraction.
+    listed until it expires, so pollers learn of the retraction. `states`: which count
+    (the warning page also shows an alert whose every channel failed).
     """
-    live = [m for m in messages if m.state in FEED_STATES and expires_at(m, expires_after) > now]
+    live = [m for m in messages if m.state in states and expires_at(m, expires_after) > now]
     newest: dict[tuple[str, str], Alert] = {}
     for m in live:
         if m.msg_type == "Cancel":

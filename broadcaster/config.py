@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -149,6 +150,36 @@ class AuditSettings(_Section):
     sample_every: int = Field(default=100, ge=1)
 
 
+# A frame-ancestors source: `*`, or a scheme and host (optionally a port, a `*.` subdomain
+# wildcard). Nothing else may reach the header (a `;` or a quote would change the policy).
+_FRAME_SOURCE = re.compile(r"^(\*|https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?)$")
+
+
+class WarningPageSettings(_Section):
+    """The city's public warning page (not in the contract: sensible defaults)."""
+
+    # After its all-clear, an incident shows "Entwarnung" this long, then drops off.
+    all_clear_for: Duration = timedelta(hours=2)
+    # A retracted warning shows its correction ("Falschmeldung") this long.
+    correction_for: Duration = timedelta(hours=6)
+    # How often an open page asks whether anything changed (a small cached JSON).
+    refresh_every: Duration = timedelta(seconds=15)
+    # Sites that may frame GET /warnings/banner (CSP frame-ancestors); the banner is
+    # read-only public text with one link, so any site by default.
+    banner_frame_ancestors: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+    @field_validator("banner_frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: list[str]) -> list[str]:
+        for source in value:
+            if not _FRAME_SOURCE.match(source):
+                raise ValueError(
+                    f"{source!r} is not a frame-ancestors source: write * or an origin "
+                    "such as https://www.example.org"
+                )
+        return value
+
+
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
 
@@ -166,6 +197,7 @@ class Settings(_Section):
     confirm: ConfirmSettings = Field(default_factory=ConfirmSettings)
     cap: CapSettings = Field(default_factory=CapSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    warning_page: WarningPageSettings = Field(default_factory=WarningPageSettings)
 
 
 def config_path(explicit: Path | None = None) -> Path:

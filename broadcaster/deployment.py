@@ -57,7 +57,8 @@ class Deployment:
         _replace(self.approvals.entries, new.approvals.entries)
 
     def renderer(self) -> Renderer:
-        return Renderer(self.templates, self.approvals, self.settings.drill.prefix)
+        s = self.settings
+        return Renderer(self.templates, self.approvals, s.drill.prefix, s.http.public_url)
 
 
 def _replace(mine: dict[K, V], theirs: dict[K, V]) -> None:

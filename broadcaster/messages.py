@@ -25,6 +25,7 @@ from broadcaster.templating import (
     retraction_key,
     template_key,
 )
+from broadcaster.warnings import page_url
 
 Mode = Literal["live", "drill"]
 Shower = Callable[[Path], str]  # a path as the user should read it (Deployment.show)
@@ -119,11 +120,24 @@ class ChannelMessage:
 
 class Renderer:
     def __init__(
-        self, folder: TemplateFolder, approvals: Approvals, drill_prefix: dict[str, str]
+        self,
+        folder: TemplateFolder,
+        approvals: Approvals,
+        drill_prefix: dict[str, str],
+        public_url: str = "http://127.0.0.1:8080",
     ) -> None:
         self.folder = folder
         self.approvals = approvals
         self.drill_prefix = drill_prefix
+        self.public_url = public_url
+
+    def variables(self, alert: AlertContext, language: str) -> dict[str, Any]:
+        """What a template sees: the alert's names and `page_url`, the public warning
+        page (its marked exercise view for a drill)."""
+        return {
+            **alert.variables(language),
+            "page_url": page_url(self.public_url, alert.mode == "drill"),
+        }
 
     def prefix(self, language: str) -> str:
         return self.drill_prefix.get(language) or self.drill_prefix.get("en") or "EXERCISE"
@@ -140,7 +154,7 @@ class Renderer:
         unapproved = self._check(sources, alert.mode)
         texts = {}
         for lang in playbook.languages:
-            context = alert.variables(lang)
+            context = self.variables(alert, lang)
             key = template_key(playbook.id, alert.stage, "instruction", lang)
             instruction = _render(sources[key], context) if key in sources else None
             context["instruction"] = instruction or ""
@@ -166,7 +180,7 @@ class Renderer:
         unapproved = self._check(sources, alert.mode)
         texts = {}
         for lang in alert.playbook.languages:
-            context = {**alert.variables(lang), "reason": reason}
+            context = {**self.variables(alert, lang), "reason": reason}
             texts[lang] = self._texts(
                 lang,
                 alert.mode,

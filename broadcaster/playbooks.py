@@ -40,7 +40,17 @@ ResponseType = Literal[
 
 # Names the engine puts into every template; a param must not hide one of them.
 RESERVED_NAMES = frozenset(
-    {"scenario", "scenario_name", "stage", "mode", "incident", "issued_at", "instruction", "reason"}
+    {
+        "scenario",
+        "scenario_name",
+        "stage",
+        "mode",
+        "incident",
+        "issued_at",
+        "instruction",
+        "reason",
+        "page_url",  # the public warning page (broadcaster/warnings.py)
+    }
 )
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -139,7 +139,10 @@ class Validator:
     def __init__(self, deployment: Deployment) -> None:
         self.d = deployment
         self.renderer = Renderer(
-            deployment.templates, _EveryBytes(), deployment.settings.drill.prefix
+            deployment.templates,
+            _EveryBytes(),
+            deployment.settings.drill.prefix,
+            deployment.settings.http.public_url,  # page_url's length counts
         )
         self.broken: set[str] = set()  # templates that cannot be parsed: not rendered again
         # (file, where, channel type) -> texts over a limit only with `beyond` fills
@@ -487,7 +490,7 @@ class Validator:
                         name,
                         f"unknown name {name!r}: retraction "
                         "templates see reason, scenario_name, incident, issued_at, "
-                        "mode and the alert's params",
+                        "mode, page_url and the alert's params",
                         "guard params with `is defined`",
                     )
         if missing:

@@ -41,6 +41,8 @@ class WebState:
 
 STATE = web.AppKey("state", WebState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# GET / for browsers (web/warnings.py sets it): the warning page; None means the JSON index.
+HOME: web.AppKey[Callable[[web.Request], Awaitable[web.StreamResponse | None]]] = web.AppKey("home")
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -164,15 +166,21 @@ async def alert_audit(request: web.Request) -> web.Response:
     return _json([public_entry(e) for e in await store.audit_trail(alert_id)])
 
 
-async def index(request: web.Request) -> web.Response:
-    """GET /: where to go from here, instead of a bare 404."""
+async def index(request: web.Request) -> web.StreamResponse:
+    """GET /: the warning page for browsers; for `Accept: application/json`, where to go
+    from here, instead of a bare 404."""
+    home = request.app.get(HOME)
+    if home is not None and (page := await home(request)) is not None:
+        return page
     return _json(
         {
             "service": "broadcaster",
             "api": openapi.PATH,
             "health": "/healthz",
             "cap_feed": "/cap/feed.atom",
-        }
+            "warnings": "/warnings",
+        },
+        headers={"Vary": "Accept"},
     )
 
 

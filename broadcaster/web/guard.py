@@ -33,10 +33,17 @@ PAGE_CSP = (
 async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
     """aiohttp's on_response_prepare: runs for every answer, redirects and errors too."""
     for name, value in SECURITY_HEADERS.items():
+        if name == "X-Frame-Options" and _may_be_framed(response):
+            continue  # its own frame-ancestors says who may (the warning banner)
         response.headers.setdefault(name, value)
     response.headers["Server"] = "broadcaster"
     if request.path.startswith("/confirm/"):
         response.headers["Cache-Control"] = "no-store"
+
+
+def _may_be_framed(response: web.StreamResponse) -> bool:
+    policy = response.headers.get("Content-Security-Policy", "")
+    return "frame-ancestors" in policy and "frame-ancestors 'none'" not in policy
 
 
 def origin_of(url: str) -> str:
