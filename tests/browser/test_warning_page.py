@@ -6,6 +6,7 @@ are kept in docs/images/ (docs/warning-page.md shows them)."""
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.browser.conftest import PHONE
@@ -105,8 +107,6 @@ async def citizen(browser: Browser) -> AsyncIterator[BrowserContext]:
 
 
 def base(config: Path) -> str:
-    import yaml
-
     settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     return str(settings["http"]["public_url"])
 
@@ -130,7 +130,7 @@ async def check_layout(page: Page, width: int, entries: int) -> None:
     assert levels[0] == 1
     assert levels.count(1) == 1
     assert levels.count(2) == max(entries, 1)
-    assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False))
+    assert all(b <= a + 1 for a, b in itertools.pairwise(levels))
     assert await page.locator("html").get_attribute("lang") in ("de", "en")
     blocks = page.locator("[data-testid^='text-']")
     for i in range(await blocks.count()):

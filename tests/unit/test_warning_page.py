@@ -3,6 +3,7 @@ against a real SQLite store (broadcaster/web/warnings.py), and `page_url` in tem
 
 from __future__ import annotations
 
+import asyncio
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -18,14 +19,21 @@ from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, select_
 from broadcaster.cap import cancel_identifier
 from broadcaster.config import Settings
 from broadcaster.deployment import Deployment
+from broadcaster.messages import AlertContext
 from broadcaster.models import Alert, Delivery, Texts
-from broadcaster.playbooks import RESERVED_NAMES, Playbook
+from broadcaster.playbooks import RESERVED_NAMES, Playbook, validate_params
 from broadcaster.reload import load_usable
 from broadcaster.retraction import correction_id
 from broadcaster.store.sqlite import SqliteStore
 from broadcaster.warnings import Entry, current_entries, page_url, snapshot
 from broadcaster.web.api import WebState, make_app
-from broadcaster.web.warnings import add_warning_routes, prefers_json, render_page
+from broadcaster.web.warnings import (
+    PAGES,
+    WarningPage,
+    add_warning_routes,
+    prefers_json,
+    render_page,
+)
 from tests.integration.harness import write_deployment
 from tests.store.helpers import make_alert
 
@@ -222,9 +230,6 @@ def test_page_url_is_a_template_name_and_a_drill_links_its_view() -> None:
 
 
 def test_page_url_in_a_rendered_alert(deployment_copy: Path) -> None:
-    from broadcaster.messages import AlertContext
-    from broadcaster.playbooks import validate_params
-
     deployment = load_usable(deployment_copy).deployment
     folder = deployment.templates.root / "major_fire" / "warning"
     (folder / "long.de.j2").write_text("Mehr: {{ page_url }}\n", encoding="utf-8")
@@ -272,8 +277,6 @@ def test_the_push_fragment_gets_the_language_and_the_drill_flag() -> None:
         ),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
-    from broadcaster.web.warnings import PAGES
-
     environment.filters.update(PAGES.filters)
     drill = shown([alert("D", 1, mode="drill")], "drill")
     assert "<p id=push>en/True</p>" in page(drill, "en", push=True, environment=environment)
@@ -458,3 +461,35 @@ async def test_the_page_says_clearly_when_nothing_is_current(
     assert feed.findall(f"{A}entry") == []
     data = json.loads(await (await http.get("/warnings.json")).text())
     assert data["warnings"] == []
+
+
+async def test_the_cache_serves_many_from_one_read_and_an_alert_change_drops_it(
+    tmp_path: Path,
+) -> None:
+    config = write_deployment(tmp_path, mqtt_url="mqtt://127.0.0.1:1", channels={})
+    store = SqliteStore(tmp_path / "cache.db")
+    await store.open()
+    reads = 0
+    real = store.list_alerts
+
+    async def counted(limit: int) -> list[Alert]:
+        nonlocal reads
+        reads += 1
+        return await real(limit)
+
+    store.list_alerts = counted  # type: ignore[method-assign, assignment]
+    try:
+        page = WarningPage(load_usable(config).deployment, store)
+        first = await asyncio.gather(*(page.current("live") for _ in range(50)))
+        assert reads == 1
+        assert all(s.entries == () for s in first)
+        assert await store.create_alert(recent("FW-NEW"), [])
+        assert (await page.current("live")).entries == ()  # cached: not read again yet
+        assert reads == 1
+        await page.alert_changed(await store.get_alert("FW-NEW"), [])  # type: ignore[arg-type]
+        fresh = await page.current("live")
+        assert reads == 2
+        assert [e.id for e in fresh.entries] == ["FW-NEW"]
+        assert fresh.version != first[0].version
+    finally:
+        await store.close()
