@@ -60,6 +60,11 @@ CONTRAST = """(selector) => {
   return out;
 }"""
 TEXT = "h1, h2, h3, h4, p, dt, dd, a, span, strong, del, time, .long"
+# Everything but the skip link sits in a landmark (header, main, footer).
+OUTSIDE_LANDMARKS = """() => [...document.body.children]
+  .filter((el) => !["HEADER", "MAIN", "FOOTER", "SCRIPT"].includes(el.tagName))
+  .filter((el) => !el.classList.contains("skip"))
+  .map((el) => el.tagName)"""
 LEVELS = "() => [...document.querySelectorAll('h1,h2,h3,h4,h5,h6')].map(h => +h.tagName[1])"
 
 
@@ -138,6 +143,8 @@ async def check_layout(page: Page, width: int, entries: int) -> None:
         assert await blocks.nth(i).get_attribute("lang") == code
     await expect(page.locator("main#warnings")).to_have_count(1)
     await expect(page.locator("header")).to_have_count(1)
+    await expect(page.locator("footer")).to_have_count(1)
+    assert await page.evaluate(OUTSIDE_LANDMARKS) == []
     ratios = await page.evaluate(CONTRAST, TEXT)
     assert len(ratios) > 5
     low = [(what, round(ratio, 2)) for what, ratio in ratios if ratio < 4.5]
