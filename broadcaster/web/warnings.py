@@ -49,6 +49,7 @@ from broadcaster.web.i18n import pick_language
 from broadcaster.web.warning_texts import TEXTS
 
 CACHE_TTL = 5.0  # seconds a snapshot is served without looking at the store again
+CHURN_TTL = 0.5  # seconds for one read while alerts were changing under it
 BANNER_REFRESH = 60  # seconds: the banner reloads itself (a meta refresh, no script)
 MAX_AGE = "public, max-age=5"  # a proxy in front may keep an answer as long as we do
 PUSH_TYPE = "webpush"  # the channel type whose subscriptions the page offers
@@ -121,8 +122,11 @@ class WarningPage:
             generation = self.generation
             taken = time.monotonic()
             fresh = await self.load(mode)
-            if generation == self.generation:
-                self.snapshots[mode] = (taken, fresh)
+            if generation != self.generation:
+                # Changed while reading: keep it only briefly, so that a stream of
+                # changes (a fan-out) costs a few reads a second, not one per request.
+                taken -= CACHE_TTL - CHURN_TTL
+            self.snapshots[mode] = (taken, fresh)
             return fresh
 
     async def load(self, mode: Mode) -> Snapshot:
