@@ -34,6 +34,7 @@ from broadcaster.store.base import Store
 from broadcaster.warnings import (
     PAGE_LANGUAGES,
     PAGE_PATH,
+    Entry,
     Snapshot,
     atom_feed,
     banner_entry,
@@ -92,7 +93,7 @@ class WarningPage:
     snapshots: dict[Mode, tuple[float, Snapshot]] = field(default_factory=dict)
     rendered: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    generation: int = 0  # bumped by every change: a read started before it is not kept
+    generation: int = 0  # bumped by every change: a read started before it is kept briefly
 
     @property
     def public_url(self) -> str:
@@ -135,7 +136,7 @@ class WarningPage:
         now = utcnow()
         alerts = await self.store.list_alerts(FEED_SCAN_LIMIT)
 
-        def entries(links: Mapping[str, str]) -> Any:
+        def entries(links: Mapping[str, str]) -> list[Entry]:
             return current_entries(
                 alerts,
                 self.deployment.playbooks,
@@ -184,7 +185,9 @@ class WarningPage:
         drill = snap.mode == "drill"
         push = self.push_offered()
         key = (snap.mode, lang, "push" if push else "")
-        etag = f'"{snap.version}-{lang}-{"p" if push else ""}{"d" if drill else ""}"'
+        # The minute too: the page says when it was current ("Stand"), to the minute.
+        minute = snap.at.strftime("%H%M")
+        etag = f'"{snap.version}-{minute}-{lang}-{"p" if push else ""}{"d" if drill else ""}"'
         kept = self.rendered.get(key)
         if kept is not None and kept[0] == etag:
             return kept

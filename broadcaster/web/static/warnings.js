@@ -16,6 +16,17 @@
   const clock = () =>
     new Date().toLocaleTimeString(body.dataset.lang || "de", { hour: "2-digit", minute: "2-digit" });
 
+  // "Stand: 23.11.2026, 10:32 Uhr", as the server writes it: the content is that fresh.
+  function asOf(moment) {
+    const time = document.querySelector(".as-of time");
+    if (!time || isNaN(moment)) return;
+    const two = (n) => String(n).padStart(2, "0");
+    const text = two(moment.getDate()) + "." + two(moment.getMonth() + 1) + "." +
+      moment.getFullYear() + ", " + two(moment.getHours()) + ":" + two(moment.getMinutes());
+    time.textContent = body.dataset.lang === "de" ? text + " Uhr" : text;
+    time.dateTime = moment.toISOString();
+  }
+
   async function swap() {
     const response = await fetch(location.pathname + location.search, {
       cache: "no-cache",
@@ -46,6 +57,7 @@
       if (response.ok) {
         const data = await response.json();
         if (data && typeof data.version === "string" && data.version !== version) await swap();
+        else if (data && typeof data.generated_at === "string") asOf(new Date(data.generated_at));
       }
     } catch (error) {
       // offline for a moment: the page stays as it is, the next poll tries again
