@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.browser.conftest import PHONE
@@ -398,3 +400,54 @@ async def test_an_alert_awaiting_its_duty_officer_is_never_shown_until_released(
             "data-alert", "FW-WAIT", timeout=15_000
         )
         await kept(page)
+
+
+async def test_another_site_may_frame_the_banner_but_not_the_page(
+    tmp_path, mosquitto, watcher: Watcher, hooks, desktop
+):
+    """The city's website (another origin) embeds the banner as docs/warning-page.md
+    says; the same site cannot frame the page itself."""
+    config = deploy(tmp_path, hooks, mosquitto)
+    root = base(config)
+    city = web.Application()
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(
+            text=CITY_SITE.replace("ROOT", root), content_type="text/html", charset="utf-8"
+        )
+
+    city.router.add_get("/", home)
+    server = TestServer(city, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with running_daemon(config):
+            storm = signed_trigger("FW-STORM", scenario="severe_storm", params=STORM)
+            await publish(mosquitto.url, "bc/trigger", storm)
+            await watcher.alert_in("FW-STORM", "sent")
+            await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-BANNER"))
+            await watcher.alert_in("FW-BANNER", "sent")  # as severe, and newer
+            page = await desktop.new_page()
+            await page.goto(str(server.make_url("/")))
+            banner = page.frame_locator("#banner")
+            await expect(banner.get_by_test_id("banner-title")).to_have_text(TITLE)
+            await expect(banner.get_by_test_id("banner-more")).to_have_text("+1 weitere")
+            link = banner.get_by_test_id("banner")
+            await expect(link).to_have_attribute("target", "_top")
+            assert (await link.get_attribute("href") or "").startswith(root + "/warnings?lang=de#")
+            framed = next(f for f in page.frames if f.name == "page")
+            assert not framed.url.startswith(root)  # refused: Chromium shows its error page
+            await page.locator("#banner").screenshot(path=str(IMAGES / "warning-banner.png"))
+    finally:
+        await server.close()
+
+
+STORM = {"wind_kmh": 100, "from_time": "14:00", "until_time": "20:00"}
+CITY_SITE = """<!doctype html><html lang="de"><head><meta charset="utf-8">
+<title>Stadt Musterstadt</title></head>
+<body style="font-family:sans-serif;margin:0;padding:1rem;background:#eef">
+<h1>Stadt Musterstadt</h1>
+<iframe id="banner" name="banner" src="ROOT/warnings/banner?lang=de"
+        title="Aktuelle Warnungen der Stadt" style="width:100%;height:3.5rem;border:0"></iframe>
+<iframe id="page" name="page" src="ROOT/warnings" title="framed page"
+        style="width:100%;height:5rem"></iframe>
+</body></html>"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -493,3 +494,52 @@ async def test_the_cache_serves_many_from_one_read_and_an_alert_change_drops_it(
         assert fresh.version != first[0].version
     finally:
         await store.close()
+
+
+# -- contrast of the stylesheet's colour pairs (WCAG 2.1 AA: 4.5:1 for text) -------------
+CSS = Path(__file__).resolve().parents[2] / "broadcaster" / "web" / "static" / "warnings.css"
+
+
+def luminance(hex_colour: str) -> float:
+    value = hex_colour.lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def ratio(a: str, b: str) -> float:
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+@pytest.mark.parametrize(
+    ("text", "background"),
+    [
+        ("--ink", "--bg"),
+        ("--ink", "--card"),
+        ("--muted", "--bg"),
+        ("--muted", "--card"),
+        ("--link", "--card"),
+        ("--link", "--bg"),
+        ("#fff", "--warning"),  # the kind badge and the banner
+        ("#fff", "--all-clear"),
+        ("#fff", "--correction"),
+        ("#fff", "--drill"),
+        ("--ink", "--warning-soft"),  # what to do
+        ("--ink", "--all-clear-soft"),
+        ("--ink", "--correction-soft"),
+        ("#ffd400", "#111"),  # the exercise banner
+        ("#111", "#ffd400"),  # the exercise badge
+    ],
+)
+def test_the_stylesheets_text_colours_read_at_4_5_to_1(text: str, background: str) -> None:
+    css = CSS.read_text(encoding="utf-8")
+    colours = dict(re.findall(r"(--[a-z-]+):\s*(#[0-9a-fA-F]{3,6});", css))
+
+    def colour(name: str) -> str:
+        return colours[name] if name.startswith("--") else name
+
+    assert ratio(colour(text), colour(background)) >= 4.5
+    assert ratio("#767676", "#fff") >= 4.5 > ratio("#777777", "#fff")  # the formula itself
