@@ -530,6 +530,7 @@ def ratio(a: str, b: str) -> float:
         ("--ink", "--warning-soft"),  # what to do
         ("--ink", "--all-clear-soft"),
         ("--ink", "--correction-soft"),
+        ("--ink", "--drill-soft"),
         ("#ffd400", "#111"),  # the exercise banner
         ("#111", "#ffd400"),  # the exercise badge
     ],
