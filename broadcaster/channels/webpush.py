@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 from collections import deque
@@ -82,7 +81,7 @@ from broadcaster.channels.base import (
     TransientError,
 )
 from broadcaster.channels.http import Answer, HttpAdapter, excerpt
-from broadcaster.channels.recipients import Checkpoints, RecipientProgress
+from broadcaster.channels.recipients import Checkpoints, RecipientProgress, run_workers
 from broadcaster.channels.settings import WebpushChannel
 from broadcaster.limits import Measurement, utf8_length
 from broadcaster.models import PushSubscription, Receipt
@@ -368,19 +367,7 @@ class _Run:
         if self.count == 0:
             return
         workers = min(self.adapter._config.max_in_flight, self.count)
-        tasks = [asyncio.create_task(self.work()) for _ in range(workers)]
-        ticker = asyncio.create_task(self.checkpoints.ticking())
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        await run_workers(workers, self.work, self.checkpoints)
         if self.stop is not None:
             for recipient in [*self.unstarted, *self.reserved, *self.rest]:
                 self.progress.failed(recipient, self.stop)
