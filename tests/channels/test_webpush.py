@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,16 +39,6 @@ TEXT = "Großbrand in Flingern-Nord. Fenster und Türen schließen. Lüftung aus
 async def push() -> AsyncIterator[FakePushService]:
     async with FakePushService.start() as server:
         yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "push.db")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -439,3 +428,17 @@ def test_accepted_key_forms_and_defaults() -> None:
     )
     assert kind("webpush").capabilities.per_recipient
     assert not kind("webpush").capabilities.threads
+
+
+def test_the_vapid_keys_command_prints_a_working_pair() -> None:
+    from typer.testing import CliRunner
+
+    from broadcaster.cli import app
+
+    result = CliRunner().invoke(app, ["vapid-keys"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    private = lines[0].removeprefix("VAPID_PRIVATE_KEY=")
+    assert len(private) == 43
+    assert VapidSigner(private, SUBJECT).public_key in lines[1]
+    assert settings(vapid_private_key=private).vapid_private_key == private
