@@ -85,8 +85,9 @@ async def put(deployment: Deployment, subscriptions: list[PushSubscription]) -> 
     store = open_store(url, deployment.folder)
     await store.open()
     try:
-        for start in range(0, len(subscriptions), 500):
-            batch = subscriptions[start : start + 500]
+        # 50 at once: within the Redis client's pool, and SQLite commits them together.
+        for start in range(0, len(subscriptions), 50):
+            batch = subscriptions[start : start + 50]
             await asyncio.gather(*(store.save_subscription(s) for s in batch))
     finally:
         await store.close()
