@@ -20,7 +20,18 @@ from typing import Any
 from bench.harness import RESULTS, machine, repeats
 from bench.report import write_doc
 
-MEASURES = ("floor", "latency", "counts", "fanout", "burst", "sms", "email", "confirm", "profile")
+MEASURES = (
+    "floor",
+    "latency",
+    "counts",
+    "fanout",
+    "burst",
+    "sms",
+    "email",
+    "webpush",
+    "confirm",
+    "profile",
+)
 
 
 def load(label: str) -> dict[str, Any]:

@@ -590,12 +590,16 @@ async def one_alert(
     store: str,
     channels: dict[str, dict[str, Any]],
     timeout: float,
+    prepare: Callable[[Deployment], Awaitable[None]] | None = None,
 ) -> tuple[float, float]:
     """A fresh daemon with `channels`, one trigger: seconds from publishing to the alert's
-    final state on MQTT, and the daemon's peak RSS in MB."""
+    final state on MQTT, and the daemon's peak RSS in MB. `prepare` runs on the deployment
+    before the daemon starts (the Web Push subscriptions are put in its store)."""
     deployment = deploy(
         folder / f"{store}-{run_id()}", broker, redis, store, channels, delivery={"deadline": "2h"}
     )
+    if prepare is not None:
+        await prepare(deployment)
     async with daemon(deployment) as process, publisher(broker.url) as client:
         alert_id = f"A-{run_id()}"
         payload = trigger_bytes(alert_id)

@@ -55,6 +55,8 @@ issue's where the full size would take the suite past about 15 minutes on 2 core
 | burst (x 10 channels) | 200; 1,000 once per store | `BENCH_BURST`, `BENCH_BURST_LARGE` (0 skips) |
 | SMS recipients | 1,000 | `BENCH_SMS_RECIPIENTS` (issue: 10,000) |
 | e-mail recipients | 1,000 | `BENCH_EMAIL_RECIPIENTS` (issue: 10,000) |
+| Web Push subscriptions | 10,000 | `BENCH_WEBPUSH_SUBSCRIPTIONS` |
+| Web Push: the fake decrypts every n-th | 100 | `BENCH_WEBPUSH_CHECK_EVERY` |
 | confirm rounds per repeat | 3 | `BENCH_CONFIRM_ROUNDS` |
 | profiled triggers | 150 | `BENCH_PROFILE_TRIGGERS` |
 | stores | both | `BENCH_STORES=sqlite` or `redis` |

@@ -528,6 +528,20 @@ def report(
     out.print(Text(f"report: {html_path}"))
 
 
+@app.command("vapid-keys")
+def vapid_keys() -> None:
+    """A new VAPID key pair for a webpush channel: the private key for the environment
+    (VAPID_PRIVATE_KEY), the public key the warning page hands to browsers."""
+    from broadcaster.vapid import new_key_pair  # imported here: this command is the only user
+
+    private, public = new_key_pair()
+    typer.echo(f"VAPID_PRIVATE_KEY={private}")
+    typer.echo(f"# application server key (public; the page serves it): {public}")
+    typer.echo(
+        "# Keep the private key secret. Changing it later makes every browser subscribe again."
+    )
+
+
 def _settings(config: Path | None) -> Settings:
     settings, problems = read_settings(config_path(config))
     if settings is None or problems:

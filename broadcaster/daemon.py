@@ -34,6 +34,7 @@ from broadcaster.takeover import Takeover
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.push import add_push_routes
 from broadcaster.web.warnings import add_warning_routes
 
 log = structlog.get_logger(__name__)
@@ -156,6 +157,7 @@ class Daemon:
             sender_name=cap.sender_name,
         )
         add_warning_routes(app, self.deployment, self.events)
+        add_push_routes(app, self.deployment.channels, self.settings.http.public_url)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

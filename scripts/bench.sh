@@ -5,7 +5,7 @@
 # bench/results/<label>.json and docs/benchmarks.md.
 #
 #   scripts/bench.sh [MEASURE ...] [--label before|after|NAME]
-#   measures: floor latency fanout burst sms email confirm profile
+#   measures: floor latency fanout burst sms email webpush confirm profile
 #   scripts/bench.sh retraction    # the older retraction benchmark, prints its own table
 #
 # Sizes and repeats come from BENCH_* variables (docs/benchmarks.md lists them).

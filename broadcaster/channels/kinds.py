@@ -41,11 +41,13 @@ from broadcaster.channels.settings import (
     SmsChannel,
     TelegramChannel,
     WebhookChannel,
+    WebpushChannel,
     XChannel,
 )
 from broadcaster.channels.sms import SmsAdapter
 from broadcaster.channels.telegram import TelegramAdapter
 from broadcaster.channels.webhook import WebhookAdapter
+from broadcaster.channels.webpush import TEXT_BUDGET, WebpushAdapter, measure_payload
 from broadcaster.channels.x import XAdapter
 from broadcaster.limits import Measurement
 from broadcaster.store.base import Store
@@ -202,6 +204,24 @@ def _kind(name: ChannelType) -> Kind:
                 LogChannel,
                 lambda cid, _config, _needs: LogAdapter(cid),
                 Capabilities(threads=True, delete=True, reaches_people=False),
+            )
+        case "webpush":
+            return Kind(
+                name,
+                WebpushChannel,
+                lambda cid, config, needs: WebpushAdapter(
+                    cid, config, needs.session, public_url=needs.public_url, store=needs.store
+                ),
+                # No threads: a follow-up replaces the incident's earlier push (Topic while
+                # queued, the notification's tag on screen). A shown one cannot be deleted.
+                Capabilities(threads=False, delete=False, per_recipient=True),
+                measure=measure_payload,
+                length_limit=TEXT_BUDGET,  # UTF-8 bytes of title and text
+                # No rate limit by default (it would count per subscription); the push
+                # services take thousands a second (messages_per_second paces here).
+                variant="short",
+                counts_title=True,
+                over_limit="the push is shortened to fit 4 KB (it ends in …)",
             )
         case _:
             # mypy names here every ChannelType without an entry above.

@@ -8,7 +8,8 @@ a takeover resumes where it stood.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -231,6 +232,26 @@ class Checkpoints:
         elapsed = asyncio.get_running_loop().time() - self.last
         if self.settled >= self.every or elapsed >= self.interval:
             await self.save()
+
+
+async def run_workers(
+    count: int, work: Callable[[], Coroutine[Any, Any, None]], checkpoints: Checkpoints
+) -> None:
+    """`count` tasks of `work` at once, with `checkpoints` ticking beside them; if one
+    fails (a lost claim), the others are cancelled and the error propagates."""
+    tasks = [asyncio.create_task(work()) for _ in range(count)]
+    ticker = asyncio.create_task(checkpoints.ticking())
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
 
 
 def _summary(failed: Mapping[str, str]) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from broadcaster.durations import Duration
 from broadcaster.problems import Problem, display_path
+from broadcaster.vapid import VapidKeyError, load_private_key, subject_problem
 from broadcaster.yamlfiles import load_yaml, validation_problems
 
 if TYPE_CHECKING:
@@ -18,7 +21,17 @@ if TYPE_CHECKING:
 # Every channel type. Each has a settings model below (in ChannelConfig) and an entry in
 # the table of kinds (broadcaster/channels/kinds.py), which mypy checks against this list.
 ChannelType = Literal[
-    "mastodon", "bluesky", "telegram", "facebook", "x", "email", "sms", "webhook", "cap_feed", "log"
+    "mastodon",
+    "bluesky",
+    "telegram",
+    "facebook",
+    "x",
+    "email",
+    "sms",
+    "webhook",
+    "cap_feed",
+    "log",
+    "webpush",
 ]
 CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
 _CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -197,6 +210,83 @@ class LogChannel(_Channel):
     type: Literal["log"]
 
 
+# -- webpush -------------------------------------------------------------------------------
+# The push services of the browsers in use (endpoint hosts): Chrome, Edge, Opera and
+# Samsung Internet (FCM), Firefox (Mozilla autopush), Safari (Apple), and Windows' WNS.
+# A subscription whose endpoint is elsewhere is refused: the daemon would otherwise POST
+# to any address a stranger names.
+PUSH_SERVICES: tuple[str, ...] = (
+    "fcm.googleapis.com",
+    "updates.push.services.mozilla.com",
+    "web.push.apple.com",
+    "*.notify.windows.com",
+)
+
+
+class WebpushChannel(_Channel):
+    """Web Push (RFC 8030/8291/8292) to the browsers subscribed on the warning page."""
+
+    type: Literal["webpush"]
+    vapid_private_key: str  # ${VAPID_PRIVATE_KEY}: `broadcaster vapid-keys` makes one
+    vapid_subject: str  # mailto: or https: contact the push services may use
+    # How long a push service keeps a warning for a phone that is offline (never 0).
+    ttl: Duration = timedelta(hours=24)
+    push_services: list[str] = Field(default_factory=lambda: list(PUSH_SERVICES), min_length=1)
+    max_subscriptions: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_in_flight: int = Field(default=50, ge=1, le=1000)
+    messages_per_second: float | None = Field(default=None, gt=0, le=100_000)
+
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        try:
+            load_private_key(value)
+        except VapidKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        problem = subject_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: timedelta) -> timedelta:
+        # 0 drops a warning for every phone that is offline at that moment; the push
+        # services keep a message four weeks at most.
+        if not timedelta(minutes=1) <= value <= timedelta(days=28):
+            raise ValueError(
+                "must be between 1m and 28d (0 would drop warnings for offline phones)"
+            )
+        return value
+
+    @field_validator("audience")
+    @classmethod
+    def _public(cls, value: str) -> str:
+        if value != "public":
+            raise ValueError(
+                "must be public: anyone can subscribe, so a confirm link would reach strangers"
+            )
+        return value
+
+    @field_validator("push_services")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            bare = host.removeprefix("*.")
+            if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]", bare) or not bare.strip("."):
+                raise ValueError(f"{host!r} is not a host name (e.g. fcm.googleapis.com)")
+        return [h.lower() for h in value]
+
+    @property
+    def ttl_seconds(self) -> int:
+        return int(self.ttl.total_seconds())
+
+
 ChannelConfig = (
     MastodonChannel
     | BlueskyChannel
@@ -208,6 +298,7 @@ ChannelConfig = (
     | WebhookChannel
     | CapFeedChannel
     | LogChannel
+    | WebpushChannel
 )
 # The model of each `type`, read from the models' own `type: Literal[...]`.
 _BY_TYPE: dict[str, type[ChannelConfig]] = {

@@ -57,7 +57,6 @@ retraction is sent as a correction. SMS has no threads: `can_thread` is False.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -76,7 +75,7 @@ from broadcaster.channels.base import (
     TransientError,
 )
 from broadcaster.channels.http import Answer, HttpAdapter, excerpt
-from broadcaster.channels.recipients import Checkpoints, RecipientProgress
+from broadcaster.channels.recipients import Checkpoints, RecipientProgress, run_workers
 from broadcaster.channels.settings import SmsChannel
 from broadcaster.limits import is_gsm7
 from broadcaster.models import Receipt
@@ -344,19 +343,7 @@ class _Run:
         if self.count == 0:
             return
         workers = min(self.adapter._config.max_in_flight, self.count)
-        tasks = [asyncio.create_task(self.work()) for _ in range(workers)]
-        ticker = asyncio.create_task(self.checkpoints.ticking())
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        await run_workers(workers, self.work, self.checkpoints)
         if self.stop is not None:
             for number in [*self.unstarted, *self.reserved, *self.rest]:
                 self.progress.failed(number, self.stop, unsure=number in self.unsure)

@@ -231,6 +231,41 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+# The warning page's Web Push offer (templates/push_subscribe.html, static/push.js), kept
+# apart from TEXTS so that the confirm page does not carry them. Same keys in both.
+PUSH_TEXTS: dict[str, dict[str, str]] = {
+    "de": {
+        "heading": "Warnungen aufs Handy",
+        "explain": "Ihr Browser zeigt neue Warnungen an, auch wenn diese Seite geschlossen ist.",
+        "explain_drill": "Testgerät: Dieses Gerät erhält nur Übungen, keine echten Warnungen.",
+        "subscribe": "Warnungen als Push-Nachricht erhalten",
+        "unsubscribe": "Push-Nachrichten abbestellen",
+        "working": "Einen Moment …",
+        "subscribed": "Angemeldet. Neue Warnungen erscheinen als Mitteilung.",
+        "unsubscribed": "Abgemeldet. Es kommen keine Push-Nachrichten mehr.",
+        "denied": "Mitteilungen sind für diese Seite blockiert. Bitte in den "
+        "Browser-Einstellungen erlauben.",
+        "unsupported": "Dieser Browser kann keine Push-Nachrichten empfangen. Auf dem iPhone: "
+        "Seite zum Home-Bildschirm hinzufügen und von dort öffnen.",
+        "failed": "Das hat nicht geklappt. Bitte später noch einmal versuchen.",
+    },
+    "en": {
+        "heading": "Warnings on your phone",
+        "explain": "Your browser shows new warnings, even when this page is closed.",
+        "explain_drill": "Test device: this device gets drills only, never real warnings.",
+        "subscribe": "Get warnings as push notifications",
+        "unsubscribe": "Stop push notifications",
+        "working": "One moment …",
+        "subscribed": "Subscribed. New warnings appear as notifications.",
+        "unsubscribed": "Unsubscribed. No more push notifications.",
+        "denied": "Notifications are blocked for this page. Please allow them in the "
+        "browser's settings.",
+        "unsupported": "This browser cannot receive push notifications. On an iPhone: add "
+        "this page to the Home Screen and open it from there.",
+        "failed": "That did not work. Please try again later.",
+    },
+}
+
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
 

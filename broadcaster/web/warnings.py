@@ -46,7 +46,7 @@ from broadcaster.warnings import (
 from broadcaster.web.api import HOME, STATE
 from broadcaster.web.cap import FEED_SCAN_LIMIT, cap_feed_channels, carried_messages
 from broadcaster.web.guard import PAGE_CSP
-from broadcaster.web.i18n import pick_language
+from broadcaster.web.i18n import PUSH_TEXTS, pick_language
 from broadcaster.web.warning_texts import TEXTS
 
 CACHE_TTL = 5.0  # seconds a snapshot is served without looking at the store again
@@ -81,6 +81,7 @@ def local_time(moment: datetime, lang: str) -> str:
 
 
 PAGES.filters["local_time"] = local_time
+PAGES.globals["push_texts"] = PUSH_TEXTS  # push_subscribe.html
 
 
 @dataclass

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from broadcaster.channels.base import OutgoingMessage
+from broadcaster.store.sqlite import SqliteStore
 from tests.fakes.webhook import FakeWebhook
 
 SECRET = "webhook-secret-ÄÖÜ"
@@ -49,3 +51,14 @@ def message() -> Callable[..., OutgoingMessage]:
         return replace(MESSAGE, **changes)
 
     return make
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """A store of the test's own (Web Push keeps its subscriptions there)."""
+    opened = SqliteStore(tmp_path / "channel.db")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -21,6 +21,7 @@ from broadcaster.channels.settings import (
 )
 from broadcaster.limits import measure
 from tests.servers import REPO
+from tests.unit.sample_env import sample_value
 
 SAMPLES = REPO / "docs" / "channels"
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -68,7 +69,7 @@ def samples(monkeypatch: pytest.MonkeyPatch) -> dict[str, ChannelConfig]:
     """docs/channels/<type>.yaml, one per type, with their ${VARIABLES} set."""
     for path in SAMPLES.glob("*.yaml"):
         for variable in VARIABLE.findall(path.read_text(encoding="utf-8")):
-            monkeypatch.setenv(variable, f"value-of-{variable}")
+            monkeypatch.setenv(variable, sample_value(variable))
     channels, problems = load_channels(SAMPLES)
     assert problems == []
     return channels
@@ -96,7 +97,7 @@ async def test_each_kind_makes_an_adapter_that_can_what_the_table_says(
 
 def test_the_small_kinds_take_the_short_template() -> None:
     short = {t for t, k in KINDS.items() if k.variant == "short"}
-    assert short == {"mastodon", "bluesky", "x", "sms"}
+    assert short == {"mastodon", "bluesky", "x", "sms", "webpush"}
 
 
 def test_telegram_counts_the_title_with_the_text() -> None:
@@ -111,4 +112,4 @@ def test_only_channels_someone_reads_reach_a_duty_officer() -> None:
     unread = {t for t, k in KINDS.items() if not k.capabilities.reaches_people}
     assert unread == {"log", "cap_feed"}
     per_recipient = {t for t, k in KINDS.items() if k.capabilities.per_recipient}
-    assert per_recipient == {"sms", "email"}
+    assert per_recipient == {"sms", "email", "webpush"}

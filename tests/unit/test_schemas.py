@@ -31,6 +31,7 @@ from broadcaster.config import Settings, read_settings
 from broadcaster.durations import parse_duration
 from broadcaster.playbooks import Playbook, load_playbooks
 from tests.servers import REPO
+from tests.unit.sample_env import sample_value
 
 SCHEMAS = REPO / "docs" / "schemas"
 SAMPLES = {
@@ -106,7 +107,7 @@ def test_every_sample_names_its_schema_and_validates_against_it(name, path):
 def test_every_sample_loads_with_the_models(monkeypatch):
     for path in SAMPLES["channel"]:
         for variable in VARIABLE.findall(path.read_text(encoding="utf-8")):
-            monkeypatch.setenv(variable, f"value-of-{variable}")
+            monkeypatch.setenv(variable, sample_value(variable))
     settings, problems = read_settings(REPO / "broadcaster.yaml")
     assert settings is not None
     assert problems == []

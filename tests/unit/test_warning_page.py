@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, select_autoescape
 
 from broadcaster.cap import cancel_identifier
 from broadcaster.config import Settings
@@ -29,7 +28,6 @@ from broadcaster.store.sqlite import SqliteStore
 from broadcaster.warnings import Entry, current_entries, page_url, snapshot
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.warnings import (
-    PAGES,
     WarningPage,
     add_warning_routes,
     prefers_json,
@@ -268,20 +266,16 @@ def test_the_push_offer_is_left_out_while_its_fragment_is_missing() -> None:
     assert 'data-testid="entry"' in html
 
 
-def test_the_push_fragment_gets_the_language_and_the_drill_flag() -> None:
-    environment = Environment(
-        loader=ChoiceLoader(
-            [
-                PackageLoader("broadcaster.web", "templates"),
-                DictLoader({"push_subscribe.html": "<p id=push>{{ language }}/{{ drill }}</p>"}),
-            ]
-        ),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
-    environment.filters.update(PAGES.filters)
+def test_the_push_offer_is_in_the_pages_language_and_says_so_on_the_drill_view() -> None:
     drill = shown([alert("D", 1, mode="drill")], "drill")
-    assert "<p id=push>en/True</p>" in page(drill, "en", push=True, environment=environment)
-    assert "<p id=push>" not in page(drill, "en", push=False, environment=environment)
+    html = page(drill, "en", push=True)
+    assert html.count('id="push-subscribe"') == 1
+    assert "Get warnings as push notifications" in html
+    assert "this device gets drills only" in html
+    live = page(shown([alert("W", 1)]), "de", push=True)
+    assert "Warnungen als Push-Nachricht erhalten" in live
+    assert "nur Übungen" not in live
+    assert 'id="push-subscribe"' not in page(drill, "en", push=False)
 
 
 def test_text_from_a_trigger_is_never_markup() -> None:
