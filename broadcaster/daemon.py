@@ -34,6 +34,8 @@ from broadcaster.takeover import Takeover
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.hooks import HookState, add_hook_routes
+from broadcaster.web.recipients import add_recipient_routes
 
 log = structlog.get_logger(__name__)
 
@@ -154,6 +156,10 @@ class Daemon:
             channels=self.deployment.channels,
             sender_name=cap.sender_name,
         )
+        add_hook_routes(
+            app, HookState(self.store, self.deployment.channels, self.settings.http.public_url)
+        )
+        add_recipient_routes(app)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

@@ -41,11 +41,13 @@ from broadcaster.channels.settings import (
     SmsChannel,
     TelegramChannel,
     WebhookChannel,
+    WhatsappChannel,
     XChannel,
 )
 from broadcaster.channels.sms import SmsAdapter
 from broadcaster.channels.telegram import TelegramAdapter
 from broadcaster.channels.webhook import WebhookAdapter
+from broadcaster.channels.whatsapp import WhatsappAdapter
 from broadcaster.channels.x import XAdapter
 from broadcaster.limits import Measurement
 from broadcaster.store.base import Store
@@ -172,7 +174,9 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 SmsChannel,
-                lambda cid, config, needs: SmsAdapter(cid, config, needs.session),
+                lambda cid, config, needs: SmsAdapter(
+                    cid, config, needs.session, public_url=needs.public_url
+                ),
                 Capabilities(threads=False, delete=False, per_recipient=True),
                 measure=limits.measure_sms,
                 length_limit=3,  # segments
@@ -202,6 +206,19 @@ def _kind(name: ChannelType) -> Kind:
                 LogChannel,
                 lambda cid, _config, _needs: LogAdapter(cid),
                 Capabilities(threads=True, delete=True, reaches_people=False),
+            )
+        case "whatsapp":
+            return Kind(
+                name,
+                WhatsappChannel,
+                lambda cid, config, needs: WhatsappAdapter(cid, config, needs.session),
+                # Threads: a follow-up quotes each subscriber's earlier message (context).
+                Capabilities(threads=True, delete=False, per_recipient=True),
+                length_limit=1024,  # characters of a template body, filled in (132005)
+                # No rate limit by default (it would count per subscriber): the channel's
+                # messages_per_second (80, Meta's default throughput) paces it.
+                counts_title=True,  # the title is a body parameter too
+                over_limit="Meta refuses a template body over 1,024 characters (132005)",
             )
         case _:
             # mypy names here every ChannelType without an entry above.

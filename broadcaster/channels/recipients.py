@@ -8,7 +8,9 @@ a takeover resumes where it stood.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -231,6 +233,71 @@ class Checkpoints:
         elapsed = asyncio.get_running_loop().time() - self.last
         if self.settled >= self.every or elapsed >= self.interval:
             await self.save()
+
+
+class RecipientRun:
+    """One attempt of a per-recipient send: up to `workers` tasks take the pending
+    recipients in order (those in flight when an earlier attempt died first: they are
+    reserved already). Before a batch is started it is recorded as in flight (a
+    checkpoint). Once an answer concerns every recipient (`stop`), no new request starts
+    and those not started get that error (`give_up`). A failing checkpoint (the claim is
+    lost) cancels the requests under way and propagates.
+
+    An adapter subclasses it with `work` (take recipients with `next`, send, record; a
+    worker that finds `stop` set after its wait appends its recipient to `unstarted`)."""
+
+    def __init__(self, progress: RecipientProgress, checkpoints: Checkpoints, workers: int) -> None:
+        self.progress = progress
+        self.checkpoints = checkpoints
+        pending = progress.pending()
+        self.unsure = {r for r in pending if r in progress.in_flight}
+        self.reserved: deque[str] = deque(r for r in pending if r in self.unsure)
+        self.rest: Iterator[str] = (r for r in pending if r not in self.unsure)
+        self.count = len(pending)
+        self.workers = min(workers, self.count)
+        self.unstarted: list[str] = []
+        self.stop: ChannelError | None = None
+        self.feed = asyncio.Lock()
+
+    async def work(self) -> None:
+        raise NotImplementedError
+
+    def give_up(self, recipient: str, error: ChannelError) -> None:
+        """A recipient not tried after `stop`."""
+        self.progress.failed(recipient, error)
+
+    async def go(self) -> None:
+        if self.count == 0:
+            return
+        tasks = [asyncio.create_task(self.work()) for _ in range(self.workers)]
+        ticker = asyncio.create_task(self.checkpoints.ticking())
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        if self.stop is not None:
+            for recipient in [*self.unstarted, *self.reserved, *self.rest]:
+                self.give_up(recipient, self.stop)
+
+    async def next(self) -> str | None:
+        """The next recipient to send to; None when there is none or `stop` is set."""
+        async with self.feed:
+            if self.stop is not None:
+                return None
+            if not self.reserved:
+                batch = [r for _, r in zip(range(self.checkpoints.every), self.rest, strict=False)]
+                if not batch:
+                    return None
+                await self.checkpoints.reserve(batch)
+                self.reserved.extend(batch)
+            return self.reserved.popleft()
 
 
 def _summary(failed: Mapping[str, str]) -> str:

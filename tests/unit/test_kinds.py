@@ -111,4 +111,4 @@ def test_only_channels_someone_reads_reach_a_duty_officer() -> None:
     unread = {t for t, k in KINDS.items() if not k.capabilities.reaches_people}
     assert unread == {"log", "cap_feed"}
     per_recipient = {t for t, k in KINDS.items() if k.capabilities.per_recipient}
-    assert per_recipient == {"sms", "email"}
+    assert per_recipient == {"sms", "email", "whatsapp"}
