@@ -218,6 +218,8 @@ def _kind(name: ChannelType) -> Kind:
                 # No rate limit by default (it would count per subscriber): the channel's
                 # messages_per_second (80, Meta's default throughput) paces it.
                 counts_title=True,  # the title is a body parameter too
+                # A long text fills a template body past Meta's 1 024 characters.
+                variant="short",
                 over_limit="Meta refuses a template body over 1,024 characters (132005)",
             )
         case _:

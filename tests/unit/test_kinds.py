@@ -96,7 +96,7 @@ async def test_each_kind_makes_an_adapter_that_can_what_the_table_says(
 
 def test_the_small_kinds_take_the_short_template() -> None:
     short = {t for t, k in KINDS.items() if k.variant == "short"}
-    assert short == {"mastodon", "bluesky", "x", "sms"}
+    assert short == {"mastodon", "bluesky", "x", "sms", "whatsapp"}
 
 
 def test_telegram_counts_the_title_with_the_text() -> None:
