@@ -255,6 +255,10 @@ class FakeWhatsapp(FakeServer):
     def message(self, wamid: str) -> dict[str, Any]:
         return next(m for m in self.messages if m["id"] == wamid)
 
+    async def wait_for_refusals(self, code: int, count: int = 1, timeout: float = 20.0) -> None:
+        """Return once `count` requests have been refused with `code`."""
+        await self._wait(lambda: self.refusals.count(code) >= count, timeout)
+
     async def wait_for_webhooks(self, count: int, timeout: float = 20.0) -> None:
         """Return once `count` webhook posts have been answered."""
         await self._wait(lambda: len(self.webhook_answers) >= count, timeout)
