@@ -224,3 +224,36 @@ async def test_a_live_alert_from_an_unapproved_template_reaches_no_subscriber(
         await publish(mosquitto.url, "bc/trigger", signed_trigger("WA-UNAPPROVED"))
         await watcher.error_for("WA-UNAPPROVED", "template_not_approved")
     assert meta.requests == []
+
+
+async def test_a_retraction_sends_the_correction_template_to_those_the_alarm_reached(
+    tmp_path: Path, mosquitto: Any, watcher: Any, meta: FakeWhatsapp
+) -> None:
+    meta.pair_window = 0.0
+    meta.undeliverable(N2)
+    config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels={"wa": whatsapp(meta)})
+    async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-WA-FALSE"))
+        original = await watcher.alert_in("FW-WA-FALSE", "partially_failed", "failed")
+        base = f"http://{daemon.settings.http.listen}"
+        async with http.post(
+            f"{base}/api/alerts/FW-WA-FALSE/retract",
+            json={"reason": "Fehlalarm der Brandmeldeanlage"},
+            headers=AUTH,
+        ) as r:
+            assert r.status == 202
+        correction = await watcher.alert_in("FW-WA-FALSE:retraction", "sent", "failed")
+
+    assert original["deliveries"]["wa"]["recipients"] == {"total": 3, "delivered": 2, "failed": 1}
+    assert correction["state"] == "sent"
+    assert correction["deliveries"]["wa"]["recipients"] == {
+        "total": 2,
+        "delivered": 2,
+        "failed": 0,
+    }
+    warnings = {
+        m["to"]: m["id"] for m in meta.messages if m["template"]["name"] == "warnung_warning"
+    }
+    corrections = [m for m in meta.messages if m["template"]["name"] == "warnung_korrektur"]
+    assert sorted(m["to"] for m in corrections) == sorted(warnings) == [N1[1:], N3[1:]]
+    assert all(m["context"] == warnings[m["to"]] for m in corrections)
