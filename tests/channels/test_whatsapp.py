@@ -222,6 +222,34 @@ async def test_a_retraction_without_the_original_goes_to_every_subscriber(
     assert [r.json["template"]["name"] for r in meta.requests] == ["zivilschutz_korrektur"] * 3
 
 
+async def test_the_duty_officers_confirm_link_goes_in_its_own_template(
+    session: aiohttp.ClientSession, wa: MakeMessage
+) -> None:
+    templates = {("dienst_freigabe", "de"): 2, ("dienst_abgelehnt", "de"): 2}
+    async with FakeWhatsapp.start(templates=templates, pair_window=0.0) as meta:
+        officers = adapter(
+            session,
+            meta,
+            to=[N1],
+            audience="internal",
+            templates={
+                "_confirmation_request": {"name": "dienst_freigabe"},
+                "_refusal": {"name": "dienst_abgelehnt"},
+            },
+        )
+        url = "https://warn.example.org/confirm/abc123"
+        await officers.send(wa(kind="confirmation_request", confirm_url=url, text="Freigeben?"))
+        await officers.send(wa(kind="refusal", error="bad_signature", text="Abgelehnt."))
+        with pytest.raises(PermanentError, match="no template for '_retraction'"):
+            await officers.send(wa(kind="retraction"))
+
+    confirm, refusal = (r.json["template"] for r in meta.requests)
+    assert confirm["name"] == "dienst_freigabe"
+    assert confirm["components"][0]["parameters"][1]["text"] == f"Freigeben? {url}"
+    assert refusal["name"] == "dienst_abgelehnt"
+    assert [r.status for r in meta.requests] == [200, 200]
+
+
 async def test_nothing_can_be_recalled(session: aiohttp.ClientSession, meta: FakeWhatsapp) -> None:
     channel = adapter(session, meta)
     assert channel.can_thread is True

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
 
 from broadcaster.channels.settings import SmsChannel, parse_channel
 from broadcaster.channels.sms import SmsAdapter
@@ -200,20 +201,24 @@ async def test_a_signed_whatsapp_status_is_kept_once(web: Daemonish) -> None:
     assert kept["wamid.B"][0].error == "131026: Message undeliverable"
 
 
-async def test_a_bad_or_missing_signature_is_refused_and_nothing_kept(
-    web: Daemonish, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_bad_or_missing_signature_is_refused_and_nothing_kept(web: Daemonish) -> None:
     body = wa_status("wamid.A", N1, "read")
     wrong = fake_wa.sign("another-secret", body)
-    status, answer = await post_wa(web, body, wrong)
-    assert status == 403
-    assert answer["error"] == "bad_signature"
-    assert (await post_wa(web, body, None))[0] == 401
-    assert (await post_wa(web, body, "sha256=" + "0" * 64))[0] == 403
-    # Signed over another body: a changed byte is refused.
-    assert (await post_wa(web, body + b" ", fake_wa.sign(fake_wa.APP_SECRET, body)))[0] == 403
+    with capture_logs() as logs:
+        status, answer = await post_wa(web, body, wrong)
+        assert status == 403
+        assert answer["error"] == "bad_signature"
+        assert (await post_wa(web, body, None))[0] == 401
+        assert (await post_wa(web, body, "sha256=" + "0" * 64))[0] == 403
+        # Signed over another body: a changed byte is refused.
+        changed = body + b" "
+        assert (await post_wa(web, changed, fake_wa.sign(fake_wa.APP_SECRET, body)))[0] == 403
     assert await web.store.status_reports("wa", ["wamid.A"]) == {}
-    assert fake_wa.APP_SECRET not in caplog.text
+    refused = [e for e in logs if e["event"] == "hook_signature_refused"]
+    assert len(refused) == 4
+    assert all(e["path"] == "/hooks/whatsapp/wa" for e in refused)
+    assert fake_wa.APP_SECRET not in repr(logs)
+    assert wrong.removeprefix("sha256=") not in repr(logs)
 
 
 async def test_unknown_channels_and_channels_of_another_type_are_404(web: Daemonish) -> None:
