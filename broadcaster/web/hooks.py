@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,10 +70,22 @@ def _unknown(request: web.Request) -> web.Response:
     return _error(404, "not_found", f"no {kind} channel {cid!r} here")
 
 
-async def _body(request: web.Request) -> bytes:
-    """The raw body, whole (the signature covers every byte), within the app's
-    client_max_size (413 beyond it)."""
-    return await request.read()
+async def _signed(
+    request: web.Request, wanted: type[Any], header: str, expected: Callable[[Any, bytes], str]
+) -> tuple[Any, bytes] | web.Response:
+    """The channel and raw body of a hook call its provider signed (`header` equal to
+    `expected(channel, body)`), else the answer that refuses it: 404, 401 or 403. The body
+    is read whole (the signature covers every byte), within the app's client_max_size."""
+    channel = _channel(request, wanted)
+    if channel is None:
+        return _unknown(request)
+    raw = await request.read()
+    given = request.headers.get(header)
+    if not given:
+        return _refused(request, f"no {header}", 401)
+    if not signature_matches(given, expected(channel, raw)):
+        return _refused(request, f"{header} does not match", 403)
+    return channel, raw
 
 
 def _refused(request: web.Request, reason: str, status: int) -> web.Response:
@@ -109,15 +121,15 @@ async def whatsapp_handshake(request: web.Request) -> web.Response:
 
 async def whatsapp_status(request: web.Request) -> web.Response:
     cid = request.match_info["channel_id"]
-    channel: WhatsappChannel | None = _channel(request, WhatsappChannel)
-    if channel is None:
-        return _unknown(request)
-    raw = await _body(request)
-    given = request.headers.get("X-Hub-Signature-256")
-    if not given:
-        return _refused(request, "no X-Hub-Signature-256", 401)
-    if not signature_matches(given, meta_signature(channel.app_secret, raw)):
-        return _refused(request, "X-Hub-Signature-256 does not match", 403)
+    signed = await _signed(
+        request,
+        WhatsappChannel,
+        "X-Hub-Signature-256",
+        lambda channel, raw: meta_signature(channel.app_secret, raw),
+    )
+    if isinstance(signed, web.Response):
+        return signed
+    _, raw = signed
     try:
         data = json.loads(raw)
     except ValueError:
@@ -185,20 +197,19 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 
 async def sms_status(request: web.Request) -> web.Response:
     cid = request.match_info["channel_id"]
-    channel: SmsChannel | None = _channel(request, SmsChannel)
-    if channel is None:
-        return _unknown(request)
-    raw = await _body(request)
-    given = request.headers.get("X-Twilio-Signature")
-    if not given:
-        return _refused(request, "no X-Twilio-Signature", 401)
-    params = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    # The URL Twilio was given (StatusCallback), not what the Host header says.
     url = hook_url(request.app[HOOKS].public_url, "sms", cid)
     if request.query_string:
         url += f"?{request.query_string}"
-    if not signature_matches(given, twilio_signature(channel.auth_token, url, params)):
-        return _refused(request, "X-Twilio-Signature does not match", 403)
-    form = dict(params)
+    signed = await _signed(
+        request,
+        SmsChannel,
+        "X-Twilio-Signature",
+        lambda channel, raw: twilio_signature(channel.auth_token, url, _form(raw)),
+    )
+    if isinstance(signed, web.Response):
+        return signed
+    form = dict(_form(signed[1]))
     sid, word = form.get("MessageSid", ""), form.get("MessageStatus", "")
     if not sid or not word:
         return _error(400, "invalid_request", "MessageSid and MessageStatus are required")
@@ -206,6 +217,10 @@ async def sms_status(request: web.Request) -> web.Response:
     report = StatusReport(channel_id=cid, message_id=sid, status=word, error=error)
     await _keep(request.app[HOOKS].store, [report])
     return web.Response(status=200)
+
+
+def _form(raw: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 async def _keep(store: Store, reports: list[StatusReport]) -> int:

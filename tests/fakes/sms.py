@@ -83,9 +83,9 @@ from tests.fakes.base import (
     Answer,
     FakeServer,
     ScriptedAnswer,
+    calling_back,
     json_answer,
     scripted,
-    serving,
 )
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -296,8 +296,6 @@ class FakeTwilio(FakeServer):
         self.callback_order: Literal["in_order", "reversed"] = "in_order"
         self.callback_repeat = False
         self.callbacks: list[tuple[str, str, int]] = []  # (sid, status, receiver's status)
-        self._client: aiohttp.ClientSession | None = None
-        self._callers: set[asyncio.Task[None]] = set()
 
     @classmethod
     @asynccontextmanager
@@ -309,14 +307,8 @@ class FakeTwilio(FakeServer):
         senders: set[str] | None = None,
     ) -> AsyncIterator[FakeTwilio]:
         fake = cls(account_sid=account_sid, auth_token=auth_token, senders=senders)
-        async with aiohttp.ClientSession() as client, serving(fake):
-            fake._client = client
-            try:
-                yield fake
-            finally:
-                for task in list(fake._callers):
-                    task.cancel()
-                await asyncio.gather(*fake._callers, return_exceptions=True)
+        async with calling_back(fake):
+            yield fake
 
     @property
     def messages_path(self) -> str:
@@ -392,9 +384,7 @@ class FakeTwilio(FakeServer):
             statuses.reverse()
         if self.callback_repeat:
             statuses = [s for status in statuses for s in (status, status)]
-        task = asyncio.create_task(self._post_callbacks(url, resource, statuses, error_code))
-        self._callers.add(task)
-        task.add_done_callback(self._callers.discard)
+        self.in_background(self._post_callbacks(url, resource, statuses, error_code))
 
     async def _post_callbacks(
         self, url: str, resource: dict[str, Any], statuses: list[str], error_code: int | None
@@ -429,12 +419,12 @@ class FakeTwilio(FakeServer):
         self, url: str, params: dict[str, str], signature: str | None = None
     ) -> int:
         """POST one status callback, signed with the auth token unless told otherwise."""
-        assert self._client is not None
+        assert self.client is not None
         headers = {
             "X-Twilio-Signature": signature or twilio_signature(self.auth_token, url, params),
             "User-Agent": "TwilioProxy/1.1",
         }
-        async with self._client.post(url, data=params, headers=headers) as response:
+        async with self.client.post(url, data=params, headers=headers) as response:
             await response.read()
             return response.status
 

@@ -49,7 +49,6 @@ receiver answered.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -66,7 +65,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from tests.fakes.base import Answer, FakeServer, ScriptedAnswer, json_answer, scripted, serving
+from tests.fakes.base import (
+    Answer,
+    FakeServer,
+    ScriptedAnswer,
+    calling_back,
+    json_answer,
+    scripted,
+)
 
 ACCESS_TOKEN = "EAAG-fake-system-user-token"
 APP_SECRET = "fake-app-secret-ÄÖ"
@@ -187,8 +193,6 @@ class FakeWhatsapp(FakeServer):
         self.webhook_order: Literal["in_order", "reversed"] = "in_order"
         self.webhook_repeat = False
         self.webhook_answers: list[tuple[str, str, int]] = []  # (wamid, status, HTTP status)
-        self._hooks: set[asyncio.Task[None]] = set()
-        self._client: aiohttp.ClientSession | None = None
 
     @classmethod
     @asynccontextmanager
@@ -208,14 +212,8 @@ class FakeWhatsapp(FakeServer):
             templates=templates,
             pair_window=pair_window,
         )
-        async with aiohttp.ClientSession() as client, serving(fake):
-            fake._client = client
-            try:
-                yield fake
-            finally:
-                for task in list(fake._hooks):
-                    task.cancel()
-                await asyncio.gather(*fake._hooks, return_exceptions=True)
+        async with calling_back(fake):
+            yield fake
 
     @property
     def graph_url(self) -> str:
@@ -384,7 +382,7 @@ class FakeWhatsapp(FakeServer):
     # -- webhooks ------------------------------------------------------------------------
 
     def _webhooks(self, wamid: str, to: str) -> None:
-        if self.webhook_url is None or self._client is None:
+        if self.webhook_url is None:
             return
         fate = self._fates.get(to, _Fate(["sent", "delivered", "read"], None))
         statuses = list(fate.statuses)
@@ -392,9 +390,7 @@ class FakeWhatsapp(FakeServer):
             statuses.reverse()
         if self.webhook_repeat:
             statuses = [s for status in statuses for s in (status, status)]
-        task = asyncio.create_task(self._post_all(self.webhook_url, wamid, to, statuses, fate))
-        self._hooks.add(task)
-        task.add_done_callback(self._hooks.discard)
+        self.in_background(self._post_all(self.webhook_url, wamid, to, statuses, fate))
 
     async def _post_all(
         self, url: str, wamid: str, to: str, statuses: list[str], fate: _Fate
@@ -410,13 +406,13 @@ class FakeWhatsapp(FakeServer):
 
     async def post_webhook(self, url: str, body: bytes, signature: str | None = None) -> int:
         """POST one webhook body, signed with the app secret unless told otherwise."""
-        assert self._client is not None
+        assert self.client is not None
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": signature or sign(self.app_secret, body),
             "User-Agent": "facebookexternalua",
         }
-        async with self._client.post(url, data=body, headers=headers) as response:
+        async with self.client.post(url, data=body, headers=headers) as response:
             await response.read()
             return response.status
 
