@@ -34,7 +34,9 @@ from broadcaster.takeover import Takeover
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.hooks import HookState, add_hook_routes
 from broadcaster.web.push import add_push_routes
+from broadcaster.web.recipients import add_recipient_routes
 from broadcaster.web.warnings import add_warning_routes
 
 log = structlog.get_logger(__name__)
@@ -158,6 +160,10 @@ class Daemon:
         )
         add_warning_routes(app, self.deployment, self.events)
         add_push_routes(app, self.deployment.channels, self.settings.http.public_url)
+        add_hook_routes(
+            app, HookState(self.store, self.deployment.channels, self.settings.http.public_url)
+        )
+        add_recipient_routes(app)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

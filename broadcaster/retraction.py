@@ -53,6 +53,16 @@ IN_FLIGHT_WAIT = 15.0
 CARRIED = frozenset({"delivered", "sending"})
 
 
+def was_carried(delivery: Delivery) -> bool:
+    """The original may have reached someone on this channel: delivered or on its way, or,
+    on a channel with several recipients (SMS, e-mail, WhatsApp), failed after it reached
+    some of them (one undeliverable number fails the delivery, not the others' messages)."""
+    if delivery.state in CARRIED:
+        return True
+    reached = delivery.recipients.delivered if delivery.recipients is not None else 0
+    return delivery.state == "failed" and reached > 0
+
+
 @dataclass(frozen=True)
 class RetractionResult:
     outcome: Literal["retracted", "cancelled", "not_found", "not_retractable"]
@@ -87,7 +97,11 @@ class CorrectionFollowUp:
         """After the correction is out (so a reply has its parent), delete the false
         alarm where the provider allows it; either way the original counts as retracted."""
         original = await self.original(correction, delivery.channel_id)
-        if original is None or original.state != "delivered":
+        if (
+            original is None
+            or original.state not in ("delivered", "failed")
+            or not was_carried(original)
+        ):
             return
         deleted = False
         if channel.can_delete and original.receipt is not None:
@@ -141,7 +155,7 @@ class Retractor:
             )
         if alert.state in UNSENT:
             return await self.cancel(alert, reason, actor)
-        carried = [d for d in await self.store.get_deliveries(alert_id) if d.state in CARRIED]
+        carried = [d for d in await self.store.get_deliveries(alert_id) if was_carried(d)]
         if not carried:
             retracted = await self.mark_retracted(alert, reason, actor)
             if retracted is None:
@@ -150,7 +164,7 @@ class Retractor:
             # after it): stop ours, and look again. What went out gets its correction.
             await self.dispatcher.settled(alert_id, IN_FLIGHT_WAIT)
             deliveries = await self.store.get_deliveries(alert_id)
-            carried = [d for d in deliveries if d.state in CARRIED]
+            carried = [d for d in deliveries if was_carried(d)]
             if not carried:
                 await self.set_aside_unsent(alert_id)
                 return RetractionResult("retracted", retracted, detail="no channel had carried it")
@@ -194,11 +208,11 @@ class Retractor:
         # What went out meanwhile gets a correction too; what never went out needs none.
         originals = {d.channel_id: d for d in await self.store.get_deliveries(original.id)}
         planned = {d.channel_id: d for d in await self.store.get_deliveries(correction.id)}
-        late = [d for cid, d in originals.items() if d.state in CARRIED and cid not in planned]
+        late = [d for cid, d in originals.items() if was_carried(d) and cid not in planned]
         for d in correction_deliveries(correction, late):
             await self.store.save_delivery(d)
         for cid, d in planned.items():
-            if d.state == "pending" and originals.get(cid, d).state not in CARRIED:
+            if d.state == "pending" and not was_carried(originals.get(cid, d)):
                 await self.store.save_delivery(
                     d.model_copy(
                         update={

@@ -20,6 +20,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 
 from broadcaster import limits
 from broadcaster.channels.kinds import KINDS, Measure
+from broadcaster.channels.settings import WhatsappChannel
 from broadcaster.deployment import Deployment, read_deployment
 from broadcaster.limits import Measurement
 from broadcaster.messages import (
@@ -156,6 +157,7 @@ class Validator:
         for playbook in self.d.playbooks.values():
             problems += self.playbook(playbook)
         problems += self.retraction()
+        problems += self.whatsapp_templates()
         problems += self.beyond_plain_text()
         problems += self.approvals()
         problems += self.stray_templates()
@@ -456,6 +458,47 @@ class Validator:
                 "max_length or shorten the templates",
                 "warning",
             )
+
+    # -- whatsapp: a Meta template for everything a channel sends ----------------------
+    def whatsapp_templates(self) -> Iterator[Problem]:
+        """WhatsApp sends only templates Meta approved: every stage a whatsapp channel
+        carries, and its correction (or its notices to the duty officers), needs one."""
+        notified = {cid for officer in self.d.settings.duty_officers for cid in officer.notify}
+        for cid, channel in self.d.channels.items():
+            if not isinstance(channel, WhatsappChannel) or not channel.enabled:
+                continue
+            file = self.d.show(self.d.base_dir / self.d.settings.paths.channels / f"{cid}.yaml")
+            fix = "add it under templates with the name of a template Meta approved"
+            if channel.audience == "internal":
+                if cid in notified and "_confirmation_request" not in channel.templates:
+                    yield Problem(
+                        file,
+                        "templates._confirmation_request",
+                        "is missing: the duty officers' confirm link cannot go out here",
+                        fix,
+                    )
+                continue
+            carried = False
+            for playbook in self.d.playbooks.values():
+                if cid not in fan_out_channels(playbook, self.d.channels):
+                    continue
+                carried = True
+                for stage in playbook.stages:
+                    if channel.template_for(playbook.id, stage) is None:
+                        yield Problem(
+                            file,
+                            f"templates.{stage}",
+                            f"is missing: stage {stage!r} of playbook {playbook.id} would "
+                            "reach no subscriber",
+                            f"{fix} (or templates.{playbook.id}/{stage} for this playbook)",
+                        )
+            if carried and "_retraction" not in channel.templates:
+                yield Problem(
+                    file,
+                    "templates._retraction",
+                    "is missing: a retracted false alarm would get no correction here",
+                    fix,
+                )
 
     # -- retraction ---------------------------------------------------------------
     def retraction(self) -> Iterator[Problem]:

@@ -42,12 +42,14 @@ from broadcaster.channels.settings import (
     TelegramChannel,
     WebhookChannel,
     WebpushChannel,
+    WhatsappChannel,
     XChannel,
 )
 from broadcaster.channels.sms import SmsAdapter
 from broadcaster.channels.telegram import TelegramAdapter
 from broadcaster.channels.webhook import WebhookAdapter
 from broadcaster.channels.webpush import TEXT_BUDGET, WebpushAdapter, measure_payload
+from broadcaster.channels.whatsapp import WhatsappAdapter
 from broadcaster.channels.x import XAdapter
 from broadcaster.limits import Measurement
 from broadcaster.store.base import Store
@@ -174,7 +176,9 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 SmsChannel,
-                lambda cid, config, needs: SmsAdapter(cid, config, needs.session),
+                lambda cid, config, needs: SmsAdapter(
+                    cid, config, needs.session, public_url=needs.public_url
+                ),
                 Capabilities(threads=False, delete=False, per_recipient=True),
                 measure=limits.measure_sms,
                 length_limit=3,  # segments
@@ -222,6 +226,21 @@ def _kind(name: ChannelType) -> Kind:
                 variant="short",
                 counts_title=True,
                 over_limit="the push is shortened to fit 4 KB (it ends in …)",
+            )
+        case "whatsapp":
+            return Kind(
+                name,
+                WhatsappChannel,
+                lambda cid, config, needs: WhatsappAdapter(cid, config, needs.session),
+                # Threads: a follow-up quotes each subscriber's earlier message (context).
+                Capabilities(threads=True, delete=False, per_recipient=True),
+                length_limit=1024,  # characters of a template body, filled in (132005)
+                # No rate limit by default (it would count per subscriber): the channel's
+                # messages_per_second (80, Meta's default throughput) paces it.
+                counts_title=True,  # the title is a body parameter too
+                # A long text fills a template body past Meta's 1 024 characters.
+                variant="short",
+                over_limit="Meta refuses a template body over 1,024 characters (132005)",
             )
         case _:
             # mypy names here every ChannelType without an entry above.

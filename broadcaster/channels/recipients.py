@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -234,24 +235,75 @@ class Checkpoints:
             await self.save()
 
 
-async def run_workers(
-    count: int, work: Callable[[], Coroutine[Any, Any, None]], checkpoints: Checkpoints
-) -> None:
-    """`count` tasks of `work` at once, with `checkpoints` ticking beside them; if one
-    fails (a lost claim), the others are cancelled and the error propagates."""
-    tasks = [asyncio.create_task(work()) for _ in range(count)]
-    ticker = asyncio.create_task(checkpoints.ticking())
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+class RecipientRun:
+    """One attempt of a per-recipient send: up to `workers` tasks take the pending
+    recipients in order (those in flight when an earlier attempt died first: they are
+    reserved already). Before a batch is started it is recorded as in flight (a
+    checkpoint). Once an answer concerns every recipient (`stop`), no new request starts
+    and those not started get that error (`give_up`). A failing checkpoint (the claim is
+    lost) cancels the requests under way and propagates.
+
+    An adapter subclasses it with `work` (take recipients with `next`, send, record; a
+    worker that finds `stop` set after its wait appends its recipient to `unstarted`)."""
+
+    def __init__(
+        self,
+        progress: RecipientProgress,
+        checkpoints: Checkpoints,
+        workers: int,
+        pending: list[str] | None = None,  # default: every recipient not yet reached
+    ) -> None:
+        self.progress = progress
+        self.checkpoints = checkpoints
+        pending = progress.pending() if pending is None else pending
+        self.unsure = {r for r in pending if r in progress.in_flight}
+        self.reserved: deque[str] = deque(r for r in pending if r in self.unsure)
+        self.rest: Iterator[str] = (r for r in pending if r not in self.unsure)
+        self.count = len(pending)
+        self.workers = min(workers, self.count)
+        self.unstarted: list[str] = []
+        self.stop: ChannelError | None = None
+        self.feed = asyncio.Lock()
+
+    async def work(self) -> None:
+        raise NotImplementedError
+
+    def give_up(self, recipient: str, error: ChannelError) -> None:
+        """A recipient not tried after `stop`."""
+        self.progress.failed(recipient, error)
+
+    async def go(self) -> None:
+        if self.count == 0:
+            return
+        tasks = [asyncio.create_task(self.work()) for _ in range(self.workers)]
+        ticker = asyncio.create_task(self.checkpoints.ticking())
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        if self.stop is not None:
+            for recipient in [*self.unstarted, *self.reserved, *self.rest]:
+                self.give_up(recipient, self.stop)
+
+    async def next(self) -> str | None:
+        """The next recipient to send to; None when there is none or `stop` is set."""
+        async with self.feed:
+            if self.stop is not None:
+                return None
+            if not self.reserved:
+                batch = [r for _, r in zip(range(self.checkpoints.every), self.rest, strict=False)]
+                if not batch:
+                    return None
+                await self.checkpoints.reserve(batch)
+                self.reserved.extend(batch)
+            return self.reserved.popleft()
 
 
 def _summary(failed: Mapping[str, str]) -> str:

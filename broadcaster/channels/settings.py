@@ -8,7 +8,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from broadcaster.durations import Duration
 from broadcaster.problems import Problem, display_path
@@ -32,6 +41,7 @@ ChannelType = Literal[
     "cap_feed",
     "log",
     "webpush",
+    "whatsapp",
 ]
 CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
 _CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -182,6 +192,10 @@ class SmsChannel(_Channel):
     # The sender's pace (Twilio: 1 for a US long code, 3 toll-free, 100 a short code);
     # None: Twilio's own queue paces the messages.
     messages_per_second: float | None = Field(default=None, gt=0, le=10000)
+    # Ask Twilio for delivery receipts (StatusCallback to http.public_url's
+    # /hooks/sms/<id>). None: on unless public_url is a loopback address, which Twilio
+    # cannot reach.
+    status_callback: bool | None = None
 
     @property
     def length_limit(self) -> int | None:
@@ -287,6 +301,114 @@ class WebpushChannel(_Channel):
         return int(self.ttl.total_seconds())
 
 
+# -- whatsapp -------------------------------------------------------------------------
+_E164_NUMBER = re.compile(_E164)
+# What may fill a template's body parameters, in the order of the template's {{1}}, {{2}}.
+WhatsappParameter = Literal["title", "text", "incident", "alert_id"]
+# Template keys besides stage names: the correction and the notices to duty officers.
+WHATSAPP_SPECIAL_TEMPLATES = ("_retraction", "_confirmation_request", "_refusal")
+
+
+class WhatsappTemplate(BaseModel):
+    """A template Meta approved (WhatsApp Manager), named as Meta knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    # Meta's language code (de, en_US); None: the channel's language, as the post's.
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$")
+    parameters: list[WhatsappParameter] | None = None  # None: the channel's `parameters`
+
+
+def read_numbers(path: Path) -> tuple[list[str], list[str]]:
+    """The numbers of a subscriber file (one E.164 number a line; `#` starts a comment,
+    blank lines are skipped), and one error per bad line, naming it."""
+    numbers: list[str] = []
+    errors: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [f"cannot read {path.name}: {exc.__class__.__name__}: {exc}"]
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.split("#", 1)[0].strip()
+        if not value:
+            continue
+        if _E164_NUMBER.match(value):
+            numbers.append(value)
+        else:
+            errors.append(
+                f"{path.name} line {number}: {value!r} is not an E.164 number "
+                "(+, country code, 7 to 15 digits, no spaces)"
+            )
+    return numbers, errors
+
+
+class WhatsappChannel(_Channel):
+    type: Literal["whatsapp"]
+    base_url: str = "https://graph.facebook.com/v21.0"  # the Graph API, with its version
+    phone_number_id: str = Field(pattern=r"^[0-9]{1,32}$")
+    access_token: str
+    app_secret: str  # checks the status webhooks' X-Hub-Signature-256
+    verify_token: str | None = None  # answers Meta's GET handshake when the webhook is set up
+    # By stage (`warning`), or `<playbook>/<stage>` for one playbook only; `_retraction`
+    # for the correction, `_confirmation_request` and `_refusal` on an internal channel.
+    templates: dict[str, WhatsappTemplate] = Field(min_length=1)
+    parameters: list[WhatsappParameter] = Field(default=["title", "text"], min_length=1)
+    to: list[Annotated[str, Field(pattern=_E164)]] = Field(default_factory=list)
+    # A file beside the channel file: one E.164 number a line, `#` comments.
+    to_file: str | None = None
+    # Meta's throughput: 80 messages a second per business number by default.
+    messages_per_second: float = Field(default=80, gt=0, le=1000)
+    # Meta's pair rate limit: about one message per 6 s to the same number (131056).
+    pair_wait: float = Field(default=6.0, gt=0, le=600)
+    # Meta's limit on a template body with its parameters filled in (132005).
+    max_characters: int = Field(default=1024, gt=0, le=1024)
+    _file_numbers: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("templates")
+    @classmethod
+    def _template_keys(cls, value: dict[str, WhatsappTemplate]) -> dict[str, WhatsappTemplate]:
+        for key in value:
+            if key.startswith("_") and key not in WHATSAPP_SPECIAL_TEMPLATES:
+                raise ValueError(
+                    f"unknown template key {key!r}: a stage name, <playbook>/<stage>, or one "
+                    f"of {', '.join(WHATSAPP_SPECIAL_TEMPLATES)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _subscribers(self, info: ValidationInfo) -> WhatsappChannel:
+        if self.to_file is not None:
+            folder = (info.context or {}).get("folder")
+            path = Path(self.to_file)
+            if not path.is_absolute():
+                path = (Path(folder) if folder is not None else Path.cwd()) / path
+            numbers, errors = read_numbers(path)
+            if errors:
+                shown = "; ".join(errors[:5])
+                more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
+                raise ValueError(f"to_file: {shown}{more}")
+            self._file_numbers = numbers
+        if not self.recipients:
+            raise ValueError(
+                "no subscribers: set `to` (a list of E.164 numbers) or `to_file` (a file of them)"
+            )
+        return self
+
+    @property
+    def recipients(self) -> list[str]:
+        """`to` and the numbers of `to_file`, each once, in that order."""
+        return list(dict.fromkeys([*self.to, *self._file_numbers]))
+
+    @property
+    def length_limit(self) -> int | None:
+        return self.max_characters
+
+    def template_for(self, scenario: str, stage: str) -> WhatsappTemplate | None:
+        """The template of a playbook's stage: `<playbook>/<stage>`, else `<stage>`."""
+        return self.templates.get(f"{scenario}/{stage}") or self.templates.get(stage)
+
+
 ChannelConfig = (
     MastodonChannel
     | BlueskyChannel
@@ -299,6 +421,7 @@ ChannelConfig = (
     | CapFeedChannel
     | LogChannel
     | WebpushChannel
+    | WhatsappChannel
 )
 # The model of each `type`, read from the models' own `type: Literal[...]`.
 _BY_TYPE: dict[str, type[ChannelConfig]] = {
@@ -306,12 +429,13 @@ _BY_TYPE: dict[str, type[ChannelConfig]] = {
 }
 
 
-def parse_channel(data: dict[str, Any]) -> ChannelConfig:
-    """One channel's settings, validated by the model of its `type`."""
+def parse_channel(data: dict[str, Any], folder: Path | None = None) -> ChannelConfig:
+    """One channel's settings, validated by the model of its `type`; `folder` is where
+    its file is (files it names, such as a whatsapp `to_file`, are beside it)."""
     kind = data.get("type")
     if kind not in _BY_TYPE:
         raise ValueError(f"type is {kind!r}; one of {', '.join(CHANNEL_TYPES)}")
-    return _BY_TYPE[kind].model_validate(data)
+    return _BY_TYPE[kind].model_validate(data, context={"folder": folder})
 
 
 def _load_channel(path: Path, base: Path | None) -> tuple[ChannelConfig | None, list[Problem]]:
@@ -330,7 +454,7 @@ def _load_channel(path: Path, base: Path | None) -> tuple[ChannelConfig | None, 
             problems.append(Problem(shown, "", "must be a mapping with at least `type`"))
         return None, problems
     try:
-        channel = parse_channel(data)
+        channel = parse_channel(data, path.parent)
     except ValidationError as exc:
         return None, problems + validation_problems(shown, exc)
     except ValueError as exc:

@@ -49,7 +49,9 @@ saved as `in_flight` before it is started. After a crash those are looked up wit
 `GET .../Messages.json?To=&From=` (newest first; not DateSent, which a queued message
 lacks): a message with this body created since the reservation counts as delivered with
 its sid, else the number is sent; a failed look-up leaves it in flight, never sent blindly.
-A sent SMS cannot be
+Delivery receipts: each message carries `StatusCallback=<http.public_url>/hooks/sms/<id>`
+(unless `status_callback: false`, or unset with a loopback public URL), and Twilio posts
+its fate there (broadcaster.receipts, broadcaster.web.hooks). A sent SMS cannot be
 recalled (DELETE only removes Twilio's log record): `can_delete` is False, and a
 retraction is sent as a correction. SMS has no threads: `can_thread` is False.
 """
@@ -57,8 +59,6 @@ retraction is sent as a correction. SMS has no threads: `can_thread` is False.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -74,11 +74,12 @@ from broadcaster.channels.base import (
     PermanentError,
     TransientError,
 )
-from broadcaster.channels.http import Answer, HttpAdapter, excerpt
-from broadcaster.channels.recipients import Checkpoints, RecipientProgress, run_workers
+from broadcaster.channels.http import DEFAULT_TIMEOUT, Answer, HttpAdapter, excerpt
+from broadcaster.channels.recipients import Checkpoints, RecipientProgress, RecipientRun
 from broadcaster.channels.settings import SmsChannel
 from broadcaster.limits import is_gsm7
 from broadcaster.models import Receipt
+from broadcaster.receipts import sms_status_callback
 
 USER_AGENT = "broadcaster-sms/1"
 API_VERSION = "2010-04-01"
@@ -171,6 +172,19 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
     checkpoint_every: int | None = None  # recipients per checkpoint (None: Checkpoints')
     checkpoint_interval: float | None = None  # seconds
 
+    def __init__(
+        self,
+        channel_id: str,
+        config: SmsChannel,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        public_url: str | None = None,
+    ) -> None:
+        # Where Twilio reports each message's fate (broadcaster.receipts), or None.
+        self.status_callback = sms_status_callback(channel_id, config.status_callback, public_url)
+        super().__init__(channel_id, config, session, timeout=timeout)
+
     def setup(self) -> None:
         account = quote(self._config.account_sid, safe="")
         try:  # RFC 7617, UTF-8
@@ -229,6 +243,8 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
         if self._authorization is None:
             return _Answer(error=PermanentError("account_sid must not contain ':'"), stop=True)
         form = {"To": number, "From": self._config.sender, "Body": body}
+        if self.status_callback is not None:
+            form["StatusCallback"] = self.status_callback
         try:
             answer = await self.request("POST", self.url, data=form, headers=self._headers())
         except ChannelError as error:
@@ -305,15 +321,10 @@ class SmsAdapter(HttpAdapter[SmsChannel]):
         return _Answer(error=PermanentError(reason), stop=stop)
 
 
-class _Run:
-    """One attempt: up to `max_in_flight` workers take the pending recipients in order.
-
-    Before a batch of recipients is started, it is recorded as in flight (a checkpoint);
-    progress is saved every batch or second. A recipient in flight at an earlier attempt
-    that ended without its answer (a crash) is looked up at Twilio first. Once an answer
-    concerns every recipient (`stop`), no new request starts, and those not started get
-    that error. A failing checkpoint (the claim is lost) cancels the requests under way
-    and propagates."""
+class _Run(RecipientRun):
+    """One attempt (RecipientRun): up to `max_in_flight` workers; a recipient in flight at
+    an earlier attempt that ended without its answer (a crash) is looked up at Twilio
+    first."""
 
     def __init__(
         self,
@@ -323,42 +334,14 @@ class _Run:
         body: str,
         segments: dict[str, int],
     ) -> None:
+        super().__init__(progress, checkpoints, adapter._config.max_in_flight)
         self.adapter = adapter
-        self.progress = progress
-        self.checkpoints = checkpoints
         self.body = body
         self.segments = segments
-        pending = progress.pending()
-        self.unsure = {n for n in pending if n in progress.in_flight}
         self.since = progress.since_time()
-        # The unsure ones are reserved already (by the attempt that died): first.
-        self.reserved: deque[str] = deque(n for n in pending if n in self.unsure)
-        self.rest: Iterator[str] = (n for n in pending if n not in self.unsure)
-        self.count = len(pending)
-        self.unstarted: list[str] = []
-        self.stop: ChannelError | None = None
-        self.feed = asyncio.Lock()
 
-    async def go(self) -> None:
-        if self.count == 0:
-            return
-        workers = min(self.adapter._config.max_in_flight, self.count)
-        await run_workers(workers, self.work, self.checkpoints)
-        if self.stop is not None:
-            for number in [*self.unstarted, *self.reserved, *self.rest]:
-                self.progress.failed(number, self.stop, unsure=number in self.unsure)
-
-    async def next(self) -> str | None:
-        async with self.feed:
-            if self.stop is not None:
-                return None
-            if not self.reserved:
-                batch = [n for _, n in zip(range(self.checkpoints.every), self.rest, strict=False)]
-                if not batch:
-                    return None
-                await self.checkpoints.reserve(batch)
-                self.reserved.extend(batch)
-            return self.reserved.popleft()
+    def give_up(self, recipient: str, error: ChannelError) -> None:
+        self.progress.failed(recipient, error, unsure=recipient in self.unsure)
 
     async def work(self) -> None:
         adapter = self.adapter

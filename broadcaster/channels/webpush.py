@@ -64,7 +64,6 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,7 +80,7 @@ from broadcaster.channels.base import (
     TransientError,
 )
 from broadcaster.channels.http import Answer, HttpAdapter, excerpt
-from broadcaster.channels.recipients import Checkpoints, RecipientProgress, run_workers
+from broadcaster.channels.recipients import Checkpoints, RecipientProgress, RecipientRun
 from broadcaster.channels.settings import WebpushChannel
 from broadcaster.limits import Measurement, utf8_length
 from broadcaster.models import PushSubscription, Receipt
@@ -329,13 +328,10 @@ class WebpushAdapter(HttpAdapter[WebpushChannel]):
         return _Answer(error=PermanentError(reason))
 
 
-class _Run:
-    """One attempt: up to `max_in_flight` workers take the pending subscriptions in order.
-
-    A batch of subscriptions is recorded as in flight (a checkpoint) before it is
-    pushed. Once an answer concerns every subscription (`stop`), no new push starts and
-    those not pushed get that error; once one concerns a push service (`stopped`), its
-    remaining subscriptions get it without a request."""
+class _Run(RecipientRun):
+    """One attempt: up to `max_in_flight` workers take the pending subscriptions in order
+    (RecipientRun). Once an answer concerns a push service (`stopped`), its remaining
+    subscriptions get it without a request."""
 
     def __init__(
         self,
@@ -346,45 +342,16 @@ class _Run:
         plaintext: bytes,
         headers: dict[str, str],
     ) -> None:
+        # Those reached before that have no subscription now cannot be pending: they
+        # are delivered. Anyone else pending is in `subscriptions`.
+        pending = [r for r in progress.pending() if r in subscriptions]
+        super().__init__(progress, checkpoints, adapter._config.max_in_flight, pending)
         self.adapter = adapter
-        self.progress = progress
-        self.checkpoints = checkpoints
         self.subscriptions = subscriptions
         self.plaintext = plaintext
         self.headers = headers
-        # Those reached before that have no subscription now cannot be pending: they
-        # are delivered. Anyone else pending is in `subscriptions`.
-        self.rest = deque(r for r in progress.pending() if r in subscriptions)
-        self.count = len(self.rest)
-        self.reserved: deque[str] = deque()
-        self.unstarted: list[str] = []
-        self.feed = asyncio.Lock()
-        self.stop: ChannelError | None = None
         self.stopped: dict[str, ChannelError] = {}  # push service origin -> its error
         self.gone_now = 0
-
-    async def go(self) -> None:
-        if self.count == 0:
-            return
-        workers = min(self.adapter._config.max_in_flight, self.count)
-        await run_workers(workers, self.work, self.checkpoints)
-        if self.stop is not None:
-            for recipient in [*self.unstarted, *self.reserved, *self.rest]:
-                self.progress.failed(recipient, self.stop)
-
-    async def next(self) -> str | None:
-        async with self.feed:
-            if self.stop is not None:
-                return None
-            if not self.reserved:
-                batch = [r for _, r in zip(range(self.checkpoints.every), self.rest, strict=False)]
-                if not batch:
-                    return None
-                for _ in batch:
-                    self.rest.popleft()
-                await self.checkpoints.reserve(batch)
-                self.reserved.extend(batch)
-            return self.reserved.popleft()
 
     async def work(self) -> None:
         adapter = self.adapter

@@ -15,6 +15,7 @@ from broadcaster.audit import public_entry
 from broadcaster.intake import MAX_PAYLOAD_BYTES
 from broadcaster.metrics import Metrics
 from broadcaster.models import reason_problem
+from broadcaster.receipts import add_receipt_counts
 from broadcaster.receiving import Receiver
 from broadcaster.refusals import recent_refusals
 from broadcaster.retraction import Retractor
@@ -154,7 +155,10 @@ async def get_alert(request: web.Request) -> web.Response:
     alert = await store.get_alert(request.match_info["alert_id"])
     if alert is None:
         return _json({"error": "not_found", "detail": "no such alert"}, 404)
-    return _json(alert.public(await store.get_deliveries(alert.id)))
+    deliveries = await store.get_deliveries(alert.id)
+    body = alert.public(deliveries)
+    await add_receipt_counts(store, deliveries, body)  # SMS and WhatsApp receipts
+    return _json(body)
 
 
 async def alert_audit(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from broadcaster.models import (
     ErrorCode,
     Mode,
 )
+from broadcaster.receipts import RECEIPT_STATES
 
 PATH = "/api/openapi.json"
 LIST_LIMIT_DEFAULT = 50
@@ -119,13 +120,82 @@ _SCHEMAS: dict[str, Schema] = {
     },
     "Recipients": {
         "type": "object",
-        "description": "Channels with several recipients (SMS, e-mail): per recipient.",
+        "description": "Channels with several recipients (SMS, e-mail, WhatsApp): per "
+        "recipient. delivered: accepted by the provider.",
         "required": ["total", "delivered", "failed"],
         "properties": {
             "total": {"type": "integer", "minimum": 0},
             "delivered": {"type": "integer", "minimum": 0},
             "failed": {"type": "integer", "minimum": 0},
+            "receipts": {
+                "type": "object",
+                "description": "SMS and WhatsApp, GET /api/alerts/{alert_id} only: how many "
+                "accepted recipients stand at each state by the provider's receipts (the "
+                "furthest reported). pending: no receipt yet (or queued at Twilio); sent: "
+                "handed to the carrier or WhatsApp; delivered: on the phone; read: opened "
+                "(WhatsApp); undelivered: the carrier could not deliver it (SMS); failed: "
+                "refused after acceptance.",
+                "required": list(RECEIPT_STATES),
+                "properties": {
+                    state: {"type": "integer", "minimum": 0} for state in RECEIPT_STATES
+                },
+            },
         },
+    },
+    "RecipientOutcome": {
+        "type": "object",
+        "required": ["recipient", "accepted", "message_id", "error", "outcome"],
+        "properties": {
+            "recipient": {"type": "string", "description": "A number or an address."},
+            "accepted": {"type": "boolean", "description": "Accepted by the provider."},
+            "message_id": {
+                **_nullable({"type": "string"}),
+                "description": "The provider's id of this recipient's message (SMS sid, "
+                "wamid, Message-ID).",
+            },
+            "error": {
+                **_nullable({"type": "string"}),
+                "description": "Why it was not accepted (yet).",
+            },
+            "outcome": {
+                "enum": ["accepted", "refused", "in_flight", "not_yet"],
+                "description": "refused: for good; in_flight: sent, answer not known; "
+                "not_yet: to be tried again.",
+            },
+            "receipt": {
+                "enum": list(RECEIPT_STATES),
+                "description": "SMS and WhatsApp, accepted recipients: the receipt's state.",
+            },
+            "status": {
+                **_nullable({"type": "string"}),
+                "description": "The provider's own word for it (queued, sent, read, ...).",
+            },
+            "status_error": {
+                **_nullable({"type": "string"}),
+                "description": "The provider's error code and words, when it gave them.",
+            },
+            "status_at": _nullable(_DATETIME),
+        },
+    },
+    "DeliveryDetail": {
+        "description": "One delivery, with each recipient's outcome and receipt.",
+        "allOf": [
+            _ref("Delivery"),
+            {
+                "type": "object",
+                "required": ["alert_id", "channel_id", "channel_type", "recipient_list"],
+                "properties": {
+                    "alert_id": {"type": "string"},
+                    "channel_id": {"type": "string"},
+                    "channel_type": {"type": "string"},
+                    "recipient_list": {
+                        "type": "array",
+                        "items": _ref("RecipientOutcome"),
+                        "description": "Empty for channels with one post (Mastodon, ...).",
+                    },
+                },
+            },
+        ],
     },
     "Delivery": {
         "type": "object",
@@ -356,6 +426,13 @@ _PARAMETERS: dict[str, Schema] = {
         "schema": {"type": "string"},
         "description": "The alert's id (the trigger's id; a correction: <id>:retraction).",
     },
+    "ChannelId": {
+        "name": "channel_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The channel's id (its file name in channels/).",
+    },
     "Limit": {
         "name": "limit",
         "in": "query",
@@ -456,6 +533,20 @@ _PATHS: dict[str, Schema] = {
             "responses": {
                 "200": _json(_array("AuditEntry"), "Every event with its time, actor, detail."),
                 **_NOT_FOUND,
+                **_COMMON,
+            },
+        }
+    },
+    "/api/alerts/{alert_id}/deliveries/{channel_id}": {
+        "get": {
+            "operationId": "getDelivery",
+            "summary": "One delivery with each recipient's outcome and receipt",
+            "parameters": [*_ALERT_ID, {"$ref": "#/components/parameters/ChannelId"}],
+            "responses": {
+                "200": _json(_ref("DeliveryDetail"), "The delivery and its recipients."),
+                "404": _json(
+                    _ref("Error"), "No such alert, or no delivery to that channel (not_found)."
+                ),
                 **_COMMON,
             },
         }

@@ -18,8 +18,8 @@ from broadcaster.channels.webpush import subscription_id
 from broadcaster.store.sqlite import SqliteStore
 from broadcaster.vapid import new_key_pair
 from broadcaster.web.api import STATE, WebState
-from broadcaster.web.confirm import PAGES
 from broadcaster.web.push import PUSH, add_push_routes
+from broadcaster.web.warnings import PAGES
 from tests.fakes.webpush import FakePushService
 
 PRIVATE, PUBLIC = new_key_pair()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 
@@ -22,6 +23,16 @@ class FakeServer:
         self._gate = asyncio.Event()
         self._gate.set()
         self._changed = asyncio.Condition()
+        # A fake that calls the daemon back (status callbacks, webhooks): its client, and
+        # the tasks that call (see `calling_back`).
+        self.client: aiohttp.ClientSession | None = None
+        self.background: set[asyncio.Task[None]] = set()
+
+    def in_background(self, call: Coroutine[Any, Any, None]) -> None:
+        """Run a call to the daemon on its own, as the provider does after answering."""
+        task = asyncio.create_task(call)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
@@ -75,6 +86,19 @@ async def serving(fake: F) -> AsyncIterator[F]:
         fake.release()
         fake._delay = 0.0
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def calling_back(fake: F) -> AsyncIterator[F]:
+    """`serving`, with a client for the fake's calls back; they end with the block."""
+    async with aiohttp.ClientSession() as client, serving(fake):
+        fake.client = client
+        try:
+            yield fake
+        finally:
+            for task in list(fake.background):
+                task.cancel()
+            await asyncio.gather(*fake.background, return_exceptions=True)
 
 
 # A test scripts an answer as a status, (status, headers) or (status, headers, body):

@@ -46,12 +46,24 @@ A scripted answer is taken by a list request too.
 
 Errors are `{"code", "message", "more_info", "status"}`. A 429 (`20429`) carries no
 Retry-After, as Twilio's does not; `rate_limit(retry_after=...)` adds one for a test.
+
+Status callbacks (twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks):
+a message created with `StatusCallback` gets its later statuses POSTed there, one each,
+form-encoded (`MessageSid`, `SmsSid`, `MessageStatus`, `SmsStatus`, `AccountSid`, `From`,
+`To`, `ApiVersion`, and `ErrorCode` for undelivered and failed), signed
+`X-Twilio-Signature` = Base64(HMAC-SHA1(auth_token, URL + each parameter sorted by name,
+name and value run together)) with its own code. The initial `queued` is not called back.
+By default `sent` then `delivered`; `callback_statuses(number, [...], error_code=...)` for
+others; `callback_order = "reversed"` and `callback_repeat = True` for disorder and
+repeats. `callbacks` records (sid, status, the receiver's HTTP status).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import re
 import secrets
 from collections import deque
@@ -60,9 +72,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
+import aiohttp
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
@@ -70,9 +83,9 @@ from tests.fakes.base import (
     Answer,
     FakeServer,
     ScriptedAnswer,
+    calling_back,
     json_answer,
     scripted,
-    serving,
 )
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -255,6 +268,13 @@ def _scripted(item: ScriptedAnswer) -> Answer:
     )
 
 
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """What Twilio puts in X-Twilio-Signature (its own code, not the daemon's)."""
+    signed = url + "".join(f"{name}{params[name]}" for name in sorted(params))
+    mac = hmac.new(auth_token.encode("utf-8"), signed.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
 class FakeTwilio(FakeServer):
     def __init__(self, *, account_sid: str, auth_token: str, senders: set[str] | None) -> None:
         super().__init__()
@@ -271,6 +291,11 @@ class FakeTwilio(FakeServer):
         self._hold_answers_after: int | None = None
         self._answers = asyncio.Event()
         self._answers.set()
+        # Status callbacks.
+        self._fates: dict[str, tuple[list[str], int | None]] = {}
+        self.callback_order: Literal["in_order", "reversed"] = "in_order"
+        self.callback_repeat = False
+        self.callbacks: list[tuple[str, str, int]] = []  # (sid, status, receiver's status)
 
     @classmethod
     @asynccontextmanager
@@ -282,7 +307,7 @@ class FakeTwilio(FakeServer):
         senders: set[str] | None = None,
     ) -> AsyncIterator[FakeTwilio]:
         fake = cls(account_sid=account_sid, auth_token=auth_token, senders=senders)
-        async with serving(fake):
+        async with calling_back(fake):
             yield fake
 
     @property
@@ -340,6 +365,68 @@ class FakeTwilio(FakeServer):
         self._hold_answers_after = None
         self._answers.set()
         super().release()
+
+    def callback_statuses(
+        self, number: str, statuses: list[str], *, error_code: int | None = None
+    ) -> None:
+        """The statuses called back for messages to this number (ErrorCode on the
+        undelivered and failed ones)."""
+        self._fates[number] = (statuses, error_code)
+
+    async def wait_for_callbacks(self, count: int, timeout: float = 20.0) -> None:
+        """Return once `count` status callbacks have been answered."""
+        await self._wait(lambda: len(self.callbacks) >= count, timeout)
+
+    def _call_back(self, url: str, resource: dict[str, Any]) -> None:
+        statuses, error_code = self._fates.get(resource["to"], (["sent", "delivered"], None))
+        statuses = list(statuses)
+        if self.callback_order == "reversed":
+            statuses.reverse()
+        if self.callback_repeat:
+            statuses = [s for status in statuses for s in (status, status)]
+        self.in_background(self._post_callbacks(url, resource, statuses, error_code))
+
+    async def _post_callbacks(
+        self, url: str, resource: dict[str, Any], statuses: list[str], error_code: int | None
+    ) -> None:
+        for status in statuses:
+            params = self.callback_params(resource, status, error_code)
+            try:
+                answered = await self.post_callback(url, params)
+            except aiohttp.ClientError:
+                answered = 0  # the receiver is away
+            self.callbacks.append((resource["sid"], status, answered))
+            await self._notify()
+
+    def callback_params(
+        self, resource: dict[str, Any], status: str, error_code: int | None = None
+    ) -> dict[str, str]:
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "From": resource["from"] or "",
+            "MessageSid": resource["sid"],
+            "MessageStatus": status,
+            "SmsSid": resource["sid"],
+            "SmsStatus": status,
+            "To": resource["to"],
+        }
+        if status in ("undelivered", "failed"):
+            params["ErrorCode"] = str(error_code or 30008)
+        return params
+
+    async def post_callback(
+        self, url: str, params: dict[str, str], signature: str | None = None
+    ) -> int:
+        """POST one status callback, signed with the auth token unless told otherwise."""
+        assert self.client is not None
+        headers = {
+            "X-Twilio-Signature": signature or twilio_signature(self.auth_token, url, params),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        async with self.client.post(url, data=params, headers=headers) as response:
+            await response.read()
+            return response.status
 
     def sent_to(self, number: str) -> int:
         """How many messages were created for this number."""
@@ -506,4 +593,7 @@ class FakeTwilio(FakeServer):
             "uri": f"{uri}.json",
         }
         self.messages.append(resource)
+        callback = form.get("StatusCallback")
+        if callback:
+            self._call_back(callback, resource)
         return json_answer(201, resource)

@@ -101,6 +101,7 @@ async def test_every_api_route_is_documented_and_answers_as_documented(tmp_path,
             "/api/alerts/{alert_id}/audit",
             "/api/alerts/{alert_id}/retract",
         )
+        delivery = "/api/alerts/{alert_id}/deliveries/{channel_id}"
         one, none = "/api/alerts/FW-OPENAPI-1", "/api/alerts/FW-NONE"
         reason = {"reason": "Fehlalarm der Brandmeldeanlage"}
         # (method, documented path, url, JSON body, headers, expected status), in order.
@@ -117,6 +118,8 @@ async def test_every_api_route_is_documented_and_answers_as_documented(tmp_path,
             ("GET", "/api/refusals", "/api/refusals?limit=5", None, AUTH, 200),
             ("GET", audit, f"{one}/audit", None, AUTH, 200),
             ("GET", audit, f"{none}/audit", None, AUTH, 404),
+            ("GET", delivery, f"{one}/deliveries/log_de", None, AUTH, 200),
+            ("GET", delivery, f"{one}/deliveries/nowhere", None, AUTH, 404),
             ("POST", "/api/reload", "/api/reload", None, AUTH, 200),
             ("POST", retract, f"{one}/retract", {"why": "no reason"}, AUTH, 400),
             ("POST", retract, f"{one}/retract", reason, AUTH, 202),

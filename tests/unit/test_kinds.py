@@ -97,7 +97,7 @@ async def test_each_kind_makes_an_adapter_that_can_what_the_table_says(
 
 def test_the_small_kinds_take_the_short_template() -> None:
     short = {t for t, k in KINDS.items() if k.variant == "short"}
-    assert short == {"mastodon", "bluesky", "x", "sms", "webpush"}
+    assert short == {"mastodon", "bluesky", "x", "sms", "webpush", "whatsapp"}
 
 
 def test_telegram_counts_the_title_with_the_text() -> None:
@@ -112,4 +112,4 @@ def test_only_channels_someone_reads_reach_a_duty_officer() -> None:
     unread = {t for t, k in KINDS.items() if not k.capabilities.reaches_people}
     assert unread == {"log", "cap_feed"}
     per_recipient = {t for t, k in KINDS.items() if k.capabilities.per_recipient}
-    assert per_recipient == {"sms", "email", "webpush"}
+    assert per_recipient == {"sms", "email", "webpush", "whatsapp"}
