@@ -34,6 +34,7 @@ from broadcaster.takeover import Takeover
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.media import add_media_routes
 
 log = structlog.get_logger(__name__)
 
@@ -154,6 +155,7 @@ class Daemon:
             channels=self.deployment.channels,
             sender_name=cap.sender_name,
         )
+        add_media_routes(app, self.deployment)  # share-pic cards for Meta to fetch
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

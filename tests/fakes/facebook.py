@@ -21,6 +21,11 @@ pages-api/posts, .../graph-api/guides/error-handling, .../graph-api/overview/rat
 5. `POST /{page-id}/feed`: 400 code 100 without `message`; 400 code 506 "Duplicate
    status message" when the text equals the Page's latest post; else
    `{"id": "{page-id}_{post-id}"}`, appended to `posts`;
+   `POST /{page-id}/photos` (`url`, `caption` or `message`): fetches `url` itself, as
+   Facebook does (not a JPEG or PNG, or not reachable: 400 code 324 "Missing or invalid
+   image file" [U]), then a photo post: `{"id": "<photo-id>", "post_id":
+   "{page-id}_{post-id}"}`, appended to `posts` with `photo_id` and `image`;
+   deleting the photo deletes its post and comments;
    `POST /{post-id}/comments`: a comment by the Page, `{"id": "{post}_{comment}"}`,
    appended to `comments`;
    `DELETE /{id}`: `{"success": true}`; deleting a post deletes its comments;
@@ -275,6 +280,8 @@ class FakeGraph(FakeServer):
         parts = path.strip("/").split("/")
         if record.method == "POST" and parts == [self.page_id, "feed"]:
             return self._post(record.params)
+        if record.method == "POST" and parts == [self.page_id, "photos"]:
+            return await self._photo(record.params)
         if record.method == "POST" and len(parts) == 2 and parts[1] == "comments":
             return self._comment(parts[0], record.params)
         if record.method == "DELETE" and len(parts) == 1:
@@ -302,6 +309,32 @@ class FakeGraph(FakeServer):
         self.posts.append(post)
         return _json(200, {"id": post_id})
 
+    async def _photo(self, params: dict[str, str]) -> Answer:
+        # Imported here: the crawler's fetch is the Instagram fake's (the same at Meta).
+        from tests.fakes.instagram import fetch_image
+
+        url = params.get("url")
+        if not url:
+            return graph_error(324, message="(#324) Requires upload file")
+        image, _, refusal = await fetch_image(url, 5.0)
+        if refusal is not None or image is None:
+            return graph_error(324, message="(#324) Missing or invalid image file")
+        photo_id = str(next(self._ids))
+        post_id = f"{self.page_id}_{next(self._ids)}"
+        post = {
+            "id": post_id,
+            "photo_id": photo_id,
+            "message": params.get("caption", params.get("message", "")),
+            "image": image,
+            "url": url,
+            "created_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "comments": [],
+        }
+        self._objects[post_id] = post
+        self._objects[photo_id] = {"id": photo_id, "post": post_id}
+        self.posts.append(post)
+        return _json(200, {"id": photo_id, "post_id": post_id})
+
     def _comment(self, post_id: str, params: dict[str, str]) -> Answer:
         post = self._objects.get(post_id)
         if post is None or "comments" not in post:
@@ -321,6 +354,9 @@ class FakeGraph(FakeServer):
         if gone is None:
             return
         self.deleted.add(object_id)
+        for linked in (gone.get("post"), gone.get("photo_id")):  # a photo and its post
+            if isinstance(linked, str) and linked in self._objects:
+                self._drop(linked)
         for comment_id in gone.get("comments", []):
             if self._objects.pop(comment_id, None) is not None:
                 self.deleted.add(comment_id)
