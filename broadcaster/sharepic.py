@@ -9,13 +9,16 @@ yellow-and-black exercise banner at the top and bottom (the deployment's drill p
 
 Fonts: DejaVu Sans (Debian's `fonts-dejavu-core`, /usr/share/fonts/truetype/dejavu/)
 when it is installed, else Pillow's embedded scalable font (`ImageFont.load_default`,
-bold drawn with a stroke). Nothing is downloaded. The same card always gives the same
+bold drawn with a stroke). Nothing is downloaded. The embedded font (Aileron) has no
+umlauts, ß or other letters beyond ASCII: with it, such letters are spelled out
+(Ü -> UE, ß -> ss, é -> e), so a card never shows an empty box. The same card always gives the same
 bytes (no timestamp, no EXIF), so a re-render serves what Meta fetched.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from io import BytesIO
@@ -123,9 +126,45 @@ def face(size: int, *, bold: bool) -> Face:
     return Face(ImageFont.load_default(size=size), max(1, size // 30) if bold else 0)
 
 
+# How a letter the embedded font lacks is spelled (German first, then without accents).
+SPELLED = {"Ä": "AE", "Ö": "OE", "Ü": "UE", "ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"}
+SPELLED.update({"„": '"', "“": '"', "”": '"', "‚": "'", "‘": "'", "’": "'", "–": "-"})
+SPELLED.update({"—": "-", "…": "...", "€": "EUR", "\u00a0": " "})
+
+
+def embedded() -> bool:
+    """Whether the cards are drawn with Pillow's embedded font (no DejaVu installed)."""
+    return not (DEJAVU / "DejaVuSans.ttf").is_file()
+
+
+@cache
+def _missing(char: str) -> bool:
+    """Whether the embedded font draws `char` as its "no such glyph" box."""
+    font = ImageFont.load_default(size=40)
+    box = font.getmask("\uffff")
+    mask = font.getmask(char)
+    return mask.size == box.size and bytes(mask) == bytes(box)
+
+
+def spelled(text: str) -> str:
+    """`text` in letters the embedded font has."""
+    out = []
+    for char in text:
+        if char.isascii() or not _missing(char):
+            out.append(char)
+        elif char in SPELLED:
+            out.append(SPELLED[char])
+        else:
+            plain = "".join(
+                c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+            )
+            out.append(plain if plain and not any(_missing(c) for c in plain) else "?")
+    return "".join(out)
+
+
 def font_source() -> str:
     """Which font the cards are drawn with, for the docs and the log."""
-    return "DejaVu Sans" if (DEJAVU / "DejaVuSans.ttf").is_file() else "Pillow's embedded font"
+    return "Pillow's embedded font" if embedded() else "DejaVu Sans"
 
 
 def _width(draw: ImageDraw.ImageDraw, text: str, f: Face) -> float:
@@ -218,6 +257,16 @@ def _banner(draw: ImageDraw.ImageDraw, top: int, word: str) -> None:
 
 
 def draw_card(card: Card) -> Image.Image:
+    if embedded():
+        card = replace(
+            card,
+            title=spelled(card.title),
+            text=spelled(card.text),
+            when=spelled(card.when),
+            sender=spelled(card.sender),
+            drill_banner=spelled(card.drill_banner) if card.drill_banner else None,
+            correction=spelled(card.correction) if card.correction else None,
+        )
     image = Image.new("RGB", (WIDTH, HEIGHT), WHITE)
     draw = ImageDraw.Draw(image)
     top, bottom = 0, HEIGHT

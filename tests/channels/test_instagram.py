@@ -4,66 +4,28 @@ as Meta's crawler does."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from broadcaster.channels.base import OutgoingMessage, PermanentError, TransientError
 from broadcaster.channels.instagram import InstagramAdapter, hashtags, measure_caption
 from broadcaster.channels.kinds import KINDS
 from broadcaster.channels.settings import InstagramChannel
 from broadcaster.models import Receipt
-from broadcaster.sharepic import Card, card_url, render_card
+from broadcaster.sharepic import card_url
+from tests.fakes.cards import CardServer, serving_cards
 from tests.fakes.instagram import IG_USER_ID, TOKEN, FakeInstagram
 from tests.servers import free_port
 
 MakeMessage = Callable[..., OutgoingMessage]
-CARD = Card(
-    title="Großbrand in Flingern-Nord",
-    text="Fenster und Türen schließen.",
-    when="23.11.2026, 10:15 Uhr",
-    sender="Feuerwehr Düsseldorf",
-    language="de",
-)
-
-
-@dataclass
-class CardServer:
-    """Stands in for the daemon's /media route: serves `body` with `content_type`."""
-
-    base_url: str = ""
-    body: bytes = b""
-    content_type: str = "image/jpeg"
-    status: int = 200
-    paths: list[str] | None = None
 
 
 @pytest.fixture
 async def cards() -> AsyncIterator[CardServer]:
-    server = CardServer(body=render_card(CARD), paths=[])
-
-    async def serve(request: web.Request) -> web.Response:
-        assert server.paths is not None
-        server.paths.append(request.path)
-        return web.Response(
-            status=server.status, body=server.body, content_type=server.content_type
-        )
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", serve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.base_url = f"http://{host}:{port}"
-    try:
+    async with serving_cards() as server:
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
