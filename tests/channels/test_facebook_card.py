@@ -78,6 +78,8 @@ async def test_a_later_stage_comments_under_the_photo_post_and_delete_removes_it
     assert len(fake.posts) == 2  # the correction is a photo post of its own card
     assert fake.posts[1]["photo_id"] == correction.data["photo_id"]
     await adapter.delete(first)
+    assert first.remote_id is not None
+    assert correction.remote_id is not None
     assert fake.live(first.remote_id) is None  # the post went with its photo
     assert fake.live(comment["id"]) is None
     assert fake.live(correction.remote_id) is not None

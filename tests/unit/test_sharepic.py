@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from io import BytesIO
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 from PIL import Image, ImageDraw
@@ -31,7 +32,7 @@ BERLIN = timezone(timedelta(hours=1))
 ISSUED = datetime(2026, 11, 23, 10, 15, tzinfo=BERLIN)
 
 
-def alert(mode: str = "live", **changes: object) -> Alert:
+def alert(mode: Literal["live", "drill"] = "live", **changes: Any) -> Alert:
     prefix = "ÜBUNG: " if mode == "drill" else ""
     texts = {
         "de": Texts(
@@ -46,10 +47,10 @@ def alert(mode: str = "live", **changes: object) -> Alert:
         incident="E-1",
         scenario="major_fire",
         stage="warning",
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         issued_at=ISSUED,
         texts=texts,
-        **changes,  # type: ignore[arg-type]
+        **changes,
     )
 
 
@@ -57,6 +58,12 @@ def decoded(data: bytes) -> Image.Image:
     image = Image.open(BytesIO(data))
     image.load()
     return image
+
+
+def rgb(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    pixel = image.convert("RGB").getpixel(xy)
+    assert isinstance(pixel, tuple)
+    return pixel
 
 
 def yellow(pixel: tuple[int, ...]) -> bool:
@@ -106,11 +113,12 @@ def test_a_drill_card_carries_the_exercise_banner_top_and_bottom() -> None:
     # Sample the banners' plain middle beside the word, and the same places on the live card.
     for y in (12, BANNER_HEIGHT - 12, HEIGHT - BANNER_HEIGHT + 12, HEIGHT - 12):
         for x in (420, 540, 720):
-            assert yellow(drill_image.getpixel((x, y))), (x, y)
-            assert not yellow(live_image.getpixel((x, y))), (x, y)
+            assert yellow(rgb(drill_image, (x, y))), (x, y)
+            assert not yellow(rgb(live_image, (x, y))), (x, y)
     # The banner holds dark ink (the word and the stripes), not yellow alone.
     band = drill_image.crop((0, 0, WIDTH, BANNER_HEIGHT)).convert("L")
-    assert sum(1 for v in band.get_flattened_data() if v < 60) > WIDTH * BANNER_HEIGHT // 10
+    dark = sum(1 for v in band.get_flattened_data() if isinstance(v, int) and v < 60)
+    assert dark > WIDTH * BANNER_HEIGHT // 10
 
 
 def test_a_correction_is_marked_and_not_red() -> None:
@@ -118,7 +126,7 @@ def test_a_correction_is_marked_and_not_red() -> None:
         alert(retracts="FW-0"), "de", sender="Stadt Düsseldorf", drill_prefix="ÜBUNG"
     )
     assert correction.correction == "KORREKTUR"
-    band = decoded(render_card(correction)).convert("RGB").getpixel((WIDTH - 20, 20))
+    band = rgb(decoded(render_card(correction)), (WIDTH - 20, 20))
     assert band[2] > band[0]  # blue, not the warning's red
 
 
@@ -161,7 +169,7 @@ def test_without_dejavu_the_card_is_drawn_with_pillow_s_own_font(
         drill = card_for(alert("drill"), "de", sender="Stadt Düsseldorf", drill_prefix="ÜBUNG")
         image = decoded(render_card(drill))
         assert image.size == (WIDTH, HEIGHT)
-        assert yellow(image.convert("RGB").getpixel((540, 12)))
+        assert yellow(rgb(image, (540, 12)))
         # It has no umlauts: they are spelled out rather than drawn as empty boxes.
         assert sharepic.spelled("ÜBUNG: Großbrand – café") == "UEBUNG: Grossbrand - cafe"
         assert sharepic.spelled("Łódź") == "?odz"
