@@ -171,7 +171,7 @@ async def test_a_live_alert_on_instagram_then_its_retraction_and_the_manual_task
     listing = await cli(config, "status")
     assert "TO DO BY HAND" not in listing
     detail = await cli(config, "status", "FW-IG-1")
-    assert f"done by hand (Pressestelle" in detail
+    assert "done by hand (Pressestelle" in detail
 
 
 async def test_a_drill_reaches_instagram_only_when_the_channel_is_drill_send(
