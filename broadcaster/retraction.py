@@ -167,10 +167,14 @@ def manual_deletion(original: Delivery) -> ManualTask | None:
         or not KINDS[original.channel_type].capabilities.deleted_by_hand
     ):
         return None
-    where = original.url or (f"with id {original.remote_id}" if original.remote_id else None)
-    if where is None:
-        return None
-    return ManualTask(task=f"delete post {where} by hand", url=original.url)
+    if original.url or original.remote_id:
+        where = original.url or f"with id {original.remote_id}"
+        return ManualTask(task=f"delete post {where} by hand", url=original.url)
+    # Published, but its address is not known (a lost answer): a person must find it.
+    return ManualTask(
+        task=f"find and delete the post of alert {original.alert_id} on "
+        f"{original.channel_id} by hand (its address is not known)"
+    )
 
 
 class Retractor:

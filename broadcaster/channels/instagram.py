@@ -187,15 +187,13 @@ class InstagramAdapter(HttpAdapter[InstagramChannel]):
             if "media_id" not in state:
                 await self._publish(message, text, state)
         if "permalink" not in state:
-            permalink = await self._permalink(state["media_id"])
-            state["permalink"] = permalink
+            state["permalink"] = await self._permalink(state, state["media_id"])
         if message.reply_to is not None and "comment" not in state:
             await self._comment(message, state)
-        return Receipt(
-            remote_id=state["media_id"],
-            url=state.get("permalink"),
-            data=dict(state),
-        )
+        data = dict(state)
+        if note := data.get("note"):
+            data["detail"] = "; ".join(x for x in (data.get("detail"), note) if x)
+        return Receipt(remote_id=state["media_id"], url=state.get("permalink"), data=data)
 
     async def _container(self, message: OutgoingMessage, text: str, state: dict[str, Any]) -> None:
         """A container that is ready to publish (or published already) in `state`."""
@@ -264,13 +262,18 @@ class InstagramAdapter(HttpAdapter[InstagramChannel]):
         await self._save(message, state)
 
     async def _find_published(self, text: str, state: dict[str, Any]) -> None:
-        """The post of a container published by an attempt whose answer was lost."""
-        answer = await self._graph(
-            "GET",
-            f"/{self._user}/media",
-            query={"fields": "id,caption,permalink,timestamp", "limit": str(MEDIA_PAGE)},
-            doing="looking up the published post",
-        )
+        """The post of a container published by an attempt whose answer was lost. It is
+        out whatever this finds: a failed look-up only leaves it without a link."""
+        try:
+            answer = await self._graph(
+                "GET",
+                f"/{self._user}/media",
+                query={"fields": "id,caption,permalink,timestamp", "limit": str(MEDIA_PAGE)},
+                doing="looking up the published post",
+            )
+        except ChannelError as exc:
+            answer = None
+            state["note"] = f"published; its post was not looked up: {exc.message}"
         items = answer.get("data") if isinstance(answer, dict) else None
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and item.get("caption") == text and _text(item.get("id")):
@@ -279,14 +282,22 @@ class InstagramAdapter(HttpAdapter[InstagramChannel]):
                     state["permalink"] = permalink
                 return
         # Published, but not among the latest posts: delivered all the same, no link.
-        state["media_id"] = state["container_id"]
+        state["media_id"] = None
         state["permalink"] = None
-        state["note"] = "published by an earlier attempt; its post was not found to link it"
+        state.setdefault("note", "published by an earlier attempt; its post was not found")
 
-    async def _permalink(self, media: str) -> str | None:
-        answer = await self._graph(
-            "GET", f"/{media}", query={"fields": "permalink"}, doing="reading the permalink"
-        )
+    async def _permalink(self, state: dict[str, Any], media: str | None) -> str | None:
+        """The post's address. The post is out: a failure leaves it without a link (and
+        the delivery delivered), never failed."""
+        if media is None:
+            return None
+        try:
+            answer = await self._graph(
+                "GET", f"/{media}", query={"fields": "permalink"}, doing="reading the permalink"
+            )
+        except ChannelError as exc:
+            state["note"] = f"published; its permalink was not read: {exc.message}"
+            return None
         return _text(answer.get("permalink")) if isinstance(answer, dict) else None
 
     async def _comment(self, message: OutgoingMessage, state: dict[str, Any]) -> None:

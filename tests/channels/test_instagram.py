@@ -16,7 +16,7 @@ from broadcaster.channels.settings import InstagramChannel
 from broadcaster.models import Receipt
 from broadcaster.sharepic import card_url
 from tests.fakes.cards import CardServer, serving_cards
-from tests.fakes.instagram import IG_USER_ID, TOKEN, FakeInstagram
+from tests.fakes.instagram import IG_USER_ID, TOKEN, FakeInstagram, graph_error
 from tests.servers import free_port
 
 MakeMessage = Callable[..., OutgoingMessage]
@@ -430,3 +430,35 @@ async def test_instagram_cannot_delete_a_person_must(
     with pytest.raises(PermanentError, match=f"delete {receipt.url} by hand"):
         await adapter.delete(receipt)
     assert fake.requests_to("DELETE", "") == []
+
+
+async def test_a_post_whose_permalink_cannot_be_read_is_delivered_without_a_link(
+    session: aiohttp.ClientSession, fake: FakeInstagram, cards: CardServer, message: MakeMessage
+) -> None:
+    adapter = instagram(session, fake, cards.base_url)
+    fake.permalink_error = graph_error(100, subcode=33, message="Unsupported get request.")
+    receipt = await adapter.send(message())
+
+    [post] = fake.media
+    assert receipt.remote_id == post["id"]
+    assert receipt.url is None
+    assert "its permalink was not read" in receipt.data["detail"]
+    assert receipt.data["detail"].startswith("49 of 50 posts left")
+
+
+async def test_a_published_post_not_found_again_is_delivered_without_an_id(
+    session: aiohttp.ClientSession, fake: FakeInstagram, cards: CardServer, message: MakeMessage
+) -> None:
+    fake.publish_delay = 3.0
+    adapter = instagram(session, fake, cards.base_url, timeout=1.0)
+    with pytest.raises(TransientError) as lost:
+        await adapter.send(message())
+    fake.publish_delay = 0.0
+    fake.media[0]["caption"] = "edited by hand on instagram.com"  # no longer ours to find
+
+    receipt = await adapter.send(message(previous=lost.value.partial))
+
+    assert len(fake.requests_to("POST", "/media_publish")) == 1
+    assert receipt.remote_id is None
+    assert receipt.url is None
+    assert "its post was not found" in receipt.data["detail"]

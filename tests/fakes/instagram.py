@@ -223,6 +223,8 @@ class FakeInstagram(FakeServer):
         self.hashtag_limit = 30
         self.fetch_timeout = 5.0
         self.publish_delay = 0.0  # seconds media_publish waits after publishing (a lost answer)
+        # What a post's permalink read answers instead (Meta's code 100/33 outages).
+        self.permalink_error: Answer | None = None
         self.containers: dict[str, dict[str, Any]] = {}
         self.media: list[dict[str, Any]] = []  # published posts, in order
         self.comments: list[dict[str, Any]] = []
@@ -324,6 +326,8 @@ class FakeInstagram(FakeServer):
                     container["status_code"] = "FINISHED"
             status = container["status_code"]
             return _json(200, {"status_code": status, "status": status, "id": parts[0]})
+        if len(parts) == 1 and method == "GET" and self.permalink_error is not None:
+            return self.permalink_error
         if len(parts) == 1 and method == "GET":
             found = self._find(parts[0])
             return _json(200, self._public(found)) if found else _unsupported(method, parts[0])
