@@ -40,10 +40,17 @@ references do not give are marked [U] and can be changed through `fail`):
   [U]; the quota spent: 400 code 9, subcode 2207042 (the real answer: "reached maximum
   number of posts");
 - `GET /{ig-media-id}?fields=permalink`: `{"permalink": "https://www.instagram.com/p/
-  <shortcode>/", "id"}`; `GET /{ig-user-id}/media`: the account's posts, newest first;
+  <shortcode>/", "id"}` (or `permalink_error` when a test sets it: Meta's 100/33
+  outages of object reads); `GET /{ig-user-id}/media`: the account's posts, newest first;
 - `POST /{ig-media-id}/comments` (`message`): `{"id": comment}`;
 - `DELETE /{ig-media-id}` and anything else: 400 code 100, subcode 33, "Unsupported
   <method> request" (the API cannot delete a post).
+
+Levers: `used`, `quota_total`, `in_progress_polls`, `hashtag_limit`, `fetch_timeout`,
+`publish_delay` (media_publish publishes, then answers late: a lost answer),
+`permalink_error`, `fail(code, ...)` and `script(...)` (the next answers, whatever they
+are), `fail_publish(code, ...)` (the next media_publish), `expire(container)`, and
+FakeServer's `hold`/`release`/`delay`.
 """
 
 from __future__ import annotations
