@@ -403,7 +403,7 @@ async def test_errors_are_classified_by_subcode_then_code(
 async def test_a_5xx_without_a_graph_error_is_transient(
     session: aiohttp.ClientSession, fake: FakeInstagram, cards: CardServer, message: MakeMessage
 ) -> None:
-    from tests.fakes.instagram import Answer
+    from tests.fakes.facebook import Answer
 
     fake.script(Answer(502, b"<html>Bad Gateway</html>"))
     with pytest.raises(TransientError, match="HTTP 502"):

@@ -170,6 +170,35 @@ def _not_there(method: str, object_id: str) -> Answer:
     )
 
 
+async def graph_record(request: web.Request) -> tuple[RecordedRequest, str]:
+    """A Graph API request as recorded (query and form parameters merged), and its path
+    without the version prefix."""
+    body = await request.read()
+    params = {key: request.query[key] for key in request.query}
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        params.update({key: str(form[key]) for key in form})
+    versioned = _VERSIONED.match(request.path)
+    record = RecordedRequest(
+        request.method,
+        request.path,
+        versioned["version"] if versioned else None,
+        request.headers,
+        body,
+        params,
+        datetime.now(UTC),
+    )
+    return record, versioned["rest"] if versioned else request.path
+
+
+def graph_token(record: RecordedRequest) -> str | None:
+    """The access token: the `access_token` parameter, or `Authorization: Bearer`."""
+    if "access_token" in record.params:
+        return record.params["access_token"]
+    authorization = record.headers.get("Authorization", "")
+    return authorization[7:] if authorization.startswith("Bearer ") else None
+
+
 def usage(page_id: str, *, call_count: int = 1, minutes: int = 0) -> str:
     """An `X-Business-Use-Case-Usage` value for the Page."""
     entry = {
@@ -233,25 +262,11 @@ class FakeGraph(FakeServer):
     # -- serving -----------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        params = {key: request.query[key] for key in request.query}
-        if request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            params.update({key: str(form[key]) for key in form})
-        versioned = _VERSIONED.match(request.path)
-        record = RecordedRequest(
-            request.method,
-            request.path,
-            versioned["version"] if versioned else None,
-            request.headers,
-            body,
-            params,
-            datetime.now(UTC),
-        )
+        record, path = await graph_record(request)
         self.requests.append(record)
         await self._notify()
         try:
-            answer = await self._answer(record, versioned["rest"] if versioned else request.path)
+            answer = await self._answer(record, path)
             self._calls += 1
             headers = {USAGE_HEADER: usage(self.page_id, call_count=min(self._calls, 99))}
             headers.update(answer.headers)
@@ -260,14 +275,8 @@ class FakeGraph(FakeServer):
         finally:
             await self._notify()
 
-    def _token(self, record: RecordedRequest) -> str | None:
-        if "access_token" in record.params:
-            return record.params["access_token"]
-        authorization = record.headers.get("Authorization", "")
-        return authorization[7:] if authorization.startswith("Bearer ") else None
-
     async def _answer(self, record: RecordedRequest, path: str) -> Answer:
-        token = self._token(record)
+        token = graph_token(record)
         if not token:
             return graph_error(104)
         if token != self.page_token:

@@ -57,48 +57,28 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDictProxy
 from PIL import Image
 
 from tests.fakes.base import FakeServer, serving
+from tests.fakes.facebook import Answer, RecordedRequest, _json, graph_record, graph_token
 
 IG_USER_ID = "17841400000000001"
 TOKEN = "IGQfakeAccessToken-ÄÖÜ-0123456789"
 MAX_IMAGE = 8 * 1024 * 1024
 QUOTA_TOTAL = 50
-_VERSIONED = re.compile(r"^/(?P<version>v\d+\.\d+)(?P<rest>/.*)$")
 _HASHTAG = re.compile(r"(?<![\w#])#\w+")
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    version: str | None
-    headers: CIMultiDictProxy[str]
-    params: dict[str, str]  # query string and form body, merged
-    at: datetime
-    status: int | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,11 +90,6 @@ class Fetch:
     content_type: str | None
     size: int
     refused: str | None  # why the container was refused, or None
-
-
-def _json(status: int, data: Any) -> Answer:
-    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return Answer(status, body, {"Content-Type": "application/json; charset=UTF-8"})
 
 
 def graph_error(
@@ -274,36 +249,18 @@ class FakeInstagram(FakeServer):
     # -- serving -------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
-        params = {key: request.query[key] for key in request.query}
-        if request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            params.update({key: str(form[key]) for key in form})
-        versioned = _VERSIONED.match(request.path)
-        record = RecordedRequest(
-            request.method,
-            request.path,
-            versioned["version"] if versioned else None,
-            request.headers,
-            params,
-            datetime.now(UTC),
-        )
+        record, path = await graph_record(request)
         self.requests.append(record)
         await self._notify()
         try:
-            answer = await self._answer(record, versioned["rest"] if versioned else request.path)
+            answer = await self._answer(record, path)
             record.status = answer.status
             return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
         finally:
             await self._notify()
 
-    def _token(self, record: RecordedRequest) -> str | None:
-        if "access_token" in record.params:
-            return record.params["access_token"]
-        authorization = record.headers.get("Authorization", "")
-        return authorization[7:] if authorization.startswith("Bearer ") else None
-
     async def _answer(self, record: RecordedRequest, path: str) -> Answer:
-        token = self._token(record)
+        token = graph_token(record)
         if not token:
             return graph_error(104, message="An access token is required to request this resource.")
         if token != self.token:
