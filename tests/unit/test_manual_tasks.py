@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from broadcaster.channels.base import PermanentError
-from broadcaster.config import DeliverySettings
+from broadcaster.channels.base import OutgoingMessage, PermanentError
+from broadcaster.config import DeliverySettings, Settings
 from broadcaster.events import Events
 from broadcaster.models import Alert, Delivery, ManualTask, Receipt
+from broadcaster.officers import OfficerNotices
 from broadcaster.retraction import CorrectionFollowUp, manual_deletion
 from broadcaster.retries import RetryPolicy
 from broadcaster.store import open_store
@@ -124,3 +126,36 @@ def test_a_post_whose_address_is_unknown_still_gets_a_task() -> None:
     assert task.task == (
         "find and delete the post of alert FW-3 on insta by hand (its address is not known)"
     )
+
+
+async def test_the_officers_hear_of_a_task_on_their_channels_marked_in_a_drill(
+    store: Store,
+) -> None:
+    settings = Settings.model_validate(
+        {"duty_officers": [{"name": "A. Schmidt", "notify": ["officer_sms", "officer_mail"]}]}
+    )
+    sent: list[tuple[str, OutgoingMessage]] = []
+
+    async def notify(channel_id: str, message: OutgoingMessage) -> bool:
+        sent.append((channel_id, message))
+        return True
+
+    officers = OfficerNotices(settings, {}, notify, store, owner="t", language=lambda: "de")
+    task = ManualTask(task="delete post https://www.instagram.com/p/C0ffee/ by hand")
+    original = make_delivery("FW-1", "insta", channel_type="instagram")
+    for mode in ("live", "drill"):
+        correction = make_alert("FW-1:retraction", retracts="FW-1", mode=mode)
+        officers.manual_task(correction, original, task)
+        await asyncio.gather(*officers.tasks)
+    assert [cid for cid, _ in sent] == ["officer_sms", "officer_mail"] * 2
+    live, drill = sent[0][1], sent[2][1]
+    assert (live.kind, live.error, live.detail) == ("refusal", "manual_task", task.task)
+    assert live.alert_id == "FW-1"
+    assert live.title == "Von Hand zu tun: Beitrag löschen (insta)"
+    assert task.task in live.text
+    assert "broadcaster task done FW-1 insta" in live.text
+    assert drill.mode == "drill"
+    assert drill.title.startswith("ÜBUNG: ")
+    assert drill.text.startswith("ÜBUNG: ")
+    told = [e for e in await store.audit_trail("FW-1") if e.event == "manual_task_told"]
+    assert [e.detail["channels"] for e in told] == [["officer_sms", "officer_mail"]] * 2
