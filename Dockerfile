@@ -3,6 +3,10 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+# DejaVu Sans draws the Instagram share-pic cards (Pillow's own font has no umlauts).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv \
  && useradd --system --create-home --home-dir /home/broadcaster broadcaster
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import secrets
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from broadcaster.status import (
     read_status,
     refusals_text,
 )
+from broadcaster.tasks import NoTask, mark_done
 from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
 from broadcaster.text_hygiene import person_name
 from broadcaster.triggering import build_trigger, publish_once
@@ -540,6 +542,35 @@ def vapid_keys() -> None:
     typer.echo(
         "# Keep the private key secret. Changing it later makes every browser subscribe again."
     )
+
+
+task_app = typer.Typer(help="Manual tasks: what a person must do by hand on a channel.")
+app.add_typer(task_app, name="task")
+
+
+@task_app.command("done")
+def task_done(
+    alert_id: Annotated[str, typer.Argument(help="the retracted alert")],
+    channel_id: Annotated[str, typer.Argument(help="the channel whose task was done")],
+    by: Annotated[str, typer.Option(help="who did it (for the audit trail)")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Mark a manual task done (e.g. the retracted Instagram post was deleted by hand)."""
+    settings = _settings(config)
+    base = config_path(config).resolve().parent
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user entry (a container)
+        user = "unknown"
+    who = by.strip() or f"cli:{user}"
+    try:
+        done = asyncio.run(mark_done(settings.store.url, base, alert_id, channel_id, who))
+    except NoTask as exc:
+        raise _fail(f"{exc}; `broadcaster status {alert_id}` shows its tasks", 1) from None
+    except Exception as exc:
+        raise _fail(f"cannot write the store {settings.store.url}: {exc}", 1) from None
+    assert done.manual_task is not None
+    out.print(Text(f"done: {done.manual_task.task} ({alert_id} on {channel_id}, by {who})"))
 
 
 def _settings(config: Path | None) -> Settings:

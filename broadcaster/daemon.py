@@ -35,6 +35,7 @@ from broadcaster.web.api import WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 from broadcaster.web.hooks import HookState, add_hook_routes
+from broadcaster.web.media import add_media_routes
 from broadcaster.web.push import add_push_routes
 from broadcaster.web.recipients import add_recipient_routes
 from broadcaster.web.warnings import add_warning_routes
@@ -164,6 +165,7 @@ class Daemon:
             app, HookState(self.store, self.deployment.channels, self.settings.http.public_url)
         )
         add_recipient_routes(app)
+        add_media_routes(app, self.deployment)  # share-pic cards for Meta to fetch
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

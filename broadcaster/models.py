@@ -152,6 +152,26 @@ class PushSubscription(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ManualTask(BaseModel):
+    """Work a person must do by hand on a channel, e.g. delete a retracted post that the
+    provider's API cannot delete (Instagram). Open until someone marks it done."""
+
+    task: str  # "delete post https://www.instagram.com/p/... by hand"
+    url: str | None = None  # the post to act on
+    created_at: datetime = Field(default_factory=utcnow)
+    done_at: datetime | None = None
+    done_by: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "url": self.url,
+            "created_at": self.created_at.isoformat(),
+            "done_at": self.done_at.isoformat() if self.done_at else None,
+            "done_by": self.done_by,
+        }
+
+
 class Delivery(BaseModel):
     """One alert on one public channel: the exact text, and what happened to it."""
 
@@ -175,6 +195,8 @@ class Delivery(BaseModel):
     claimed_by: str | None = None
     claimed_until: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    # What a person must still do here (a retracted post to delete by hand).
+    manual_task: ManualTask | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -196,6 +218,12 @@ class Delivery(BaseModel):
         }
         if self.recipients is not None:
             out["recipients"] = self.recipients.model_dump()
+        # The provider's own line about it (Instagram: posts left in 24 h).
+        detail = self.receipt.data.get("detail") if self.receipt is not None else None
+        if isinstance(detail, str) and detail:
+            out["detail"] = detail
+        if self.manual_task is not None:
+            out["manual_task"] = self.manual_task.public()
         return out
 
 

@@ -20,7 +20,7 @@ import structlog
 from broadcaster.channels.base import OutgoingMessage
 from broadcaster.channels.settings import ChannelConfig
 from broadcaster.config import Settings
-from broadcaster.models import AuditEntry, utcnow
+from broadcaster.models import Alert, AuditEntry, Delivery, ManualTask, utcnow
 from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
@@ -41,6 +41,10 @@ WORDS = {
         "playbook_consequence": "Auslösungen dafür werden abgewiesen.",
         "channel_consequence": "Über diesen Kanal geht nichts hinaus.",
         "unknown": "unbekannt",
+        "task_title": "Von Hand zu tun: Beitrag löschen ({channel})",
+        "task_text": "Die Warnung {alert} wurde zurückgezogen und die Korrektur auf {channel} "
+        "veröffentlicht. Der falsche Beitrag ist noch online: {task}. "
+        "Danach: broadcaster task done {alert} {channel}",
     },
     "en": {
         "refused_title": "Trigger refused: {scenario}",
@@ -53,6 +57,9 @@ WORDS = {
         "playbook_consequence": "Its triggers are refused.",
         "channel_consequence": "Nothing goes out on this channel.",
         "unknown": "unknown",
+        "task_title": "To do by hand: delete a post ({channel})",
+        "task_text": "Alert {alert} was retracted and the correction is out on {channel}. The "
+        "false post is still up: {task}. Then: broadcaster task done {alert} {channel}",
     },
 }
 
@@ -138,21 +145,74 @@ class OfficerNotices:
         )
         self._send(message, event="set_aside_told", detail={"kind": kind, "name": name})
 
-    def _send(self, message: OutgoingMessage, *, event: str, detail: dict[str, Any]) -> None:
+    def manual_task(self, correction: Alert, original: Delivery, task: ManualTask) -> None:
+        """A retracted post that a person must delete by hand: tell them now, in drills
+        too (a drill's test account has the post; the text carries the drill prefix).
+        Sent as a `refusal` with error `manual_task` (the contract's kind for what goes
+        to the officers only)."""
+        lang = self.language()
+        w = WORDS.get(lang, WORDS["en"])
+        names = {"alert": original.alert_id, "channel": original.channel_id, "task": task.task}
+        title, text = w["task_title"].format(**names), w["task_text"].format(**names)
+        if correction.mode == "drill":
+            prefix = self.drill_prefix(lang)
+            title, text = f"{prefix}: {title}", f"{prefix}: {text}"
+        message = OutgoingMessage(
+            kind="refusal",
+            alert_id=original.alert_id,
+            incident=correction.incident,
+            scenario=correction.scenario,
+            stage=correction.stage,
+            mode=correction.mode,
+            language=lang,
+            title=title,
+            text=text,
+            idempotency_key=f"manual-task:{original.alert_id}:{original.channel_id}",
+            error="manual_task",
+            detail=task.task,
+        )
+        self._send(
+            message,
+            event="manual_task_told",
+            detail={"channel": original.channel_id, "task": task.task},
+            alert_id=original.alert_id,
+        )
+
+    def drill_prefix(self, language: str) -> str:
+        prefix = self.settings.drill.prefix
+        return prefix.get(language) or prefix.get("en") or "EXERCISE"
+
+    def _send(
+        self,
+        message: OutgoingMessage,
+        *,
+        event: str,
+        detail: dict[str, Any],
+        alert_id: str | None = None,
+    ) -> None:
         channels = self.channel_ids()
         if not channels:
             log.warning("no_duty_officer_to_tell", title=message.title)
             return
-        task = asyncio.create_task(self._tell(channels, message, event, detail))
+        task = asyncio.create_task(self._tell(channels, message, event, detail, alert_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def _tell(
-        self, channels: list[str], message: OutgoingMessage, event: str, detail: dict[str, Any]
+        self,
+        channels: list[str],
+        message: OutgoingMessage,
+        event: str,
+        detail: dict[str, Any],
+        alert_id: str | None = None,
     ) -> None:
         sent = [cid for cid in channels if await self.notify(cid, message)]
         await self.store.audit(
-            AuditEntry(event=event, detail={**detail, "channels": sent, "title": message.title})
+            AuditEntry(
+                alert_id=alert_id,
+                event=event,
+                detail={**detail, "channels": sent, "title": message.title},
+            )
         )
 
     async def close(self) -> None:

@@ -51,6 +51,7 @@ def build_pipeline(
     settings = deployment.settings
     events = events or Events()
     metrics = metrics or Metrics()
+    corrections = CorrectionFollowUp(store, events, RetryPolicy(settings.delivery))
     dispatcher = Dispatcher(
         store,
         events,
@@ -59,7 +60,7 @@ def build_pipeline(
         deployment.channels,  # the live mapping: a reload changes it in place
         settings.delivery,
         owner=owner,
-        corrections=CorrectionFollowUp(store, events, RetryPolicy(settings.delivery)),
+        corrections=corrections,
         dry_run=dry_run,
     )
     # Duty officers hear through the dispatcher: the same retries, limits and breakers.
@@ -75,6 +76,7 @@ def build_pipeline(
         owner=owner,
         language=deployment.primary_language,
     )
+    corrections.tell = officers.manual_task  # a post to delete by hand: tell the officers
     receiver = Receiver(
         deployment, store, events, metrics, dispatcher, gate or desk, retractor, officers
     )

@@ -23,6 +23,7 @@ scan resumes it at step 3 (`resume`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -31,12 +32,22 @@ import structlog
 from jinja2 import TemplateError
 
 from broadcaster.channels.base import Channel, ChannelError
+from broadcaster.channels.kinds import KINDS
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
 from broadcaster.emergency import emergency_correction
 from broadcaster.events import Events
 from broadcaster.messages import AlertContext, TemplateNotApproved
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, Receipt, Texts, utcnow
+from broadcaster.models import (
+    Alert,
+    AlertState,
+    AuditEntry,
+    Delivery,
+    ManualTask,
+    Receipt,
+    Texts,
+    utcnow,
+)
 from broadcaster.playbooks import ParamError, validate_params
 from broadcaster.retries import RetryPolicy
 from broadcaster.store.base import Store
@@ -51,6 +62,8 @@ UNSENT: frozenset[AlertState] = frozenset({"received", "awaiting_confirmation"})
 IN_FLIGHT_WAIT = 15.0
 # Channels whose original post may exist: they get the correction.
 CARRIED = frozenset({"delivered", "sending"})
+# (the correction, the retracted original's delivery, its task) -> tell the officers.
+TellTask = Callable[[Alert, Delivery, ManualTask], None]
 
 
 def was_carried(delivery: Delivery) -> bool:
@@ -82,6 +95,8 @@ class CorrectionFollowUp:
         self.store = store
         self.events = events
         self.retry = retry
+        # Tells the duty officers of a manual task (OfficerNotices.manual_task), once wired.
+        self.tell: TellTask | None = None
 
     async def original(self, correction: Alert, channel_id: str) -> Delivery | None:
         if correction.retracts is None:
@@ -95,7 +110,9 @@ class CorrectionFollowUp:
 
     async def delivered(self, correction: Alert, delivery: Delivery, channel: Channel) -> None:
         """After the correction is out (so a reply has its parent), delete the false
-        alarm where the provider allows it; either way the original counts as retracted."""
+        alarm where the provider allows it; either way the original counts as retracted.
+        A public post that stays up (Instagram cannot delete; a delete failed) gets a
+        manual task in the same write, and the duty officers are told."""
         original = await self.original(correction, delivery.channel_id)
         if (
             original is None
@@ -104,6 +121,7 @@ class CorrectionFollowUp:
         ):
             return
         deleted = False
+        why = "the provider's API cannot delete a post"
         if channel.can_delete and original.receipt is not None:
             receipt = original.receipt
             try:
@@ -112,6 +130,7 @@ class CorrectionFollowUp:
                         await channel.delete(receipt)
                 deleted = True
             except ChannelError as exc:
+                why = exc.message
                 await self.store.audit(
                     AuditEntry(
                         alert_id=original.alert_id,
@@ -120,8 +139,7 @@ class CorrectionFollowUp:
                     )
                 )
         original.state = "retracted"
-        await self.store.save_delivery(original)
-        await self.store.audit(
+        audit = [
             AuditEntry(
                 alert_id=original.alert_id,
                 event="retracted",
@@ -131,8 +149,46 @@ class CorrectionFollowUp:
                     "correction": delivery.remote_id,
                 },
             )
-        )
+        ]
+        task = None if deleted else manual_deletion(original)
+        if task is not None:
+            original.manual_task = task
+            audit.append(
+                AuditEntry(
+                    alert_id=original.alert_id,
+                    event="manual_task",
+                    detail={"channel": original.channel_id, "task": task.task, "why": why},
+                )
+            )
+        await self.store.save_delivery(original, audit=audit)
         self.events.changed(original.alert_id, self.store)
+        if task is not None:
+            log.warning(
+                "manual_task",
+                alert_id=original.alert_id,
+                channel=original.channel_id,
+                task=task.task,
+            )
+            if self.tell is not None:
+                self.tell(correction, original, task)
+
+
+def manual_deletion(original: Delivery) -> ManualTask | None:
+    """The task of deleting a retracted post by hand, for kinds whose posts stay up unless
+    a person deletes them; None for messages nobody can take back (SMS, e-mail)."""
+    if (
+        original.channel_type not in KINDS
+        or not KINDS[original.channel_type].capabilities.deleted_by_hand
+    ):
+        return None
+    if original.url or original.remote_id:
+        where = original.url or f"with id {original.remote_id}"
+        return ManualTask(task=f"delete post {where} by hand", url=original.url)
+    # Published, but its address is not known (a lost answer): a person must find it.
+    return ManualTask(
+        task=f"find and delete the post of alert {original.alert_id} on "
+        f"{original.channel_id} by hand (its address is not known)"
+    )
 
 
 class Retractor:

@@ -123,7 +123,15 @@ def _alert_lines(alert: Alert, deliveries: list[Delivery]) -> Text:
         lines.append(f"\n  {details}")
     if alert.retraction_reason and alert.retracts is None:
         lines.append(f"\n  reason: {alert.retraction_reason}")
+    for d in open_tasks(deliveries):
+        assert d.manual_task is not None
+        lines.append(f"\n  TO DO BY HAND on {d.channel_id}: {d.manual_task.task}", style="bold red")
     return lines
+
+
+def open_tasks(deliveries: list[Delivery]) -> list[Delivery]:
+    """Deliveries with a manual task nobody has marked done."""
+    return [d for d in deliveries if d.manual_task is not None and d.manual_task.done_at is None]
 
 
 def alerts_list(alerts: list[tuple[Alert, list[Delivery]]]) -> Group:
@@ -151,6 +159,14 @@ def alert_detail(alert: Alert, deliveries: list[Delivery]) -> Group:
                 entry.append(f"\n    {line}")
         if d.error:
             entry.append(f"\n    error: {d.error}", style="red")
+        if (note := d.public().get("detail")) is not None:
+            entry.append(f"\n    {note}")
+        if (task := d.manual_task) is not None:
+            if task.done_at is None:
+                entry.append(f"\n    TO DO BY HAND: {task.task}", style="bold red")
+            else:
+                done = local_time(task.done_at)
+                entry.append(f"\n    done by hand ({task.done_by}, {done}): {task.task}")
         items.append(entry)
     if not deliveries:
         items.append(Text("  none"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
@@ -210,6 +211,7 @@ class Validator:
                         "fine for trials; use sms, telegram, email or webhook in production",
                         "warning" if channel.channel_type == "log" else "error",
                     )
+        yield from self.card_url()
         needs_officer = [p.id for p in self.d.playbooks.values() if p.confirmation.mode != "none"]
         if needs_officer and not s.duty_officers:
             yield Problem(
@@ -217,6 +219,23 @@ class Validator:
                 "duty_officers",
                 f"is empty, but {', '.join(needs_officer)} need a duty officer's confirmation",
                 "add at least one duty officer",
+            )
+
+    def card_url(self) -> Iterator[Problem]:
+        """Meta fetches the share-pic cards from http.public_url: not from a local one."""
+        # Imported here: the media route imports the deployment, which imports this module.
+        from broadcaster.web.media import posts_card
+
+        posting = sorted(cid for cid, c in self.d.channels.items() if c.enabled and posts_card(c))
+        host = urlsplit(self.d.settings.http.public_url).hostname or ""
+        if posting and (host in ("localhost", "::1") or host.startswith("127.")):
+            yield Problem(
+                self.d.show(self.d.config_file),
+                "http.public_url",
+                f"is {self.d.settings.http.public_url}: Meta cannot fetch the share-pic "
+                f"cards of {', '.join(posting)} from there",
+                "set it to the daemon's address on the internet; a local one does for trials only",
+                "warning",
             )
 
     def playbook(self, playbook: Playbook) -> Iterator[Problem]:

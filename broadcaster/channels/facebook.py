@@ -41,6 +41,15 @@ ambiguous; the retry then posts twice or, with the same text, gets the 506 above
 
 Text: `message.text`, unchanged: Page posts are plain text (no markup to escape).
 
+Photo posts (`media: card`): the first post of an incident, and a retraction's
+correction, go as a photo of the share-pic card (broadcaster/sharepic.py, served at
+`{http.public_url}/media/{alert_id}/{channel_id}.jpg`, which Facebook fetches):
+`POST /{page_id}/photos` with `url` and `caption` (the text) answers `{"id":
+"<photo-id>", "post_id": "{page-id}_{post-id}"}` (developers.facebook.com/docs/
+graph-api/reference/page/photos). The receipt's post is `post_id`, so later stages
+comment under it as under a text post; a delete removes the photo (and its post and
+comments with it).
+
 Receipt: `remote_id` is the post id (`{page}_{post}`) or the comment id, `url`
 `https://www.facebook.com/{id}`, `data` `{"post_id": <the post>}` and, for a comment,
 `"comment_id"`; a later comment goes under `post_id`.
@@ -53,10 +62,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
 from broadcaster.channels.base import ChannelError, OutgoingMessage, PermanentError, TransientError
-from broadcaster.channels.http import BUSY_STATUSES, Answer, HttpAdapter, excerpt
+from broadcaster.channels.http import BUSY_STATUSES, DEFAULT_TIMEOUT, Answer, HttpAdapter, excerpt
 from broadcaster.channels.settings import FacebookChannel
 from broadcaster.models import Receipt
+from broadcaster.sharepic import card_url
 
 USER_AGENT = "broadcaster-facebook/1"
 USAGE_HEADER = "X-Business-Use-Case-Usage"
@@ -100,6 +112,18 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
     can_thread: bool = True  # a comment by the Page under the incident's first post
     can_delete: bool = True  # DELETE /{id}
 
+    def __init__(
+        self,
+        channel_id: str,
+        config: FacebookChannel,
+        session: aiohttp.ClientSession,
+        *,
+        public_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.public_url = public_url  # where Facebook fetches the card (`media: card`)
+        super().__init__(channel_id, config, session, timeout=timeout)
+
     def setup(self) -> None:
         self._base = self._config.base_url.rstrip("/")
 
@@ -107,8 +131,11 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
         parent = _post_id(message.reply_to) if message.reply_to is not None else None
         if message.kind == "retraction":
             parent = None  # the original is deleted next, and its comments with it
+        token = self._config.page_access_token
+        if not parent and self._config.media == "card" and message.kind != "refusal":
+            return await self._photo(message)
         path = f"/{parent}/comments" if parent else f"/{self._config.page_id}/feed"
-        form = {"message": message.text, "access_token": self._config.page_access_token}
+        form = {"message": message.text, "access_token": token}
         answer = await self._request("POST", path, form=form)
         found = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(found, str) or not found:
@@ -118,8 +145,31 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
             data["comment_id"] = found
         return Receipt(remote_id=found, url=f"https://www.facebook.com/{found}", data=data)
 
+    async def _photo(self, message: OutgoingMessage) -> Receipt:
+        """A photo post of the share-pic card, the text as its caption."""
+        if self.public_url is None:
+            raise PermanentError(f"{self._service}: media: card needs the daemon's public_url")
+        form = {
+            "url": card_url(self.public_url, message.alert_id, self.channel_id),
+            "caption": message.text,
+            "access_token": self._config.page_access_token,
+        }
+        answer = await self._request("POST", f"/{self._config.page_id}/photos", form=form)
+        photo = answer.get("id") if isinstance(answer, dict) else None
+        post = answer.get("post_id") if isinstance(answer, dict) else None
+        if not isinstance(photo, str) or not photo:
+            raise PermanentError(f"{self._service}: the Graph API answered without a photo id")
+        post = post if isinstance(post, str) and post else f"{self._config.page_id}_{photo}"
+        return Receipt(
+            remote_id=post,
+            url=f"https://www.facebook.com/{post}",
+            data={"post_id": post, "photo_id": photo},
+        )
+
     async def delete(self, receipt: Receipt) -> None:
-        target = receipt.remote_id
+        # A photo post goes with its photo; any other post by its own id.
+        photo = receipt.data.get("photo_id")
+        target = photo if isinstance(photo, str) and photo else receipt.remote_id
         if not target or not _GRAPH_ID.match(target):
             raise PermanentError(f"{self._service}: the receipt has no post id to delete")
         answer = await self._request(

@@ -27,6 +27,7 @@ from broadcaster.channels.bluesky import BlueskyAdapter
 from broadcaster.channels.cap_feed import CapFeedAdapter
 from broadcaster.channels.email import EmailAdapter
 from broadcaster.channels.facebook import FacebookAdapter
+from broadcaster.channels.instagram import CAPTION_LIMIT, InstagramAdapter, measure_caption
 from broadcaster.channels.log import LogAdapter
 from broadcaster.channels.mastodon import MastodonAdapter
 from broadcaster.channels.settings import (
@@ -36,6 +37,7 @@ from broadcaster.channels.settings import (
     ChannelType,
     EmailChannel,
     FacebookChannel,
+    InstagramChannel,
     LogChannel,
     MastodonChannel,
     SmsChannel,
@@ -83,6 +85,10 @@ class Capabilities:
     per_recipient: bool = False  # one request per recipient, each with its own outcome
     # Someone reads it: a duty officer's confirm link reaches a person this way.
     reaches_people: bool = True
+    # A public post that stays up unless a person deletes it: when a retraction cannot
+    # delete it (Instagram's API cannot; another's delete failed), a manual task says
+    # "delete post <link> by hand". Not for messages nobody can take back (SMS, e-mail).
+    deleted_by_hand: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 MastodonChannel,
                 lambda cid, config, needs: MastodonAdapter(cid, config, needs.session),
-                Capabilities(threads=True, delete=True),
+                Capabilities(threads=True, delete=True, deleted_by_hand=True),
                 measure=limits.measure_mastodon,
                 length_limit=500,  # per instance: /api/v2/instance ...statuses.max_characters
                 rate_limit="50/min",  # 300 requests per 5 min per account
@@ -127,7 +133,7 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 BlueskyChannel,
                 lambda cid, config, needs: BlueskyAdapter(cid, config, needs.session),
-                Capabilities(threads=True, delete=True),
+                Capabilities(threads=True, delete=True, deleted_by_hand=True),
                 measure=limits.measure_bluesky,
                 length_limit=limits.BLUESKY_MAX_GRAPHEMES,  # and BLUESKY_MAX_BYTES bytes
                 rate_limit="25/min",  # 5000 write points per hour, a post costs 3
@@ -138,7 +144,7 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 TelegramChannel,
                 lambda cid, config, needs: TelegramAdapter(cid, config, needs.session),
-                Capabilities(threads=True, delete=True),
+                Capabilities(threads=True, delete=True, deleted_by_hand=True),
                 measure=limits.measure_telegram,
                 length_limit=4096,  # UTF-16 units (conservative)
                 rate_limit="20/min",  # at most 20 messages per minute to one group or channel
@@ -148,8 +154,11 @@ def _kind(name: ChannelType) -> Kind:
             return Kind(
                 name,
                 FacebookChannel,
-                lambda cid, config, needs: FacebookAdapter(cid, config, needs.session),
-                Capabilities(threads=True, delete=True),
+                lambda cid, config, needs: FacebookAdapter(
+                    cid, config, needs.session, public_url=needs.public_url
+                ),
+                # media: a photo post of the share-pic card where the file says `media: card`
+                Capabilities(threads=True, delete=True, media=True, deleted_by_hand=True),
                 length_limit=63206,  # characters; never the binding constraint
                 rate_limit="60/min",  # Page BUC quota; no fixed public figure
             )
@@ -158,7 +167,7 @@ def _kind(name: ChannelType) -> Kind:
                 name,
                 XChannel,
                 lambda cid, config, needs: XAdapter(cid, config, needs.session),
-                Capabilities(threads=True, delete=True),
+                Capabilities(threads=True, delete=True, deleted_by_hand=True),
                 measure=limits.measure_x,
                 length_limit=limits.X_MAX_WEIGHTED_LENGTH,
                 rate_limit="6/min",  # POST /2/tweets: 100 per 15 min per user
@@ -241,6 +250,22 @@ def _kind(name: ChannelType) -> Kind:
                 # A long text fills a template body past Meta's 1 024 characters.
                 variant="short",
                 over_limit="Meta refuses a template body over 1,024 characters (132005)",
+            )
+        case "instagram":
+            return Kind(
+                name,
+                InstagramChannel,
+                lambda cid, config, needs: InstagramAdapter(
+                    cid, config, needs.session, public_url=needs.public_url
+                ),
+                # threads: a later stage is a post of its own, with a comment under the
+                # incident's first post pointing to it. No delete through the API.
+                Capabilities(threads=True, delete=False, media=True, deleted_by_hand=True),
+                measure=measure_caption,  # characters, and at most 5 hashtags
+                length_limit=CAPTION_LIMIT,
+                rate_limit="10/min",  # 50 posts per 24 h are the real limit (the quota)
+                counts_title=True,  # the caption is the title, a blank line, the text
+                over_limit="Instagram refuses a longer caption (or more than 5 hashtags)",
             )
         case _:
             # mypy names here every ChannelType without an entry above.

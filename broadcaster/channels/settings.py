@@ -42,6 +42,7 @@ ChannelType = Literal[
     "log",
     "webpush",
     "whatsapp",
+    "instagram",
 ]
 CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
 _CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -156,6 +157,9 @@ class FacebookChannel(_Channel):
     base_url: str = "https://graph.facebook.com/v21.0"
     page_id: str
     page_access_token: str
+    # `card`: a photo post of the share-pic card (served under /media/), the text as its
+    # caption; `text` (the default): a text post.
+    media: Literal["text", "card"] = "text"
 
 
 class XChannel(_Channel):
@@ -409,6 +413,18 @@ class WhatsappChannel(_Channel):
         return self.templates.get(f"{scenario}/{stage}") or self.templates.get(stage)
 
 
+class InstagramChannel(_Channel):
+    """An Instagram professional account; each post is the share-pic card (sharepic.py)."""
+
+    type: Literal["instagram"]
+    base_url: str = "https://graph.facebook.com/v21.0"  # or https://graph.instagram.com/v21.0
+    ig_user_id: str
+    access_token: str
+    # Posts per 24 h (of the account's content_publishing_limit, 50) kept for updates and
+    # corrections: a new warning is refused when only these are left.
+    reserve: int = Field(default=10, ge=0, le=100)
+
+
 ChannelConfig = (
     MastodonChannel
     | BlueskyChannel
@@ -422,6 +438,7 @@ ChannelConfig = (
     | LogChannel
     | WebpushChannel
     | WhatsappChannel
+    | InstagramChannel
 )
 # The model of each `type`, read from the models' own `type: Literal[...]`.
 _BY_TYPE: dict[str, type[ChannelConfig]] = {

@@ -222,6 +222,32 @@ _SCHEMAS: dict[str, Schema] = {
                 **_ref("Recipients"),
                 "description": "SMS and e-mail only: delivered only when all were.",
             },
+            "detail": {
+                "type": "string",
+                "description": "The provider's own line about it, e.g. Instagram's "
+                "'43 of 50 posts left in 24 h (10 kept for updates and corrections)'.",
+            },
+            "manual_task": {
+                **_ref("ManualTask"),
+                "description": "Only when a person must act here: a retracted post that "
+                "the provider's API cannot delete (Instagram), or whose deletion failed.",
+            },
+        },
+    },
+    "ManualTask": {
+        "type": "object",
+        "description": "Work a person must do by hand on a channel; open while done_at "
+        "is null (`broadcaster task done <alert> <channel>` marks it done).",
+        "required": ["task", "url", "created_at", "done_at", "done_by"],
+        "properties": {
+            "task": {
+                "type": "string",
+                "examples": ["delete post https://www.instagram.com/p/C0ffee/ by hand"],
+            },
+            "url": {**_nullable({"type": "string"}), "description": "The post to act on."},
+            "created_at": _DATETIME,
+            "done_at": _nullable(_DATETIME),
+            "done_by": _nullable({"type": "string"}),
         },
     },
     "Alert": {

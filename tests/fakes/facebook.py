@@ -21,6 +21,11 @@ pages-api/posts, .../graph-api/guides/error-handling, .../graph-api/overview/rat
 5. `POST /{page-id}/feed`: 400 code 100 without `message`; 400 code 506 "Duplicate
    status message" when the text equals the Page's latest post; else
    `{"id": "{page-id}_{post-id}"}`, appended to `posts`;
+   `POST /{page-id}/photos` (`url`, `caption` or `message`): fetches `url` itself, as
+   Facebook does (not a JPEG or PNG, or not reachable: 400 code 324 "Missing or invalid
+   image file" [U]), then a photo post: `{"id": "<photo-id>", "post_id":
+   "{page-id}_{post-id}"}`, appended to `posts` with `photo_id` and `image`;
+   deleting the photo deletes its post and comments;
    `POST /{post-id}/comments`: a comment by the Page, `{"id": "{post}_{comment}"}`,
    appended to `comments`;
    `DELETE /{id}`: `{"success": true}`; deleting a post deletes its comments;
@@ -165,6 +170,35 @@ def _not_there(method: str, object_id: str) -> Answer:
     )
 
 
+async def graph_record(request: web.Request) -> tuple[RecordedRequest, str]:
+    """A Graph API request as recorded (query and form parameters merged), and its path
+    without the version prefix."""
+    body = await request.read()
+    params = {key: request.query[key] for key in request.query}
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        params.update({key: str(form[key]) for key in form})
+    versioned = _VERSIONED.match(request.path)
+    record = RecordedRequest(
+        request.method,
+        request.path,
+        versioned["version"] if versioned else None,
+        request.headers,
+        body,
+        params,
+        datetime.now(UTC),
+    )
+    return record, versioned["rest"] if versioned else request.path
+
+
+def graph_token(record: RecordedRequest) -> str | None:
+    """The access token: the `access_token` parameter, or `Authorization: Bearer`."""
+    if "access_token" in record.params:
+        return record.params["access_token"]
+    authorization = record.headers.get("Authorization", "")
+    return authorization[7:] if authorization.startswith("Bearer ") else None
+
+
 def usage(page_id: str, *, call_count: int = 1, minutes: int = 0) -> str:
     """An `X-Business-Use-Case-Usage` value for the Page."""
     entry = {
@@ -228,25 +262,11 @@ class FakeGraph(FakeServer):
     # -- serving -----------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        params = {key: request.query[key] for key in request.query}
-        if request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            params.update({key: str(form[key]) for key in form})
-        versioned = _VERSIONED.match(request.path)
-        record = RecordedRequest(
-            request.method,
-            request.path,
-            versioned["version"] if versioned else None,
-            request.headers,
-            body,
-            params,
-            datetime.now(UTC),
-        )
+        record, path = await graph_record(request)
         self.requests.append(record)
         await self._notify()
         try:
-            answer = await self._answer(record, versioned["rest"] if versioned else request.path)
+            answer = await self._answer(record, path)
             self._calls += 1
             headers = {USAGE_HEADER: usage(self.page_id, call_count=min(self._calls, 99))}
             headers.update(answer.headers)
@@ -255,14 +275,8 @@ class FakeGraph(FakeServer):
         finally:
             await self._notify()
 
-    def _token(self, record: RecordedRequest) -> str | None:
-        if "access_token" in record.params:
-            return record.params["access_token"]
-        authorization = record.headers.get("Authorization", "")
-        return authorization[7:] if authorization.startswith("Bearer ") else None
-
     async def _answer(self, record: RecordedRequest, path: str) -> Answer:
-        token = self._token(record)
+        token = graph_token(record)
         if not token:
             return graph_error(104)
         if token != self.page_token:
@@ -275,6 +289,8 @@ class FakeGraph(FakeServer):
         parts = path.strip("/").split("/")
         if record.method == "POST" and parts == [self.page_id, "feed"]:
             return self._post(record.params)
+        if record.method == "POST" and parts == [self.page_id, "photos"]:
+            return await self._photo(record.params)
         if record.method == "POST" and len(parts) == 2 and parts[1] == "comments":
             return self._comment(parts[0], record.params)
         if record.method == "DELETE" and len(parts) == 1:
@@ -302,6 +318,32 @@ class FakeGraph(FakeServer):
         self.posts.append(post)
         return _json(200, {"id": post_id})
 
+    async def _photo(self, params: dict[str, str]) -> Answer:
+        # Imported here: the crawler's fetch is the Instagram fake's (the same at Meta).
+        from tests.fakes.instagram import fetch_image
+
+        url = params.get("url")
+        if not url:
+            return graph_error(324, message="(#324) Requires upload file")
+        image, _, refusal = await fetch_image(url, 5.0)
+        if refusal is not None or image is None:
+            return graph_error(324, message="(#324) Missing or invalid image file")
+        photo_id = str(next(self._ids))
+        post_id = f"{self.page_id}_{next(self._ids)}"
+        post = {
+            "id": post_id,
+            "photo_id": photo_id,
+            "message": params.get("caption", params.get("message", "")),
+            "image": image,
+            "url": url,
+            "created_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "comments": [],
+        }
+        self._objects[post_id] = post
+        self._objects[photo_id] = {"id": photo_id, "post": post_id}
+        self.posts.append(post)
+        return _json(200, {"id": photo_id, "post_id": post_id})
+
     def _comment(self, post_id: str, params: dict[str, str]) -> Answer:
         post = self._objects.get(post_id)
         if post is None or "comments" not in post:
@@ -321,6 +363,9 @@ class FakeGraph(FakeServer):
         if gone is None:
             return
         self.deleted.add(object_id)
+        for linked in (gone.get("post"), gone.get("photo_id")):  # a photo and its post
+            if isinstance(linked, str) and linked in self._objects:
+                self._drop(linked)
         for comment_id in gone.get("comments", []):
             if self._objects.pop(comment_id, None) is not None:
                 self.deleted.add(comment_id)

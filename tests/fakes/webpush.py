@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -378,3 +379,17 @@ def _verify_jwt(token: str, key: str) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise _Refused(403, "the JWT's claims are not an object")
     return claims
+
+
+async def subscribe(
+    http: aiohttp.ClientSession, base: str, push: FakePushService, *, drill: bool = False
+) -> BrowserSubscription:
+    """What push.js does: fetch the key, subscribe the browser with it, post toJSON()."""
+    async with http.get(f"{base}/warnings/push/key") as r:
+        assert r.status == 200
+        key = (await r.json())["key"]
+    browser = push.subscribe(key=key)
+    body = {**browser.json(), "language": "de", "drill": drill}
+    async with http.post(f"{base}/warnings/subscriptions", json=body) as r:
+        assert r.status == 201, await r.text()
+    return browser

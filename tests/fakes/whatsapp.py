@@ -162,6 +162,16 @@ class _Fate:
     error: int | None
 
 
+# A channel's templates for every stage of the repository's playbooks and the correction,
+# and what the fake's business account has approved: (name, language) -> body parameters.
+STAGES = ["warning", "update", "all_clear", "announcement", "evacuation", "defusal"]
+TEMPLATES: dict[str, dict[str, str]] = {
+    stage: {"name": f"warnung_{stage}", "language": "de"} for stage in STAGES
+}
+TEMPLATES["_retraction"] = {"name": "warnung_korrektur", "language": "de"}
+APPROVED = {(t["name"], "de"): 2 for t in TEMPLATES.values()}
+
+
 class FakeWhatsapp(FakeServer):
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """The whole daemon with every channel type configured at once: one alert reaches all of
 them, a follow-up stage is threaded under the first posts, and a retraction corrects and
-deletes everywhere the provider allows."""
+deletes everywhere the provider allows (and leaves a manual task where only a person can)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ from typing import Any
 import aiohttp
 
 from broadcaster.channels.kinds import KINDS
-from tests.fakes import bluesky, facebook, mastodon, sms, telegram, x
+from broadcaster.vapid import new_key_pair
+from tests.fakes import bluesky, facebook, instagram, mastodon, sms, telegram, whatsapp, x
 from tests.fakes.bluesky import FakePds
 from tests.fakes.facebook import FakeGraph
+from tests.fakes.instagram import FakeInstagram
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.sms import FakeTwilio
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.webhook import FakeWebhook
+from tests.fakes.webpush import FakePushService, subscribe
+from tests.fakes.whatsapp import FakeWhatsapp
 from tests.fakes.x import FakeX
 from tests.integration.harness import (
     API_TOKEN,
@@ -51,6 +55,11 @@ class Fakes:
         self.webhook: FakeWebhook = await stack.enter_async_context(FakeWebhook.start())
         self.mastodon: FakeMastodon = await stack.enter_async_context(FakeMastodon.start())
         self.bluesky: FakePds = await stack.enter_async_context(FakePds.start())
+        self.instagram: FakeInstagram = await stack.enter_async_context(FakeInstagram.start())
+        self.whatsapp: FakeWhatsapp = await stack.enter_async_context(
+            FakeWhatsapp.start(templates=whatsapp.APPROVED)
+        )
+        self.push: FakePushService = await stack.enter_async_context(FakePushService.start())
 
     def channels(self) -> dict[str, dict[str, Any]]:
         send = {"drill": "send"}
@@ -109,6 +118,30 @@ class Fakes:
                 "to": MAILBOXES,
                 **send,
             },
+            "instagram_city": {
+                "type": "instagram",
+                "base_url": f"{self.instagram.base_url}/v21.0",
+                "ig_user_id": instagram.IG_USER_ID,
+                "access_token": instagram.TOKEN,
+                **send,
+            },
+            "whatsapp_residents": {
+                "type": "whatsapp",
+                "base_url": self.whatsapp.graph_url,
+                "phone_number_id": whatsapp.PHONE_NUMBER_ID,
+                "access_token": whatsapp.ACCESS_TOKEN,
+                "app_secret": whatsapp.APP_SECRET,
+                "templates": whatsapp.TEMPLATES,
+                "to": NUMBERS,
+                **send,
+            },
+            "push_page": {
+                "type": "webpush",
+                "vapid_private_key": "${TEST_VAPID_PRIVATE_KEY}",
+                "vapid_subject": "mailto:warnungen@duesseldorf.example",
+                "push_services": ["127.0.0.1"],
+                **send,
+            },
             "website_hook": {"type": "webhook", "url": self.webhook.url, **send},
             "cap": {"type": "cap_feed", **send},
             "log_de": {"type": "log", **send},
@@ -116,8 +149,9 @@ class Fakes:
 
 
 async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
-    tmp_path, mosquitto, watcher
+    tmp_path, mosquitto, watcher, monkeypatch
 ):
+    monkeypatch.setenv("TEST_VAPID_PRIVATE_KEY", new_key_pair()[0])
     async with AsyncExitStack() as stack:
         fakes = Fakes()
         await fakes.start(stack)
@@ -126,6 +160,7 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
         config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels=fakes.channels())
         async with running_daemon(config) as daemon, aiohttp.ClientSession() as http:
             base = f"http://{daemon.settings.http.listen}"
+            browsers = [await subscribe(http, base, fakes.push) for _ in range(2)]
             first = signed_trigger("FW-ALL-1", incident="E-ALL")
             await publish(mosquitto.url, "bc/trigger", first)
             alert = await watcher.alert_in("FW-ALL-1", "sent", "partially_failed", "failed")
@@ -137,6 +172,8 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
                 "failed": 0,
             }
             assert alert["deliveries"]["email_press"]["recipients"]["delivered"] == 2
+            for per_recipient in ("whatsapp_residents", "push_page"):
+                assert alert["deliveries"][per_recipient]["recipients"]["delivered"] == 2
 
             update = signed_trigger(
                 "FW-ALL-2",
@@ -157,6 +194,10 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
             ) as r:
                 assert r.status == 202
             await watcher.alert_in("FW-ALL-1:retraction", "sent")
+            async with http.get(
+                f"{base}/api/alerts/FW-ALL-1", headers={"Authorization": f"Bearer {API_TOKEN}"}
+            ) as r:
+                retracted = await r.json()
 
     # One post each for the first alert, in the channel's own form.
     first_tg, second_tg, *corrections_tg = fakes.telegram.sent
@@ -198,3 +239,27 @@ async def test_every_type_at_once_then_a_threaded_follow_up_then_a_retraction(
     assert any("Fehlalarm" in p["text"] for p in fakes.mastodon.posts[2:])
     assert any("Fehlalarm" in m["body"] for m in fakes.sms.messages[4:])
     assert len(mails) == 6  # two recipients x (alert, update, correction): mail is not recalled
+    # Instagram: three posts (alert, update, correction), each with the card Meta fetched
+    # from the daemon; the false alarm stays up with a manual task, as the API cannot delete.
+    assert len(fakes.instagram.media) == 3
+    assert len(fakes.instagram.fetches) >= 3
+    first_insta = retracted["deliveries"]["instagram_city"]
+    assert first_insta["state"] == "retracted"
+    assert first_insta["manual_task"]["url"] == fakes.instagram.media[0]["permalink"]
+    # WhatsApp: each number gets the alert, the update quoting it, and the correction.
+    by_number: dict[str, list[dict[str, Any]]] = {}
+    for message in fakes.whatsapp.messages:
+        by_number.setdefault(message["to"], []).append(message)
+    assert sorted(by_number) == sorted(n[1:] for n in NUMBERS)
+    for messages in by_number.values():
+        names = [m["template"]["name"] for m in messages]
+        assert names == ["warnung_warning", "warnung_update", "warnung_korrektur"]
+    # Web Push: each browser gets the three under the incident's one topic.
+    for browser in browsers:
+        pushes = fakes.push.delivered_to(browser)
+        assert [p.data["alert_id"] for p in pushes] == [
+            "FW-ALL-1",
+            "FW-ALL-2",
+            "FW-ALL-1:retraction",
+        ]
+        assert len({p.topic for p in pushes}) == 1

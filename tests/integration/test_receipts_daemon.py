@@ -18,7 +18,9 @@ from tests.fakes.sms import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.fakes.whatsapp import (
     ACCESS_TOKEN,
     APP_SECRET,
+    APPROVED,
     PHONE_NUMBER_ID,
+    TEMPLATES,
     FakeWhatsapp,
 )
 from tests.integration.harness import (
@@ -32,11 +34,6 @@ from tests.integration.harness import (
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 SENDER = "+4921155550000"
 N1, N2, N3 = "+4915100000001", "+4915100000002", "+4915100000003"
-# Every stage of the repository's playbooks, and the correction.
-STAGES = ["warning", "update", "all_clear", "announcement", "evacuation", "defusal"]
-TEMPLATES = {stage: {"name": f"warnung_{stage}", "language": "de"} for stage in STAGES}
-TEMPLATES["_retraction"] = {"name": "warnung_korrektur", "language": "de"}
-APPROVED = {(t["name"], "de"): 2 for t in TEMPLATES.values()}
 
 
 def whatsapp(meta: FakeWhatsapp, **extra: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import aiohttp
 from broadcaster.channels.webpush import subscription_id, topic
 from broadcaster.daemon import Daemon
 from broadcaster.vapid import new_key_pair
-from tests.fakes.webpush import BrowserSubscription, FakePushService
+from tests.fakes.webpush import FakePushService, subscribe
 from tests.integration.harness import (
     API_TOKEN,
     publish,
@@ -53,20 +53,6 @@ async def served(
         aiohttp.ClientSession() as http,
     ):
         yield push, daemon, http, f"http://{daemon.settings.http.listen}"
-
-
-async def subscribe(
-    http: aiohttp.ClientSession, base: str, push: FakePushService, *, drill: bool = False
-) -> BrowserSubscription:
-    """What push.js does: fetch the key, subscribe the browser with it, post toJSON()."""
-    async with http.get(f"{base}/warnings/push/key") as r:
-        assert r.status == 200
-        key = (await r.json())["key"]
-    browser = push.subscribe(key=key)
-    body = {**browser.json(), "language": "de", "drill": drill}
-    async with http.post(f"{base}/warnings/subscriptions", json=body) as r:
-        assert r.status == 201, await r.text()
-    return browser
 
 
 async def test_a_live_alert_is_pushed_to_the_pages_subscribers_and_a_dry_run_drill_to_none(
