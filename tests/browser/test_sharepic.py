@@ -12,11 +12,9 @@ from playwright.async_api import BrowserContext, FloatRect
 
 from broadcaster.sharepic import HEIGHT, WIDTH
 from tests.browser.conftest import PHONE
+from tests.browser.images import IMAGES
 from tests.fakes.instagram import IG_USER_ID, TOKEN, FakeInstagram
 from tests.integration.harness import publish, running_daemon, signed_trigger, write_deployment
-from tests.servers import REPO
-
-IMAGES = REPO / "docs" / "images"
 
 
 @pytest.fixture

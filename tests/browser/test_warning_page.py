@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.browser.conftest import PHONE
+from tests.browser.images import IMAGES
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.harness import (
     API_TOKEN,
@@ -30,12 +31,10 @@ from tests.integration.harness import (
     webhook,
     write_deployment,
 )
-from tests.servers import REPO
 
 TITLE = "Warnung: Rauchentwicklung nach Großbrand in Flingern-Nord"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 NARROW: ViewportSize = {"width": 320, "height": 640}  # 640 px at 200 % zoom (WCAG reflow)
-IMAGES = REPO / "docs" / "images"
 A = "{http://www.w3.org/2005/Atom}"
 UPDATE = {"location": "Ackerstraße 12", "district": "Flingern-Nord", "smoke_direction": "Osten"}
 
