@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -182,6 +183,11 @@ class WarningPageSettings(_Section):
 
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
+
+
+def drill_word(prefix: Mapping[str, str], language: str) -> str:
+    """The word that marks a drill in `language` (drill.prefix), else English's."""
+    return prefix.get(language) or prefix.get("en") or "EXERCISE"
 
 
 class Settings(_Section):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from jinja2 import TemplateError
 
 from broadcaster.channels.settings import ChannelConfig
+from broadcaster.config import drill_word
 from broadcaster.limits import Measurement
 from broadcaster.playbooks import Playbook
 from broadcaster.templating import (
@@ -140,7 +141,7 @@ class Renderer:
         }
 
     def prefix(self, language: str) -> str:
-        return self.drill_prefix.get(language) or self.drill_prefix.get("en") or "EXERCISE"
+        return drill_word(self.drill_prefix, language)
 
     def render(self, alert: AlertContext) -> RenderedAlert:
         """Every language of the playbook, from the stage's templates."""

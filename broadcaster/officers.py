@@ -19,7 +19,7 @@ import structlog
 
 from broadcaster.channels.base import OutgoingMessage
 from broadcaster.channels.settings import ChannelConfig
-from broadcaster.config import Settings
+from broadcaster.config import Settings, drill_word
 from broadcaster.models import Alert, AuditEntry, Delivery, ManualTask, utcnow
 from broadcaster.store.base import Store
 
@@ -179,8 +179,7 @@ class OfficerNotices:
         )
 
     def drill_prefix(self, language: str) -> str:
-        prefix = self.settings.drill.prefix
-        return prefix.get(language) or prefix.get("en") or "EXERCISE"
+        return drill_word(self.settings.drill.prefix, language)
 
     def _send(
         self,

@@ -12,12 +12,14 @@ cache; the same alert gives the same bytes (sharepic.py), with a strong ETag.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 
 from aiohttp import web
 
 from broadcaster.channels.settings import ChannelConfig, FacebookChannel, InstagramChannel
+from broadcaster.config import drill_word
 from broadcaster.deployment import Deployment
 from broadcaster.models import RELEASED_STATES, Alert, Delivery
 from broadcaster.sharepic import Card, card_for, render_card, sender_name
@@ -56,13 +58,14 @@ class CardCache:
         self.cards: OrderedDict[Card, bytes] = OrderedDict()
         self.renders = 0  # how often a card was drawn (tests)
 
-    def get(self, card: Card) -> bytes:
+    async def get(self, card: Card) -> bytes:
         found = self.cards.get(card)
         if found is not None:
             self.cards.move_to_end(card)
             return found
         self.renders += 1
-        data = render_card(card)
+        # Drawing takes tens of milliseconds: not on the event loop, which sends.
+        data = await asyncio.to_thread(render_card, card)
         self.cards[card] = data
         while len(self.cards) > self.size:
             self.cards.popitem(last=False)
@@ -92,15 +95,13 @@ def add_media_routes(app: web.Application, deployment: Deployment) -> None:
         if delivery is None or not carries(delivery):
             return _not_found()
         settings = deployment.settings
-        prefix = settings.drill.prefix
-        drill_word = prefix.get(delivery.language) or prefix.get("en") or "EXERCISE"
         shown = card_for(
             alert,
             delivery.language,
             sender=sender_name(settings.cap.sender_name, settings.http.public_url),
-            drill_prefix=drill_word,
+            drill_prefix=drill_word(settings.drill.prefix, delivery.language),
         )
-        body = cache.get(shown)
+        body = await cache.get(shown)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
         if etag in request.headers.get("If-None-Match", ""):
