@@ -30,11 +30,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from broadcaster.models import Delivery, StatusReport
+from broadcaster.models import Delivery, Receipt, StatusReport
 from broadcaster.store.base import Store
 
 RECEIPT_STATES = ("pending", "sent", "delivered", "read", "undelivered", "failed")
-# Channel types whose provider sends receipts, and the hook path of each.
+# Channel types whose provider sends receipts; the type is also the hook's path segment
+# (hook_url: /hooks/<type>/<channel id>).
 RECEIPT_KINDS = frozenset({"sms", "whatsapp"})
 
 # The provider's word -> (rank: the furthest wins, what it counts as).
@@ -80,9 +81,9 @@ def counts_as(channel_type: str, report: StatusReport | None) -> str:
     return _WORDS.get(channel_type, {}).get(report.status, (-1, "pending"))[1]
 
 
-def message_ids(delivery: Delivery) -> dict[str, str]:
-    """Each accepted recipient's message id (SMS sid, wamid), from the delivery's receipt."""
-    ids = delivery.receipt.data.get("ids") if delivery.receipt is not None else None
+def message_ids(receipt: Receipt | None) -> dict[str, str]:
+    """Each accepted recipient's message id (SMS sid, wamid) in a delivery's receipt."""
+    ids = receipt.data.get("ids") if receipt is not None else None
     if not isinstance(ids, Mapping):
         return {}
     return {k: v for k, v in ids.items() if isinstance(k, str) and isinstance(v, str)}
@@ -92,7 +93,7 @@ async def recipient_receipts(
     store: Store, delivery: Delivery
 ) -> dict[str, tuple[str, StatusReport | None]]:
     """Each accepted recipient's (message id, furthest report or None)."""
-    ids = message_ids(delivery)
+    ids = message_ids(delivery.receipt)
     if not ids:
         return {}
     kept = await store.status_reports(delivery.channel_id, set(ids.values()))
@@ -102,12 +103,19 @@ async def recipient_receipts(
     }
 
 
+def tally(
+    channel_type: str, receipts: Mapping[str, tuple[str, StatusReport | None]]
+) -> dict[str, int]:
+    """How many of these recipients (recipient_receipts) stand at each of RECEIPT_STATES."""
+    counts = dict.fromkeys(RECEIPT_STATES, 0)
+    for _, report in receipts.values():
+        counts[counts_as(channel_type, report)] += 1
+    return counts
+
+
 async def receipt_counts(store: Store, delivery: Delivery) -> dict[str, int]:
     """How many accepted recipients stand at each of RECEIPT_STATES."""
-    counts = dict.fromkeys(RECEIPT_STATES, 0)
-    for _, report in (await recipient_receipts(store, delivery)).values():
-        counts[counts_as(delivery.channel_type, report)] += 1
-    return counts
+    return tally(delivery.channel_type, await recipient_receipts(store, delivery))
 
 
 async def add_receipt_counts(
@@ -135,13 +143,16 @@ def hook_url(public_url: str, channel_type: str, channel_id: str) -> str:
 
 def is_loopback(public_url: str) -> bool:
     """Whether http.public_url names this machine only (no provider can reach it)."""
-    host = urlsplit(public_url).hostname or ""
+    host = (urlsplit(public_url).hostname or "").rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # ::ffff:127.0.0.1 is 127.0.0.1 too (Python 3.11 does not say so by itself).
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def sms_status_callback(channel_id: str, wanted: bool | None, public_url: str | None) -> str | None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
@@ -35,6 +34,7 @@ from broadcaster.messages import (
 from broadcaster.models import REASON_MAX_LENGTH
 from broadcaster.playbooks import RESERVED_NAMES, ParamSpec, Playbook
 from broadcaster.problems import Problem
+from broadcaster.receipts import is_loopback
 from broadcaster.templating import (
     APPROVALS_FILE,
     REQUIRED_VARIANTS,
@@ -227,8 +227,7 @@ class Validator:
         from broadcaster.web.media import posts_card
 
         posting = sorted(cid for cid, c in self.d.channels.items() if c.enabled and posts_card(c))
-        host = urlsplit(self.d.settings.http.public_url).hostname or ""
-        if posting and (host in ("localhost", "::1") or host.startswith("127.")):
+        if posting and is_loopback(self.d.settings.http.public_url):
             yield Problem(
                 self.d.show(self.d.config_file),
                 "http.public_url",

@@ -30,8 +30,9 @@ Errors are Graph error objects `{"error": {"message", "type", "code", "error_dat
 (developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes):
 
 - 131056 pair rate limit (too many messages to one number, about 1 per 6 s): transient
-  for that subscriber only, who is tried again after `pair_wait` and never dropped for it;
-  busy (the provider is up) for the circuit breaker. The others are still tried;
+  for that subscriber only, who is tried again after `pair_wait` in the next attempt
+  (within the delivery's max_attempts and deadline, like any retry); busy (the provider
+  is up) for the circuit breaker. The others are still tried;
 - 130429 throughput (over `messages_per_second`): transient and busy; no new request
   starts, and the channel's pace halves from then on (down to 1 a second);
 - 4, 80007 (application and account rate limits) and 2 (service unavailable): transient,
@@ -76,6 +77,7 @@ from broadcaster.channels.http import Answer, HttpAdapter, excerpt
 from broadcaster.channels.recipients import Checkpoints, RecipientProgress, RecipientRun
 from broadcaster.channels.settings import WhatsappChannel, WhatsappTemplate
 from broadcaster.models import Receipt
+from broadcaster.receipts import message_ids
 
 USER_AGENT = "broadcaster-whatsapp/1"
 PAIR_RATE_LIMITED = 131056
@@ -173,7 +175,7 @@ class WhatsappAdapter(HttpAdapter[WhatsappChannel]):
             interval=self.checkpoint_interval,
         )
         body = self.template_body(message, template)
-        earlier = _ids(message.reply_to)
+        earlier = message_ids(message.reply_to)
         run = _Run(self, progress, checkpoints, body, earlier)
         await run.go()
         return progress.outcome()
@@ -187,7 +189,7 @@ class WhatsappAdapter(HttpAdapter[WhatsappChannel]):
         original = message.reply_to
         if message.kind != "retraction" or original is None:
             return everyone
-        reached = {*_strings(original.data.get("delivered_to")), *_ids(original)}
+        reached = {*_strings(original.data.get("delivered_to")), *message_ids(original)}
         reached.update(_strings(original.data.get("in_flight")))
         return [number for number in everyone if number in reached]
 
@@ -306,14 +308,6 @@ def _wamid(data: dict[str, Any]) -> str | None:
         found = messages[0].get("id")
         return found if isinstance(found, str) and found else None
     return None
-
-
-def _ids(receipt: Receipt | None) -> dict[str, str]:
-    """Each subscriber's wamid in an earlier receipt of this channel."""
-    ids = receipt.data.get("ids") if receipt is not None else None
-    if not isinstance(ids, dict):
-        return {}
-    return {k: v for k, v in ids.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _strings(value: Any) -> list[str]:

@@ -12,7 +12,8 @@ the check, not the API token.
   from the Host header, which a proxy may change) and the sorted parameters.
 
 No signature: 401; a wrong one: 403, logged without any secret, nothing kept. An unknown
-channel, or one of another type: 404. A report is kept once (repeats return 200 too, so
+channel, or one of another type: 404. A body over HOOK_MAX_BODY (not the API's smaller
+limit): 413, nothing kept. A report is kept once (repeats return 200 too, so
 the provider stops resending) and answered at once; what it means is worked out when an
 alert is read (broadcaster.receipts). Nothing here changes a delivery: the dispatcher owns
 it.
@@ -42,6 +43,12 @@ from broadcaster.receipts import (
 from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
+
+# Meta batches statuses: during a large fan-out one webhook body can carry thousands, far
+# over the API's client_max_size. A refused body is resent and refused again, so its
+# receipts would be lost for good; this bound only keeps a caller from filling memory.
+HOOK_MAX_BODY = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,18 +81,42 @@ async def _signed(
     request: web.Request, wanted: type[Any], header: str, expected: Callable[[Any, bytes], str]
 ) -> tuple[Any, bytes] | web.Response:
     """The channel and raw body of a hook call its provider signed (`header` equal to
-    `expected(channel, body)`), else the answer that refuses it: 404, 401 or 403. The body
-    is read whole (the signature covers every byte), within the app's client_max_size."""
+    `expected(channel, body)`), else the answer that refuses it: 404, 401, 413 or 403. The
+    body is read whole (the signature covers every byte), up to HOOK_MAX_BODY."""
     channel = _channel(request, wanted)
     if channel is None:
         return _unknown(request)
-    raw = await request.read()
     given = request.headers.get(header)
     if not given:
         return _refused(request, f"no {header}", 401)
+    raw = await _body(request)
+    if raw is None:
+        log.warning("hook_body_too_large", path=request.path, remote=request.remote)
+        return _error(
+            413,
+            "too_large",
+            f"the body is over {HOOK_MAX_BODY} bytes; nothing was kept: send the statuses "
+            "in smaller batches",
+        )
     if not signature_matches(given, expected(channel, raw)):
         return _refused(request, f"{header} does not match", 403)
     return channel, raw
+
+
+async def _body(request: web.Request) -> bytes | None:
+    """The raw body, or None when it is over HOOK_MAX_BODY: by its Content-Length before
+    reading, else while reading (a chunked body has none), so no more is ever held."""
+    declared = request.content_length
+    if declared is not None and declared > HOOK_MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > HOOK_MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _refused(request: web.Request, reason: str, status: int) -> web.Response:
@@ -199,8 +230,10 @@ async def sms_status(request: web.Request) -> web.Response:
     cid = request.match_info["channel_id"]
     # The URL Twilio was given (StatusCallback), not what the Host header says.
     url = hook_url(request.app[HOOKS].public_url, "sms", cid)
-    if request.query_string:
-        url += f"?{request.query_string}"
+    # As it was sent (still percent-encoded): Twilio signs the URL it was given, and
+    # request.query_string is decoded (`%20` would be a space and never match).
+    if query := request.rel_url.raw_query_string:
+        url += f"?{query}"
     signed = await _signed(
         request,
         SmsChannel,

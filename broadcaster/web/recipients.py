@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from broadcaster.models import Delivery
-from broadcaster.receipts import RECEIPT_KINDS, counts_as, receipt_counts, recipient_receipts
+from broadcaster.receipts import RECEIPT_KINDS, counts_as, message_ids, recipient_receipts, tally
 from broadcaster.store.base import Store
 from broadcaster.web.api import STATE
 
@@ -29,14 +29,15 @@ async def delivery_detail(store: Store, delivery: Delivery) -> dict[str, Any]:
         "recipient_list": [],
     }
     data = delivery.receipt.data if delivery.receipt is not None else {}
+    # The reports are read once: the counts and each recipient's entry come from them.
     receipts = (
         await recipient_receipts(store, delivery) if delivery.channel_type in RECEIPT_KINDS else {}
     )
     if delivery.channel_type in RECEIPT_KINDS and "recipients" in out:
-        out["recipients"]["receipts"] = await receipt_counts(store, delivery)
+        out["recipients"]["receipts"] = tally(delivery.channel_type, receipts)
     reached = _strings(data.get("delivered_to"))
     failed = _mapping(data.get("failed"))
-    ids = _mapping(data.get("ids"))
+    ids = message_ids(delivery.receipt)
     permanent = set(_strings(data.get("permanent")))
     in_flight = set(_strings(data.get("in_flight")))
     listed: list[dict[str, Any]] = []

@@ -7,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from broadcaster import tasks
 from broadcaster.channels.base import OutgoingMessage, PermanentError
 from broadcaster.config import DeliverySettings, Settings
 from broadcaster.events import Events
@@ -19,6 +21,7 @@ from broadcaster.retraction import CorrectionFollowUp, manual_deletion
 from broadcaster.retries import RetryPolicy
 from broadcaster.store import open_store
 from broadcaster.store.base import Store
+from broadcaster.tasks import NoTask
 from tests.store.helpers import make_alert, make_delivery
 
 FAST = DeliverySettings(max_attempts=2, first_retry=timedelta(milliseconds=1))
@@ -159,3 +162,69 @@ async def test_the_officers_hear_of_a_task_on_their_channels_marked_in_a_drill(
     assert drill.text.startswith("ÜBUNG: ")
     told = [e for e in await store.audit_trail("FW-1") if e.event == "manual_task_told"]
     assert [e.detail["channels"] for e in told] == [["officer_sms", "officer_mail"]] * 2
+
+
+class Meddled:
+    """The store mark_done opens, with another writer changing the delivery right after
+    mark_done read it, for the first `times` reads (a daemon writing at that moment)."""
+
+    def __init__(self, store: Store, other: Store, times: int) -> None:
+        self._store, self._other, self.times = store, other, times
+        self.reads = self.changes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def get_deliveries(self, alert_id: str) -> list[Delivery]:
+        found = await self._store.get_deliveries(alert_id)
+        self.reads += 1
+        if self.reads % 2 == 1 and self.changes < self.times:  # the first read of a try
+            self.changes += 1
+            [current] = await self._other.get_deliveries(alert_id)
+            await self._other.save_delivery(current.model_copy(update={"attempts": self.changes}))
+        return found
+
+
+async def marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, times: int
+) -> tuple[Delivery | NoTask, Delivery, Meddled]:
+    url = "sqlite:///tasks.db"
+    other = open_store(url, tmp_path)
+    await other.open()
+    task = ManualTask(task="delete post https://www.instagram.com/p/C0ffee/ by hand")
+    original = make_delivery(
+        "FW-1", "insta", channel_type="instagram", state="retracted", manual_task=task
+    )
+    await other.create_alert(make_alert("FW-1", state="retracted"), [original])
+    meddled = Meddled(open_store(url, tmp_path), other, times)
+    monkeypatch.setattr(tasks, "open_store", lambda *_: meddled)
+    try:
+        result: Delivery | NoTask = await tasks.mark_done(url, tmp_path, "FW-1", "insta", "A. S.")
+    except NoTask as exc:
+        result = exc
+    [stored] = await other.get_deliveries("FW-1")
+    await other.close()
+    return result, stored, meddled
+
+
+async def test_marking_a_task_done_keeps_a_change_made_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done, stored, meddled = await marked(tmp_path, monkeypatch, times=2)
+    assert isinstance(done, Delivery)
+    assert meddled.reads == 6  # two tries found it changed, the third wrote
+    assert stored.attempts == 2  # the other writer's last change is kept
+    assert stored.manual_task is not None
+    assert stored.manual_task.done_by == "A. S."
+
+
+async def test_a_task_whose_delivery_keeps_changing_is_not_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused, stored, meddled = await marked(tmp_path, monkeypatch, times=tasks.TRIES)
+    assert isinstance(refused, NoTask)
+    assert "changed 5 times" in str(refused)
+    assert meddled.reads == 2 * tasks.TRIES
+    assert stored.attempts == tasks.TRIES  # the other writer's last change
+    assert stored.manual_task is not None
+    assert stored.manual_task.done_at is None  # nothing was written

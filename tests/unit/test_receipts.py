@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
@@ -29,7 +30,7 @@ from broadcaster.receipts import (
 from broadcaster.store import open_store
 from broadcaster.store.base import Store
 from broadcaster.web.api import WebState, make_app
-from broadcaster.web.hooks import HookState, add_hook_routes
+from broadcaster.web.hooks import HOOK_MAX_BODY, HookState, add_hook_routes
 from broadcaster.web.recipients import add_recipient_routes
 from tests.channels.conftest import MESSAGE
 from tests.fakes import sms as fake_sms
@@ -378,3 +379,67 @@ async def test_the_sms_adapter_asks_for_callbacks_and_the_fake_sends_them_signed
     assert counts_as("sms", furthest("sms", kept[sids[N2]])) == "undelivered"
     assert [r.error for r in kept[sids[N2]] if r.status == "undelivered"] == ["30003"]
     assert sum(len(v) for v in kept.values()) == 4  # each (message, status) once
+
+
+def wa_batch(count: int, pad: int = 0) -> tuple[bytes, list[str]]:
+    """One webhook body with `count` statuses (Meta batches them in a large fan-out)."""
+    data = json.loads(wa_status("wamid.0", N1, "delivered"))
+    [status] = data["entry"][0]["changes"][0]["value"]["statuses"]
+    wamids = [f"wamid.HBgNNDkxNTEwMDAwMDAwMRUCABEYEj{i:08d}" for i in range(count)]
+    data["entry"][0]["changes"][0]["value"]["statuses"] = [
+        {**status, "id": wamid, "biz_opaque_callback_data": "x" * pad} for wamid in wamids
+    ]
+    return json.dumps(data).encode(), wamids
+
+
+async def test_a_large_batch_of_statuses_is_kept_whole(web: Daemonish) -> None:
+    body, wamids = wa_batch(2500, pad=150)
+    assert 1024 * 1024 < len(body) < HOOK_MAX_BODY  # far over the API's client_max_size
+    status, answer = await post_wa(web, body, fake_wa.sign(fake_wa.APP_SECRET, body))
+    assert (status, answer) == (200, {"kept": 2500, "repeated": 0})
+    kept = await web.store.status_reports("wa", wamids)
+    assert sorted(kept) == sorted(wamids)
+    assert all([r.status for r in reports] == ["delivered"] for reports in kept.values())
+
+
+async def test_a_body_over_the_hooks_limit_is_413_and_nothing_kept(web: Daemonish) -> None:
+    body, wamids = wa_batch(20)
+    body += b" " * (HOOK_MAX_BODY + 1 - len(body))  # still JSON, one byte too many
+    signed = fake_wa.sign(fake_wa.APP_SECRET, body)
+    status, answer = await post_wa(web, body, signed)  # Content-Length says so at once
+    assert status == 413
+    assert answer["error"] == "too_large"
+    assert str(HOOK_MAX_BODY) in answer["detail"]
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for start in range(0, len(body), 256 * 1024):
+            yield body[start : start + 256 * 1024]
+
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signed}
+    async with web.http.post(f"{web.url}/hooks/whatsapp/wa", data=chunked(), headers=headers) as r:
+        assert r.request_info.headers.get("Transfer-Encoding") == "chunked"
+        assert r.status == 413
+    assert await web.store.status_reports("wa", wamids) == {}
+    # One byte fewer is taken.
+    fits = body[:-1]
+    status, answer = await post_wa(web, fits, fake_wa.sign(fake_wa.APP_SECRET, fits))
+    assert (status, answer) == (200, {"kept": 20, "repeated": 0})
+
+
+async def test_twilio_signs_the_callback_url_with_its_query_still_encoded(
+    web: Daemonish,
+) -> None:
+    query = "a=b%20c&d=e%2Bf+g"
+    url = f"{web.url}/hooks/sms/sms?{query}"  # the StatusCallback as the channel gave it
+    params = sms_params("SM7", "delivered")
+    signed = fake_sms.twilio_signature(fake_sms.AUTH_TOKEN, url, params)
+    headers = {"X-Twilio-Signature": signed}
+    async with web.http.post(yarl.URL(url, encoded=True), data=params, headers=headers) as r:
+        assert r.status == 200
+    decoded = f"{web.url}/hooks/sms/sms?a=b c&d=e+f g"
+    forged = fake_sms.twilio_signature(fake_sms.AUTH_TOKEN, decoded, params)
+    headers = {"X-Twilio-Signature": forged}
+    async with web.http.post(yarl.URL(url, encoded=True), data=params, headers=headers) as r:
+        assert r.status == 403  # signed over the decoded URL: not what Twilio signs
+    kept = await web.store.status_reports("sms", ["SM7"])
+    assert [r.status for r in kept["SM7"]] == ["delivered"]
