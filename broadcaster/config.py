@@ -161,7 +161,7 @@ class WarningPageSettings(_Section):
 
     # After its all-clear, an incident shows "Entwarnung" this long, then drops off.
     all_clear_for: Duration = timedelta(hours=2)
-    # A retracted warning shows its correction ("Falschmeldung") this long.
+    # A retracted warning shows its correction ("Korrektur") this long.
     correction_for: Duration = timedelta(hours=6)
     # How often an open page asks whether anything changed (a small cached JSON).
     refresh_every: Duration = timedelta(seconds=15)

@@ -6,7 +6,9 @@ build (the page, its JSON, the Atom feed, the banner).
 The page is the single source of truth that posts link to, so it shows every alert that
 was released to the public (any released state, a failed fan-out too), whichever channels
 it went to; never one awaiting confirmation, rejected, expired before release, or cancelled
-before it went out. Drills are kept apart: a view shows one mode only.
+before it went out. Nor a live alert that never reached the public: one whose every
+delivery ended `dry_run` (`broadcaster run --dry-run` contacts no channel, and still calls
+it sent); see `went_public`. Drills are kept apart: a view shows one mode only.
 
 "Current" is the CAP feed's notion (broadcaster/cap.py, `active_messages`): within an
 incident the newest released stage replaces the earlier ones, a message is current for
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -38,7 +40,7 @@ from broadcaster.cap import (
     sent_at,
     xml_safe,
 )
-from broadcaster.models import RELEASED_STATES, Alert, Mode
+from broadcaster.models import RELEASED_STATES, Alert, Delivery, Mode
 from broadcaster.playbooks import Playbook
 
 Kind = Literal["warning", "correction", "all_clear"]
@@ -127,6 +129,28 @@ class Snapshot:
         return [e for e in self.entries if e.kind == "warning"]
 
 
+def carrier(message: Alert) -> str:
+    """The alert whose deliveries tell whether `message` went public: a correction's
+    (stored, or built for a retracted alert) is the alert it retracts."""
+    return message.retracts if message.retracts is not None else message.id
+
+
+def went_public(deliveries: Collection[Delivery]) -> bool:
+    """A released live alert reached the public unless every delivery ended `dry_run`
+    (`broadcaster run --dry-run`). An alert released to no channel at all is still the
+    city's warning: the page is where it is published. A delivery still under way counts
+    as public: on a normal daemon it is about to be."""
+    return not deliveries or any(d.state != "dry_run" for d in deliveries)
+
+
+def public_settled(deliveries: Collection[Delivery]) -> bool:
+    """`went_public` can no longer change: a delivery ended other than `dry_run` (such an
+    end is never undone), or every delivery has ended (no delivery is added later)."""
+    return all(d.final for d in deliveries) or any(
+        d.final and d.state != "dry_run" for d in deliveries
+    )
+
+
 def is_all_clear(alert: Alert, playbook: Playbook | None) -> bool:
     """The stage gives the all-clear (CAP responseType AllClear, or a stage so named)."""
     if playbook is None:
@@ -169,16 +193,19 @@ def current_entries(
     all_clear_for: timedelta,
     correction_for: timedelta,
     cap_link: Callable[[Alert], str | None] = lambda _: None,
+    public: Callable[[Alert], bool] = lambda _: True,
 ) -> list[Entry]:
     """The page's entries in `mode`: warnings (most severe, then newest first), then
     corrections, then all-clears.
 
     `alerts`: the stored alerts to look at (the newest few hundred do: nothing older is
     current). `cap_link`: the CAP document's URL of a message, when one is served.
+    `public`: whether a message reached the public (the live view: `went_public` of its
+    carrier's deliveries); one that did not is neither shown nor replaces an earlier stage.
     """
     stored = [a for a in alerts if a.mode == mode]
     by_id = {a.id: a for a in stored}
-    messages = cap_messages(stored)
+    messages = [m for m in cap_messages(stored) if public(m)]
     active = active_messages(messages, now=now, expires_after=expires_after, states=RELEASED_STATES)
     first_sent: dict[str, datetime] = {}
     for m in messages:

@@ -2,6 +2,9 @@
 
 The warnings themselves come in the languages their playbook renders; these are the
 labels around them. `{n}` is filled by the banner, `{time}` by warnings.js.
+
+Labels only, never a sentence about a warning: what a correction or an all-clear means
+for people (a false alarm? is the danger over?) is said by its approved texts alone.
 """
 
 from __future__ import annotations
@@ -23,11 +26,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "drill_none_text": "Zurzeit läuft keine Übung.",
         "kind_warning": "Warnung",
         "kind_all_clear": "Entwarnung",
-        "kind_correction": "Falschmeldung",
-        "all_clear_note": "Entwarnung: Die Gefahr ist vorbei.",
-        "correction_text": "Die Warnung ist zurückgenommen: Es war eine Falschmeldung. "
-        "Sie müssen nichts tun.",
-        "withdrawn": "Zurückgenommen",
+        "kind_correction": "Korrektur",
+        "withdrawn": "Zurückgezogen",
         "stage": "Stufe",
         "area": "Gebiet",
         "issued": "Herausgegeben",
@@ -62,10 +62,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "drill_none_text": "No exercise is running at the moment.",
         "kind_warning": "Warning",
         "kind_all_clear": "All clear",
-        "kind_correction": "False alarm",
-        "all_clear_note": "All clear: the danger is over.",
-        "correction_text": "The warning is withdrawn: it was a false alarm. "
-        "You need not do anything.",
+        "kind_correction": "Correction",
         "withdrawn": "Withdrawn",
         "stage": "Stage",
         "area": "Area",

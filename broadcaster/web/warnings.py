@@ -8,6 +8,10 @@ a change of an alert told by this daemon's `Events` drops the cache at once, and
 bounds what a change made by another daemon sharing the store (or plain time: an all-clear
 dropping off) takes to show. Every answer has an ETag, so polling browsers mostly get 304.
 
+The live view also reads the deliveries of the alerts of current incidents (whether an
+alert went public: `went_public`), and keeps each answer once it can no longer change, so
+a read costs one query per alert still being sent, not one per alert.
+
 The page is server-rendered and works without JavaScript; warnings.js (a static file: the
 CSP allows no inline script) polls the JSON form and swaps in the fresh page when its
 version changes.
@@ -26,7 +30,7 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from broadcaster.cap import cap_messages, cap_url, default_sender
+from broadcaster.cap import cap_messages, cap_url, default_sender, expires_at
 from broadcaster.deployment import Deployment
 from broadcaster.events import Events
 from broadcaster.models import Alert, Delivery, Mode, utcnow
@@ -38,22 +42,25 @@ from broadcaster.warnings import (
     Snapshot,
     atom_feed,
     banner_entry,
+    carrier,
     current_entries,
     page_url,
     public_entry,
+    public_settled,
     snapshot,
+    went_public,
 )
 from broadcaster.web.api import HOME, STATE
 from broadcaster.web.cap import FEED_SCAN_LIMIT, cap_feed_channels, carried_messages
 from broadcaster.web.guard import PAGE_CSP
 from broadcaster.web.i18n import PUSH_TEXTS, pick_language
+from broadcaster.web.push import push_channel
 from broadcaster.web.warning_texts import TEXTS
 
 CACHE_TTL = 5.0  # seconds a snapshot is served without looking at the store again
 CHURN_TTL = 0.5  # seconds for one read while alerts were changing under it
 BANNER_REFRESH = 60  # seconds: the banner reloads itself (a meta refresh, no script)
 MAX_AGE = "public, max-age=5"  # a proxy in front may keep an answer as long as we do
-PUSH_TYPE = "webpush"  # the channel type whose subscriptions the page offers
 # Each language block is labelled with its language's own name.
 LANGUAGE_NAMES = {
     "de": "Deutsch",
@@ -95,6 +102,8 @@ class WarningPage:
     rendered: dict[tuple[str, ...], tuple[str, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     generation: int = 0  # bumped by every change: a read started before it is kept briefly
+    # alert id -> went public, for the alerts whose answer can no longer change
+    settled: dict[str, bool] = field(default_factory=dict)
 
     @property
     def public_url(self) -> str:
@@ -136,6 +145,10 @@ class WarningPage:
         page = settings.warning_page
         now = utcnow()
         alerts = await self.store.list_alerts(FEED_SCAN_LIMIT)
+        read: dict[str, list[Delivery]] = {}
+        public: set[str] | None = None  # the drill view shows drills that reached no one
+        if mode == "live":
+            public = await self.went_public(alerts, now, read)
 
         def entries(links: Mapping[str, str]) -> list[Entry]:
             return current_entries(
@@ -147,31 +160,61 @@ class WarningPage:
                 all_clear_for=page.all_clear_for,
                 correction_for=page.correction_for,
                 cap_link=lambda m: links.get(m.id),
+                public=lambda m: public is None or carrier(m) in public,
             )
 
         first = entries({})
-        links = await self.cap_links(alerts, {e.id for e in first})
+        links = await self.cap_links(alerts, {e.id for e in first}, read)
         return snapshot(mode, entries(links) if links else first, now)
 
-    async def cap_links(self, alerts: list[Alert], shown: set[str]) -> dict[str, str]:
-        """The CAP document of each shown message that the CAP feed serves (web/cap.py)."""
+    async def went_public(
+        self, alerts: list[Alert], now: datetime, read: dict[str, list[Delivery]]
+    ) -> set[str]:
+        """The ids of the live alerts of current incidents that went public. Only those
+        can be shown (an entry of an incident without an unexpired message cannot be
+        current). The deliveries read are added to `read`."""
+        messages = cap_messages(a for a in alerts if a.mode == "live")
+        expiry = self.deployment.settings.cap.expires_after
+        current = {m.incident for m in messages if expires_at(m, expiry) > now}
+        carriers = {carrier(m) for m in messages if m.incident in current}
+        public = set()
+        for alert_id in sorted(carriers):
+            known = self.settled.get(alert_id)
+            if known is None:
+                deliveries = read[alert_id] = await self.store.get_deliveries(alert_id)
+                known = went_public(deliveries)
+                if public_settled(deliveries):
+                    self.settled[alert_id] = known
+            if known:
+                public.add(alert_id)
+        # Only what is still scanned is kept: the memory stays bounded.
+        scanned = {a.id for a in alerts}
+        for alert_id in [a for a in self.settled if a not in scanned]:
+            del self.settled[alert_id]
+        return public
+
+    async def cap_links(
+        self, alerts: list[Alert], shown: set[str], read: Mapping[str, list[Delivery]]
+    ) -> dict[str, str]:
+        """The CAP document of each shown message that the CAP feed serves (web/cap.py);
+        `read`: deliveries already read for this snapshot."""
         feed = cap_feed_channels(self.deployment.channels)
         if not feed or not shown:
             return {}
         messages = [m for m in cap_messages(alerts) if m.id in shown]
-        carriers = {m.retracts or m.id for m in messages}
-        deliveries = {cid: await self.store.get_deliveries(cid) for cid in carriers}
+        deliveries = {
+            cid: read[cid] if cid in read else await self.store.get_deliveries(cid)
+            for cid in {carrier(m) for m in messages}
+        }
         return {
             m.id: cap_url(self.public_url, m.id)
             for m in carried_messages(messages, deliveries, feed)
         }
 
     def push_offered(self) -> bool:
-        """An enabled public webpush channel exists: the page offers the subscription."""
-        return any(
-            c.channel_type == PUSH_TYPE and c.enabled and c.audience == "public"
-            for c in self.deployment.channels.values()
-        )
+        """The deployment has a webpush channel (the one web/push.py serves): the page
+        offers the subscription."""
+        return push_channel(self.deployment.channels) is not None
 
     def cap_feed(self) -> bool:
         return bool(cap_feed_channels(self.deployment.channels))

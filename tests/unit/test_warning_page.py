@@ -25,7 +25,14 @@ from broadcaster.playbooks import RESERVED_NAMES, Playbook, validate_params
 from broadcaster.reload import load_usable
 from broadcaster.retraction import correction_id
 from broadcaster.store.sqlite import SqliteStore
-from broadcaster.warnings import Entry, current_entries, page_url, snapshot
+from broadcaster.warnings import (
+    Entry,
+    current_entries,
+    page_url,
+    public_settled,
+    snapshot,
+    went_public,
+)
 from broadcaster.web.api import WebState, make_app
 from broadcaster.web.warnings import (
     WarningPage,
@@ -34,7 +41,7 @@ from broadcaster.web.warnings import (
     render_page,
 )
 from tests.integration.harness import write_deployment
-from tests.store.helpers import make_alert
+from tests.store.helpers import make_alert, make_delivery
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 EXPIRES = timedelta(hours=6)
@@ -188,6 +195,69 @@ def test_a_retracted_update_brings_back_the_warning_it_had_replaced() -> None:
         ("W", "warning"),
         (cancel_identifier("U"), "correction"),
     ]
+
+
+def test_a_live_alert_went_public_unless_every_delivery_ended_dry_run() -> None:
+    def of(*states: str) -> list[Delivery]:
+        return [make_delivery("W", f"c{i}", state=state) for i, state in enumerate(states)]
+
+    assert not went_public(of("dry_run", "dry_run"))  # broadcaster run --dry-run
+    assert went_public(of("dry_run", "delivered"))
+    assert went_public(of("failed"))  # the city's warning still, though no channel took it
+    assert went_public(of("pending", "sending"))  # on its way
+    assert went_public([])  # released to no channel: the page is where it is published
+    # The answer is kept once it can no longer change.
+    assert public_settled(of("dry_run", "dry_run"))
+    assert public_settled(of("delivered", "pending"))
+    assert public_settled([])
+    assert not public_settled(of("dry_run", "pending"))  # pending may end dry_run too
+
+
+def test_a_message_that_never_went_public_neither_shows_nor_replaces_a_stage() -> None:
+    alerts = [
+        alert("W", 30, incident="INC"),
+        alert("DRY-U", 10, incident="INC", stage="update"),
+        alert("DRY", 20, incident="OTHER", state="retracted"),
+    ]
+    entries = current_entries(
+        alerts,
+        PLAYBOOKS,
+        mode="live",
+        now=NOW,
+        expires_after=EXPIRES,
+        all_clear_for=timedelta(hours=2),
+        correction_for=timedelta(hours=6),
+        public=lambda m: (m.retracts or m.id) == "W",
+    )
+    # The public saw the warning only; the dry run's retraction has nothing to correct.
+    assert [(e.id, e.kind) for e in entries] == [("W", "warning")]
+    assert [e.id for e in shown(alerts)] == ["DRY-U", cancel_identifier("DRY")]
+
+
+def test_a_correction_and_an_all_clear_carry_labels_only_never_a_sentence_of_ours() -> None:
+    """A warning retracted for naming the wrong district is no false alarm for everyone,
+    and an all-clear's own texts say what is over: the page adds no words to either."""
+    alerts = [
+        alert("W", 30, state="retracted", incident="A"),
+        alert(correction_id("W"), 20, msg_type="Cancel", retracts="W", incident="A"),
+        alert("AC", 10, incident="B", stage="all_clear"),
+    ]
+    entries = shown(alerts)
+    assert [e.kind for e in entries] == ["correction", "all_clear"]
+    de, en = page(entries, "de"), page(entries, "en")
+    for fixed in ("Falschmeldung", "nichts tun", "Gefahr ist vorbei", "Fehlalarm"):
+        assert fixed not in de
+    for fixed in ("false alarm", "need not do", "danger is over"):
+        assert fixed not in en.lower()
+    assert '<span class="badge kind" data-testid="kind">Korrektur</span>' in de
+    assert '<span class="badge kind" data-testid="kind">Entwarnung</span>' in de
+    assert "<strong>Zurückgezogen:</strong>" in de
+    assert '<span class="badge kind" data-testid="kind">Correction</span>' in en
+    assert '<span class="badge kind" data-testid="kind">All clear</span>' in en
+    assert "<strong>Withdrawn:</strong>" in en
+    # The approved texts speak: the correction's and the all-clear's own.
+    assert f"{correction_id('W')} lang" in de
+    assert "AC lang" in de
 
 
 def test_warnings_rank_by_severity_then_corrections_then_all_clears() -> None:
@@ -456,6 +526,78 @@ async def test_the_page_says_clearly_when_nothing_is_current(
     assert feed.findall(f"{A}entry") == []
     data = json.loads(await (await http.get("/warnings.json")).text())
     assert data["warnings"] == []
+
+
+def delivered(alert_id: str, channel: str, state: str) -> Delivery:
+    return make_delivery(
+        alert_id,
+        channel,
+        state=state,
+        delivered_at=datetime.now(UTC) if state == "delivered" else None,
+    )
+
+
+async def test_a_live_alert_that_reached_no_one_is_on_no_public_view(
+    served: tuple[TestClient[Any, Any], SqliteStore],
+) -> None:
+    """`broadcaster run --dry-run` calls it sent, but no channel was contacted: it is no
+    warning of the city's. A drill's dry runs are its design: its view shows it."""
+    http, store = served
+    dry = [delivered("FW-DRY", "log", "dry_run"), delivered("FW-DRY", "cap", "dry_run")]
+    assert await store.create_alert(recent("FW-DRY", incident="DRY"), dry)
+    mixed = [delivered("FW-MIXED", "log", "dry_run"), cap_delivery("FW-MIXED")]
+    assert await store.create_alert(recent("FW-MIXED", incident="MIXED"), mixed)
+    assert await store.create_alert(recent("FW-NONE", incident="NONE"), [])
+    drill = [delivered("FW-DRILL", "log", "dry_run")]
+    assert await store.create_alert(recent("FW-DRILL", mode="drill"), drill)
+
+    data = await (await http.get("/warnings.json")).json()
+    assert sorted(w["id"] for w in data["warnings"]) == ["FW-MIXED", "FW-NONE"]
+    html = await (await http.get("/warnings?lang=de")).text()
+    assert html.count('data-testid="entry"') == 2
+    assert "FW-DRY" not in html
+    feed = ET.fromstring(await (await http.get("/warnings/feed.atom")).read())
+    assert sorted(e.findtext(f"{A}title") or "" for e in feed.findall(f"{A}entry")) == [
+        "FW-MIXED",
+        "FW-NONE",
+    ]
+    banner = await (await http.get("/warnings/banner")).text()
+    assert "FW-DRY" not in banner
+    drills = await (await http.get("/warnings.json?drill=1")).json()
+    assert [w["id"] for w in drills["warnings"]] == ["FW-DRILL"]
+
+
+async def test_the_page_reads_deliveries_until_their_answer_is_settled(tmp_path: Path) -> None:
+    config = write_deployment(tmp_path, mqtt_url="mqtt://127.0.0.1:1", channels={})
+    store = SqliteStore(tmp_path / "settled.db")
+    await store.open()
+    reads: list[str] = []
+    real = store.get_deliveries
+
+    async def counted(alert_id: str) -> list[Delivery]:
+        reads.append(alert_id)
+        return await real(alert_id)
+
+    store.get_deliveries = counted  # type: ignore[method-assign]
+    try:
+        page = WarningPage(load_usable(config).deployment, store)
+        on_its_way = [delivered("FW-RUN", "log", "pending")]
+        assert await store.create_alert(recent("FW-RUN", incident="RUN"), on_its_way)
+        done = [delivered("FW-DRY", "log", "dry_run")]
+        assert await store.create_alert(recent("FW-DRY", incident="DRY"), done)
+        assert [e.id for e in (await page.current("live")).entries] == ["FW-RUN"]
+        assert sorted(reads) == ["FW-DRY", "FW-RUN"]
+
+        # It ends dry_run too (the dry-run daemon got to it): now settled, and hidden.
+        await store.save_delivery(on_its_way[0].model_copy(update={"state": "dry_run"}))
+        page.invalidate()
+        assert (await page.current("live")).entries == ()
+        assert sorted(reads) == ["FW-DRY", "FW-RUN", "FW-RUN"]  # FW-DRY was settled
+        page.invalidate()
+        assert (await page.current("live")).entries == ()
+        assert len(reads) == 3  # both settled: no delivery read at all
+    finally:
+        await store.close()
 
 
 async def test_the_cache_serves_many_from_one_read_and_an_alert_change_drops_it(
