@@ -159,7 +159,7 @@ class Daemon:
             channels=self.deployment.channels,
             sender_name=cap.sender_name,
         )
-        add_warning_routes(app, self.deployment, self.events)
+        add_warning_routes(app, self.deployment, self.events, dry_run=self.dry_run)
         add_push_routes(app, self.deployment.channels, self.settings.http.public_url)
         add_hook_routes(
             app, HookState(self.store, self.deployment.channels, self.settings.http.public_url)

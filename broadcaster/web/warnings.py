@@ -104,6 +104,9 @@ class WarningPage:
     generation: int = 0  # bumped by every change: a read started before it is kept briefly
     # alert id -> went public, for the alerts whose answer can no longer change
     settled: dict[str, bool] = field(default_factory=dict)
+    # `broadcaster run --dry-run` reaches no one: its page shows no live warning, not even
+    # while its deliveries are still pending (before each ends dry_run).
+    dry_run: bool = False
 
     @property
     def public_url(self) -> str:
@@ -148,7 +151,7 @@ class WarningPage:
         read: dict[str, list[Delivery]] = {}
         public: set[str] | None = None  # the drill view shows drills that reached no one
         if mode == "live":
-            public = await self.went_public(alerts, now, read)
+            public = set() if self.dry_run else await self.went_public(alerts, now, read)
 
         def entries(links: Mapping[str, str]) -> list[Entry]:
             return current_entries(
@@ -432,10 +435,15 @@ class Routes:
 
 
 def add_warning_routes(
-    app: web.Application, deployment: Deployment, events: Events | None = None
+    app: web.Application,
+    deployment: Deployment,
+    events: Events | None = None,
+    *,
+    dry_run: bool = False,
 ) -> WarningPage:
-    """Serve the page from `app[STATE].store`; with `events`, alert changes drop its cache."""
-    page = WarningPage(deployment, app[STATE].store)
+    """Serve the page from `app[STATE].store`; with `events`, alert changes drop its cache;
+    `dry_run`: the daemon's `--dry-run`, whose page shows no live warning."""
+    page = WarningPage(deployment, app[STATE].store, dry_run=dry_run)
     if events is not None:
         events.subscribe(page)
     routes = Routes(page)
