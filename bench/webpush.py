@@ -41,10 +41,11 @@ from bench.harness import (
     services,
     watching,
 )
-from broadcaster.channels.webpush import encrypt, origin, subscription_id
+from broadcaster.channels.webpush import encrypt, subscription_id
 from broadcaster.models import PushSubscription
 from broadcaster.store import open_store
 from broadcaster.vapid import VapidSigner, new_key_pair
+from broadcaster.web.guard import origin_of
 from tests.fakes.webpush import BrowserSubscription, FakePushService
 
 ANSWER = 0.02  # seconds the fake push service takes per push
@@ -104,7 +105,7 @@ async def floor_rate(
 
         async def send(subscription: PushSubscription) -> None:
             body = encrypt(subscription, plaintext)
-            authorization = signer.header(origin(subscription.endpoint))
+            authorization = signer.header(origin_of(subscription.endpoint))
             async with (
                 gate,
                 http.post(

@@ -36,11 +36,15 @@ Answers, per subscription:
 - 5xx, 408, 425: transient for that subscription; the others are still pushed;
 - no answer (timeout, refused connection): transient; no further push to that push
   service in this attempt (it is unreachable);
-- 400, 401, 403: the VAPID key, subject or encryption is refused (a key changed since
-  the browsers subscribed, a wrong subject): permanent for the whole channel, so no
-  further push is tried (10,000 would get the same answer);
-- 413: the payload is too large for that push service: permanent for the whole channel
-  (every subscription gets the same payload);
+- 400, 401, 403: the VAPID key, subject or encryption is refused: permanent for that
+  subscription, which is kept (it may have been made with another application server
+  key, by anyone: the page is public). Only when a push service's first
+  REFUSALS_TO_STOP answers in this attempt are all such refusals, none accepted, is our
+  key or subject taken as wrong there: its remaining subscriptions get the error
+  without a request (10,000 would get the same answer). The order is shuffled per
+  attempt, so subscriptions made first by a stranger cannot be the first answers;
+- 413: the payload is too large for that push service: permanent, and no further push
+  to that push service in this attempt (its every subscription gets the same payload);
 - any other status: permanent for that subscription.
 
 Progress per subscription (its id) with RecipientProgress and Checkpoints, as SMS does:
@@ -64,6 +68,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import random
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -86,6 +91,8 @@ from broadcaster.limits import Measurement, utf8_length
 from broadcaster.models import PushSubscription, Receipt
 from broadcaster.store.base import Store
 from broadcaster.vapid import VapidSigner
+from broadcaster.warnings import page_url
+from broadcaster.web.guard import origin_of
 
 log = structlog.get_logger()
 
@@ -96,7 +103,12 @@ MAX_BODY = 4096
 MAX_PLAINTEXT = MAX_BODY - 86 - 1 - 16
 TOPIC_LENGTH = 32  # RFC 8030 5.4: at most 32 characters of the base64url alphabet
 GONE = frozenset({404, 410})
-FOR_ALL = frozenset({400, 401, 403, 413})
+REFUSED = frozenset({400, 401, 403})  # the key, subject or encryption refused
+# A push service's refusals in this attempt, before it accepted any push, after which
+# our configuration (not one subscription's key) is taken as wrong there. Enough that a
+# few subscriptions made with another key (the page is public) never stop the rest;
+# few against the thousands of requests a wrong key would waste.
+REFUSALS_TO_STOP = 20
 ELLIPSIS = "…"
 # UTF-8 bytes of title and text that fit with the payload's other fields (ids, the page's
 # URL, the tag: a few hundred bytes); beyond it the text is shortened.
@@ -119,11 +131,6 @@ def subscription_id(endpoint: str) -> str:
     return hashlib.sha256(endpoint.encode("utf-8")).hexdigest()[:32]
 
 
-def origin(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def host_allowed(host: str, services: list[str]) -> bool:
     """Whether an endpoint's host is one of `services` (`*.example.com`: its subdomains)."""
     host = host.lower().rstrip(".")
@@ -134,11 +141,6 @@ def host_allowed(host: str, services: list[str]) -> bool:
         elif host == entry:
             return True
     return False
-
-
-def page_url(public_url: str, mode: str) -> str:
-    url = f"{public_url.rstrip('/')}/warnings"
-    return f"{url}?drill=1" if mode == "drill" else url
 
 
 def payload(message: OutgoingMessage, public_url: str) -> bytes:
@@ -152,7 +154,7 @@ def payload(message: OutgoingMessage, public_url: str) -> bytes:
         "mode": message.mode,
         "language": message.language,
         "tag": topic(message.incident, message.mode),
-        "url": page_url(public_url, message.mode),
+        "url": page_url(public_url, message.mode == "drill"),
     }
 
     def encoded(text: str) -> bytes:
@@ -188,8 +190,8 @@ class _Answer:
 
     error: ChannelError | None = None
     gone: int | None = None  # 404 or 410: the subscription no longer exists
-    stop: bool = False  # the error concerns every subscription: push no more
-    stop_origin: bool = False  # ... every subscription at this push service
+    refused: bool = False  # 400, 401, 403: counted towards REFUSALS_TO_STOP
+    stop_origin: bool = False  # the error concerns every subscription at this push service
 
 
 class WebpushAdapter(HttpAdapter[WebpushChannel]):
@@ -290,7 +292,7 @@ class WebpushAdapter(HttpAdapter[WebpushChannel]):
         except Exception as exc:  # pywebpush raises its own and http_ece's errors
             reason = f"cannot encrypt for this subscription: {type(exc).__name__}"
             return _Answer(error=PermanentError(reason))
-        authorization = self.signer.header(origin(subscription.endpoint))
+        authorization = self.signer.header(origin_of(subscription.endpoint))
         try:
             answer = await self.request(
                 "POST",
@@ -316,22 +318,29 @@ class WebpushAdapter(HttpAdapter[WebpushChannel]):
             return _Answer(error=TransientError(reason, self.wait(answer)), stop_origin=True)
         if self.is_transient(status):
             return _Answer(error=TransientError(reason, self.wait(answer)))
-        if status in FOR_ALL:
-            hint = (
-                "the payload is too large for this push service"
-                if status == 413
-                else "check vapid_private_key and vapid_subject; after a key change every "
-                "browser has to subscribe again"
-            )
+        if status == 413:
+            error = PermanentError(f"{reason} (the payload is too large for this push service)")
+            return _Answer(error=self.scrub(error), stop_origin=True)
+        if status in REFUSED:
+            hint = "this subscription may have been made with another key"
             error = PermanentError(f"{reason} ({hint})")
-            return _Answer(error=self.scrub(error), stop=True)
+            return _Answer(error=self.scrub(error), refused=True)
         return _Answer(error=PermanentError(reason))
+
+    def misconfigured(self) -> PermanentError:
+        """The error of a push service that refused our key or subject every time."""
+        return PermanentError(
+            f"the push service refused the first {REFUSALS_TO_STOP} pushes and took none: "
+            "check vapid_private_key and vapid_subject; after a key change every browser "
+            "has to subscribe again"
+        )
 
 
 class _Run(RecipientRun):
-    """One attempt: up to `max_in_flight` workers take the pending subscriptions in order
-    (RecipientRun). Once an answer concerns a push service (`stopped`), its remaining
-    subscriptions get it without a request."""
+    """One attempt: up to `max_in_flight` workers take the pending subscriptions, in an
+    order shuffled per attempt (RecipientRun). Once an answer concerns a push service
+    (`stopped`: a 429, 413, no answer, or REFUSALS_TO_STOP refusals before any accepted
+    push), its remaining subscriptions get it without a request."""
 
     def __init__(
         self,
@@ -345,35 +354,47 @@ class _Run(RecipientRun):
         # Those reached before that have no subscription now cannot be pending: they
         # are delivered. Anyone else pending is in `subscriptions`.
         pending = [r for r in progress.pending() if r in subscriptions]
+        # Not the store's order (oldest first): a stranger's subscriptions with a key of
+        # their own must not be every push service's first answers (REFUSALS_TO_STOP).
+        random.SystemRandom().shuffle(pending)
         super().__init__(progress, checkpoints, adapter._config.max_in_flight, pending)
         self.adapter = adapter
         self.subscriptions = subscriptions
         self.plaintext = plaintext
         self.headers = headers
         self.stopped: dict[str, ChannelError] = {}  # push service origin -> its error
+        self.refusals: dict[str, int] = {}  # origin -> refusals while none was accepted
+        self.accepted: set[str] = set()  # origins that accepted a push in this attempt
         self.gone_now = 0
 
     async def work(self) -> None:
         adapter = self.adapter
         while (recipient := await self.next()) is not None:
             subscription = self.subscriptions[recipient]
-            where = origin(subscription.endpoint)
+            where = origin_of(subscription.endpoint)
             if where in self.stopped:
                 await self.record(recipient, _Answer(error=self.stopped[where]))
                 continue
             for pacer in adapter.pacers:
                 await pacer.acquire()
             async with adapter.slots:
-                if self.stop is not None:
-                    self.unstarted.append(recipient)
-                    return
                 if where in self.stopped:
                     answer = _Answer(error=self.stopped[where])
                 else:
                     answer = await adapter.push(subscription, self.plaintext, self.headers)
-            if answer.stop_origin and answer.error is not None:
-                self.stopped.setdefault(where, answer.error)
+            self.judge(where, answer)
             await self.record(recipient, answer)
+
+    def judge(self, where: str, answer: _Answer) -> None:
+        """Whether this answer stops its push service for the rest of the attempt."""
+        if answer.stop_origin and answer.error is not None:
+            self.stopped.setdefault(where, answer.error)
+        elif answer.error is None and answer.gone is None:
+            self.accepted.add(where)
+        elif answer.refused and where not in self.accepted:
+            self.refusals[where] = self.refusals.get(where, 0) + 1
+            if self.refusals[where] >= REFUSALS_TO_STOP:
+                self.stopped.setdefault(where, self.adapter.misconfigured())
 
     async def record(self, recipient: str, answer: _Answer) -> None:
         if answer.gone is not None:
@@ -388,6 +409,4 @@ class _Run(RecipientRun):
             self.progress.delivered(recipient, None)
         else:
             self.progress.failed(recipient, answer.error)
-            if answer.stop and self.stop is None:
-                self.stop = answer.error
         await self.checkpoints.settle()

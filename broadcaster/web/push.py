@@ -29,7 +29,6 @@ the texts come from `PUSH_TEXTS` in web/i18n.py, a global of the page's environm
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import re
 import time
@@ -45,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from broadcaster.channels.settings import ChannelConfig, WebpushChannel
 from broadcaster.channels.webpush import host_allowed, subscription_id
 from broadcaster.models import PushSubscription
+from broadcaster.receipts import is_loopback
 from broadcaster.store.base import Store
 from broadcaster.vapid import b64url_decode, load_private_key, public_key
 from broadcaster.web.api import STATE
@@ -97,15 +97,6 @@ class Refused(Exception):
         self.detail = detail
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_endpoint(endpoint: Any, config: WebpushChannel) -> str:
     if not isinstance(endpoint, str) or not endpoint:
         raise Refused(400, "invalid_subscription", "endpoint is missing")
@@ -117,7 +108,7 @@ def check_endpoint(endpoint: Any, config: WebpushChannel) -> str:
         parts.port  # noqa: B018 - raises for a port that is not a number
     except ValueError:
         raise Refused(400, "invalid_subscription", "endpoint is not a URL") from None
-    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(host)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(endpoint)):
         raise Refused(400, "invalid_subscription", "endpoint must be an https:// URL")
     if parts.username or parts.password or not host:
         raise Refused(400, "invalid_subscription", "endpoint must be an https:// URL with a host")
@@ -202,6 +193,7 @@ class PushRoutes:
         self.changes = Bucket(SUBSCRIBE_RATE)
         self.count: int | None = None
         self.counted_at = 0.0
+        self.ids: set[str] | None = None  # those counted, kept only while at the cap
         self.keys: dict[str, str] = {}  # private key -> public key (derived once)
         self.lock = asyncio.Lock()
 
@@ -253,6 +245,8 @@ class PushRoutes:
             return _json({"error": "not_found", "detail": "no such subscription"}, 404)
         if self.count is not None:
             self.count -= 1
+        if self.ids is not None:
+            self.ids.discard(subscription_id(endpoint))
         log.info("push_unsubscribed", subscription=subscription_id(endpoint))
         return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
@@ -290,26 +284,32 @@ class PushRoutes:
             raise Refused(429, "busy", "too many subscriptions at once; try again in a moment")
 
     async def admit(self, store: Store, config: WebpushChannel, new_id: str) -> None:
-        """Within the rate and below `max_subscriptions` (counted from the store at most
-        every COUNT_FOR seconds, kept in step here in between)."""
+        """Within the rate and below `max_subscriptions`. The store is read at most every
+        COUNT_FOR seconds (a flood of attempts at the cap must not read the whole table
+        each time), the count kept in step here in between. At the cap the ids read are
+        kept too, so a renewal (an id already stored) is still let in without a read."""
         self.rate()
+        cap = config.max_subscriptions
         async with self.lock:
             now = time.monotonic()
-            if self.count is None or now - self.counted_at > COUNT_FOR:
-                self.count = len(await store.subscriptions())
-                self.counted_at = now
-            if self.count >= config.max_subscriptions:
-                known = {s.id for s in await store.subscriptions()}
-                self.count = len(known)
-                if new_id not in known and self.count >= config.max_subscriptions:
-                    raise Refused(
-                        503,
-                        "subscriptions_full",
-                        "this warning service takes no more push subscriptions "
-                        f"({config.max_subscriptions} reached); follow the warning page instead",
-                    )
-                return
+            stale = self.count is None or now - self.counted_at > COUNT_FOR
+            if stale or (self.count is not None and self.count >= cap and self.ids is None):
+                ids = {s.id for s in await store.subscriptions()}
+                self.count, self.counted_at = len(ids), now
+                self.ids = ids if len(ids) >= cap else None
+            assert self.count is not None
+            if self.ids is not None and new_id in self.ids:
+                return  # a renewal: counted already
+            if self.count >= cap:
+                raise Refused(
+                    503,
+                    "subscriptions_full",
+                    "this warning service takes no more push subscriptions "
+                    f"({cap} reached); follow the warning page instead",
+                )
             self.count += 1  # a resubscription counts once too many until the recount
+            if self.ids is not None:
+                self.ids.add(new_id)
 
     @staticmethod
     def refusal(refused: Refused) -> web.Response:

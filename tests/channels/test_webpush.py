@@ -1,6 +1,7 @@
 """The Web Push adapter against the fake push service (tests/fakes/webpush.py): who gets a
-push, its headers, VAPID and the decrypted payload, gone subscriptions, retries, a
-refused key, resuming; and the fake's own decryption against RFC 8291's example."""
+push, its headers, VAPID and the decrypted payload, gone subscriptions, retries, refused
+subscriptions and a refused key, resuming; and the fake's own decryption against RFC
+8291's example."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from broadcaster.channels.kinds import kind
 from broadcaster.channels.settings import WebpushChannel, parse_channel
 from broadcaster.channels.webpush import (
     MAX_BODY,
+    REFUSALS_TO_STOP,
     WebpushAdapter,
     payload,
     subscription_id,
@@ -79,21 +81,23 @@ def adapter(
 async def subscribe(
     store: SqliteStore, fake: FakePushService, count: int, *, drill: bool = False
 ) -> list[BrowserSubscription]:
-    browsers = []
-    for _ in range(count):
-        browser = fake.subscribe(key=PUBLIC)
-        await store.save_subscription(
-            PushSubscription(
-                id=subscription_id(browser.endpoint),
-                endpoint=browser.endpoint,
-                p256dh=browser.p256dh,
-                auth=browser.auth,
-                language="de",
-                drill=drill,
-            )
-        )
-        browsers.append(browser)
+    browsers = [fake.subscribe(key=PUBLIC) for _ in range(count)]
+    for browser in browsers:
+        await save(store, browser, drill=drill)
     return browsers
+
+
+async def save(store: SqliteStore, browser: BrowserSubscription, *, drill: bool = False) -> None:
+    await store.save_subscription(
+        PushSubscription(
+            id=subscription_id(browser.endpoint),
+            endpoint=browser.endpoint,
+            p256dh=browser.p256dh,
+            auth=browser.auth,
+            language="de",
+            drill=drill,
+        )
+    )
 
 
 # -- the fake's decryption, against RFC 8291 itself --------------------------------------
@@ -286,34 +290,108 @@ async def test_a_5xx_for_one_subscription_does_not_hold_up_the_others(
     assert len(push.requests) == 4
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 413])
-async def test_a_refused_key_stops_the_channel_without_thousands_of_requests(
+@pytest.mark.parametrize("status", [400, 401, 403])
+async def test_one_refused_subscription_does_not_stop_the_others(
     session: aiohttp.ClientSession,
     store: SqliteStore,
     push: FakePushService,
     live: MakeMessage,
     status: int,
 ) -> None:
-    await subscribe(store, push, 300)
-    push.script(*[status] * 5)
+    await subscribe(store, push, 30)
+    push.script(status)  # the first push's answer; the rest are accepted
     with pytest.raises(PermanentError) as caught:
         await adapter(session, store, max_in_flight=5).send(live())
     assert f"HTTP {status}" in caught.value.message
     assert PRIVATE not in caught.value.message
-    # Only the requests already under way when the first answer came.
-    assert len(push.requests) <= 5
-    assert caught.value.partial is not None
-    assert caught.value.partial.data["permanent"]
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.recipients is not None
+    assert (partial.recipients.delivered, partial.recipients.failed) == (29, 1)
+    assert len(push.requests) == 30
+    assert len(push.pushes) == 29
+    # Kept: only the push service's 404 or 410 says a subscription is gone.
+    assert partial.data["permanent"][0] in {s.id for s in await store.subscriptions()}
+    assert len(await store.subscriptions()) == 30
+
+
+async def test_a_strangers_subscriptions_with_another_key_fail_alone(
+    session: aiohttp.ClientSession, store: SqliteStore, push: FakePushService, live: MakeMessage
+) -> None:
+    # The page is public: someone subscribes real endpoints with a key of their own,
+    # before anyone else (the store lists oldest first).
+    _, theirs = new_key_pair()
+    strangers = [push.subscribe(key=theirs) for _ in range(30)]
+    for browser in strangers:
+        await save(store, browser)
+    citizens = await subscribe(store, push, 30)
+    with pytest.raises(PermanentError) as caught:
+        await adapter(session, store, max_in_flight=1).send(live())
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.recipients is not None
+    assert (partial.recipients.delivered, partial.recipients.failed) == (30, 30)
+    assert sorted(partial.data["delivered_to"]) == sorted(
+        subscription_id(b.endpoint) for b in citizens
+    )
+    assert sorted(partial.data["permanent"]) == sorted(
+        subscription_id(b.endpoint) for b in strangers
+    )
+    assert len(push.requests) == 60
+    assert len(await store.subscriptions()) == 60
+
+
+async def test_refusals_in_a_row_stop_that_push_service_and_not_another(
+    session: aiohttp.ClientSession, store: SqliteStore, push: FakePushService, live: MakeMessage
+) -> None:
+    _, other = new_key_pair()
+    async with FakePushService.start() as refusing:  # another port: another origin
+        assert refusing.origin != push.origin
+        for _ in range(100):
+            await save(store, refusing.subscribe(key=other))  # our key is refused there
+        await subscribe(store, push, 10)
+        with pytest.raises(PermanentError) as caught:
+            await adapter(session, store, max_in_flight=1).send(live())
+        assert len(refusing.requests) == REFUSALS_TO_STOP
+        assert all(r.status == 403 for r in refusing.requests)
+    assert len(push.pushes) == 10
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.recipients is not None
+    assert (partial.recipients.delivered, partial.recipients.failed) == (10, 100)
+    assert "check vapid_private_key and vapid_subject" in caught.value.message
+    assert PRIVATE not in caught.value.message
+
+
+async def test_a_payload_too_large_stops_that_push_service_only(
+    session: aiohttp.ClientSession, store: SqliteStore, push: FakePushService, live: MakeMessage
+) -> None:
+    async with FakePushService.start() as small:
+        for _ in range(300):
+            await save(store, small.subscribe())
+        small.script(*[413] * 5)
+        await subscribe(store, push, 10)
+        with pytest.raises(PermanentError) as caught:
+            await adapter(session, store, max_in_flight=5).send(live())
+        # Only the requests already under way when the first 413 came.
+        assert len(small.requests) <= 5
+    assert "too large" in caught.value.message
+    assert len(push.pushes) == 10
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.recipients is not None
+    assert (partial.recipients.delivered, partial.recipients.failed) == (10, 300)
 
 
 async def test_a_key_the_browsers_did_not_subscribe_with_is_refused_by_the_fake(
     session: aiohttp.ClientSession, store: SqliteStore, push: FakePushService, live: MakeMessage
 ) -> None:
-    await subscribe(store, push, 20)
+    await subscribe(store, push, 100)
     other, _ = new_key_pair()
-    with pytest.raises(PermanentError, match="HTTP 403"):
+    with pytest.raises(PermanentError, match="check vapid_private_key"):
         await adapter(session, store, vapid_private_key=other, max_in_flight=2).send(live())
-    assert len(push.requests) <= 2
+    # The first REFUSALS_TO_STOP answers, and at most the one other request under way.
+    assert REFUSALS_TO_STOP <= len(push.requests) <= REFUSALS_TO_STOP + 1
     assert push.requests[0].error == "k is not the key this subscription was made with"
 
 

@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from broadcaster.channels.settings import ChannelConfig, parse_channel
 from broadcaster.channels.webpush import subscription_id
+from broadcaster.models import PushSubscription
 from broadcaster.store.sqlite import SqliteStore
 from broadcaster.vapid import new_key_pair
 from broadcaster.web.api import STATE, WebState
-from broadcaster.web.push import PUSH, add_push_routes
+from broadcaster.web.push import COUNT_FOR, PUSH, add_push_routes
 from broadcaster.web.warnings import PAGES
 from tests.fakes.webpush import FakePushService
 
@@ -220,6 +221,45 @@ async def test_the_cap_on_subscriptions_refuses_new_ones_but_not_a_renewal(
     renewal = await client.post("/warnings/subscriptions", json=browsers[0].json())
     assert renewal.status == 201
     assert len(await store.subscriptions()) == 3
+
+
+async def test_at_the_cap_the_store_is_read_once_per_count_for(
+    client: Client,
+    store: SqliteStore,
+    channels: dict[str, ChannelConfig],
+    push: FakePushService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channels["push"] = webpush(max_subscriptions=3)
+    routes = client.app[PUSH]
+    routes.changes.clock = lambda: 1000.0  # no refill: 50 attempts in all
+    reads = 0
+    whole_table = store.subscriptions
+
+    async def counted() -> list[PushSubscription]:
+        nonlocal reads
+        reads += 1
+        return await whole_table()
+
+    monkeypatch.setattr(store, "subscriptions", counted)
+    browsers = [push.subscribe() for _ in range(3)]
+    for browser in browsers:
+        assert (await client.post("/warnings/subscriptions", json=browser.json())).status == 201
+    assert reads == 1  # the first count; then kept in step
+    flood = [
+        (await client.post("/warnings/subscriptions", json=push.subscribe().json())).status
+        for _ in range(30)
+    ]
+    assert flood == [503] * 30
+    renewal = await client.post("/warnings/subscriptions", json=browsers[1].json())
+    assert renewal.status == 201
+    assert reads == 2  # once on reaching the cap, not per attempt
+    routes.counted_at -= COUNT_FOR + 1  # COUNT_FOR has passed
+    for _ in range(5):
+        answer = await client.post("/warnings/subscriptions", json=push.subscribe().json())
+        assert answer.status == 503
+    assert reads == 3
+    assert len(await whole_table()) == 3
 
 
 async def test_subscribing_is_rate_limited_for_everyone_together(
