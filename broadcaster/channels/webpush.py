@@ -37,12 +37,15 @@ Answers, per subscription:
 - no answer (timeout, refused connection): transient; no further push to that push
   service in this attempt (it is unreachable);
 - 400, 401, 403: the VAPID key, subject or encryption is refused: permanent for that
-  subscription, which is kept (it may have been made with another application server
-  key, by anyone: the page is public). Only when a push service's first
-  REFUSALS_TO_STOP answers in this attempt are all such refusals, none accepted, is our
-  key or subject taken as wrong there: its remaining subscriptions get the error
-  without a request (10,000 would get the same answer). The order is shuffled per
-  attempt, so subscriptions made first by a stranger cannot be the first answers;
+  subscription (it may have been made with another application server key, by anyone:
+  the page is public). When the same push service accepted another push in the attempt,
+  our key is fine there and the subscription itself is broken: it is deleted as gone,
+  so a stranger's subscription does not leave every live delivery failed. Only when a
+  push service's first REFUSALS_TO_STOP answers in this attempt are all such refusals,
+  none accepted, is our key or subject taken as wrong there: its remaining
+  subscriptions get the error without a request (10,000 would get the same answer).
+  The order is shuffled per attempt, so subscriptions made first by a stranger cannot
+  be the first answers;
 - 413: the payload is too large for that push service: permanent, and no further push
   to that push service in this attempt (its every subscription gets the same payload);
 - any other status: permanent for that subscription.
@@ -190,7 +193,7 @@ class _Answer:
 
     error: ChannelError | None = None
     gone: int | None = None  # 404 or 410: the subscription no longer exists
-    refused: bool = False  # 400, 401, 403: counted towards REFUSALS_TO_STOP
+    refused: int | None = None  # 400, 401, 403 (the status): towards REFUSALS_TO_STOP
     stop_origin: bool = False  # the error concerns every subscription at this push service
 
 
@@ -324,7 +327,7 @@ class WebpushAdapter(HttpAdapter[WebpushChannel]):
         if status in REFUSED:
             hint = "this subscription may have been made with another key"
             error = PermanentError(f"{reason} ({hint})")
-            return _Answer(error=self.scrub(error), refused=True)
+            return _Answer(error=self.scrub(error), refused=status)
         return _Answer(error=PermanentError(reason))
 
     def misconfigured(self) -> PermanentError:
@@ -365,7 +368,16 @@ class _Run(RecipientRun):
         self.stopped: dict[str, ChannelError] = {}  # push service origin -> its error
         self.refusals: dict[str, int] = {}  # origin -> refusals while none was accepted
         self.accepted: set[str] = set()  # origins that accepted a push in this attempt
+        self.refused: dict[str, tuple[str, int]] = {}  # subscription -> (origin, status)
         self.gone_now = 0
+
+    async def go(self) -> None:
+        await super().go()
+        # Refused by a push service that took our other pushes: broken on its own.
+        for recipient, (where, status) in self.refused.items():
+            if where in self.accepted:
+                self.progress.permanent.pop(recipient, None)
+                await self.forget(recipient, status)
 
     async def work(self) -> None:
         adapter = self.adapter
@@ -391,22 +403,31 @@ class _Run(RecipientRun):
             self.stopped.setdefault(where, answer.error)
         elif answer.error is None and answer.gone is None:
             self.accepted.add(where)
-        elif answer.refused and where not in self.accepted:
+        elif answer.refused is not None and where not in self.accepted:
             self.refusals[where] = self.refusals.get(where, 0) + 1
             if self.refusals[where] >= REFUSALS_TO_STOP:
                 self.stopped.setdefault(where, self.adapter.misconfigured())
 
+    async def forget(self, recipient: str, status: int) -> None:
+        """The subscription no longer counts: deleted, and kept in `data["gone"]`."""
+        store = self.adapter.store
+        assert store is not None
+        await store.remove_subscription(recipient)
+        self.progress.extra["gone"][recipient] = status
+        self.progress.in_flight.pop(recipient, None)
+        self.progress.recipients.remove(recipient)
+        self.gone_now += 1
+
     async def record(self, recipient: str, answer: _Answer) -> None:
         if answer.gone is not None:
-            store = self.adapter.store
-            assert store is not None
-            await store.remove_subscription(recipient)
-            self.progress.extra["gone"][recipient] = answer.gone
-            self.progress.in_flight.pop(recipient, None)
-            self.progress.recipients.remove(recipient)
-            self.gone_now += 1
+            await self.forget(recipient, answer.gone)
         elif answer.error is None:
             self.progress.delivered(recipient, None)
         else:
             self.progress.failed(recipient, answer.error)
+            if answer.refused is not None:
+                self.refused[recipient] = (
+                    origin_of(self.subscriptions[recipient].endpoint),
+                    answer.refused,
+                )
         await self.checkpoints.settle()
