@@ -84,3 +84,19 @@ class Throttle:
             self.clients.popitem(last=False)
         if limiter.has_capacity():
             await limiter.acquire()
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The raw body, or None when it is over `limit` bytes: by its Content-Length before
+    reading, else while reading (a chunked body has none), so no more is ever held."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -41,6 +41,7 @@ from broadcaster.receipts import (
     twilio_signature,
 )
 from broadcaster.store.base import Store
+from broadcaster.web.guard import read_body
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +49,6 @@ log = structlog.get_logger(__name__)
 # over the API's client_max_size. A refused body is resent and refused again, so its
 # receipts would be lost for good; this bound only keeps a caller from filling memory.
 HOOK_MAX_BODY = 4 * 1024 * 1024
-_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ async def _signed(
     given = request.headers.get(header)
     if not given:
         return _refused(request, f"no {header}", 401)
-    raw = await _body(request)
+    raw = await read_body(request, HOOK_MAX_BODY)
     if raw is None:
         log.warning("hook_body_too_large", path=request.path, remote=request.remote)
         return _error(
@@ -101,22 +101,6 @@ async def _signed(
     if not signature_matches(given, expected(channel, raw)):
         return _refused(request, f"{header} does not match", 403)
     return channel, raw
-
-
-async def _body(request: web.Request) -> bytes | None:
-    """The raw body, or None when it is over HOOK_MAX_BODY: by its Content-Length before
-    reading, else while reading (a chunked body has none), so no more is ever held."""
-    declared = request.content_length
-    if declared is not None and declared > HOOK_MAX_BODY:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > HOOK_MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _refused(request: web.Request, reason: str, status: int) -> web.Response:

@@ -48,7 +48,7 @@ from broadcaster.receipts import is_loopback
 from broadcaster.store.base import Store
 from broadcaster.vapid import b64url_decode, load_private_key, public_key
 from broadcaster.web.api import STATE
-from broadcaster.web.guard import same_origin
+from broadcaster.web.guard import read_body, same_origin
 
 log = structlog.get_logger()
 
@@ -269,10 +269,8 @@ class PushRoutes:
             raise Refused(403, "foreign_origin", "send this from the warning page itself")
         if request.content_type != "application/json":
             raise Refused(415, "invalid_subscription", "send JSON (Content-Type: application/json)")
-        if request.content_length is not None and request.content_length > BODY_LIMIT:
-            raise Refused(413, "too_large", f"at most {BODY_LIMIT} bytes")
-        raw = await request.content.read(BODY_LIMIT + 1)
-        if len(raw) > BODY_LIMIT:
+        raw = await read_body(request, BODY_LIMIT)
+        if raw is None:
             raise Refused(413, "too_large", f"at most {BODY_LIMIT} bytes")
         try:
             return json.loads(raw)
