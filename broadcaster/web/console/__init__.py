@@ -1,0 +1,1 @@
+"""The newsroom console under /console (web/console/: one small module per screen)."""

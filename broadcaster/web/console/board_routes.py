@@ -1,0 +1,42 @@
+"""Serving the board: GET /console and its live updates, GET /console/events."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broadcaster.events import Events
+from broadcaster.store.base import Store
+from broadcaster.web.console.board import (
+    BOARD_PATH,
+    EVENTS_PATH,
+    BoardPage,
+    BoardReader,
+    Expiry,
+)
+from broadcaster.web.console.board_stream import BoardStream
+
+BOARD_STREAM = web.AppKey("board_stream", BoardStream)
+
+
+def add_board_routes(
+    app: web.Application, store: Store, events: Events, expiry: Expiry
+) -> BoardStream:
+    """The board reads `store`; `events` tells it of changes; `expiry`: when an alert
+    awaiting confirmation expires (the confirm desk's)."""
+    reader = BoardReader(store, expiry)
+    stream = BoardStream(reader)
+    events.subscribe(stream)
+    page = BoardPage(reader)
+    app[BOARD_STREAM] = stream
+
+    async def end_streams(_: web.Application) -> None:
+        events.unsubscribe(stream)
+        await stream.close()
+
+    app.on_shutdown.append(end_streams)
+    app.router.add_get(BOARD_PATH, page.get)
+    app.router.add_get(EVENTS_PATH, stream.events)
+    return stream
+
+
+__all__ = ["BOARD_STREAM", "add_board_routes"]
