@@ -133,7 +133,7 @@ PAGES = Environment(
 PAGES.filters.update(web_link=web_link)
 
 
-def _context(board: Board, lang: str) -> dict[str, Any]:
+def _context(board: Board, lang: str, via: str = "page") -> dict[str, Any]:
     zone = board.zone
 
     def when(moment: datetime | str | None) -> str:
@@ -145,12 +145,15 @@ def _context(board: Board, lang: str) -> dict[str, Any]:
         "t": BOARD_TEXTS[lang],
         "states": STATE_WORDS[lang],
         "when": when,
+        "via": via,
     }
 
 
-def render_section(board: Board, lang: str) -> str:
-    """The part of the page that each live update replaces."""
-    return PAGES.get_template("console/board_section.html.j2").render(_context(board, lang))
+def render_section(board: Board, lang: str, via: str = "stream") -> str:
+    """The part of the page that each live update replaces; `via` (page or stream) is
+    marked on it, so a test can tell when the stream took over."""
+    template = PAGES.get_template("console/board_section.html.j2")
+    return template.render(_context(board, lang, via))
 
 
 def render_board(board: Board, lang: str) -> str:
