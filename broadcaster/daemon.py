@@ -167,7 +167,7 @@ class Daemon:
         )
         add_recipient_routes(app)
         add_media_routes(app, self.deployment)  # share-pic cards for Meta to fetch
-        add_board_routes(app, self.store, self.events, self.desk.expires_at)
+        add_board_routes(app, self.store, self.events, self.desk.expires_at, self.deployment)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

@@ -126,6 +126,14 @@ async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
         await expect(wide.get_by_test_id("incident-E-UEB").get_by_test_id("band")).to_have_text(
             "EXERCISE – not a real warning", timeout=LIVE
         )
+        # A refused trigger is listed at once, too.
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-FORGED", secret="wrong"))
+        await watcher.error_for("FW-FORGED", "bad_signature")
+        for page in (small, wide):
+            refused = page.get_by_test_id("refused")
+            await expect(refused.locator("li")).to_have_count(1, timeout=LIVE)
+            await expect(refused).to_contain_text("FW-FORGED")
+            await expect(refused).to_contain_text("bad_signature")
         await kept(small)
         await kept(wide)
         await check_layout(small, PHONE["width"])

@@ -16,11 +16,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from broadcaster.events import Events
 from broadcaster.models import Alert, AuditEntry, ManualTask
+from broadcaster.reload import load_usable
 from broadcaster.store import open_store
 from broadcaster.store.base import Store
+from broadcaster.web.console import board_stream
 from broadcaster.web.console.board import read_board, render_board
 from broadcaster.web.console.board_routes import BOARD_STREAM, add_board_routes
 from broadcaster.web.console.board_stream import QUEUE_SIZE, Client, frame
+from tests.integration.harness import write_deployment
 from tests.store.helpers import T0, make_alert, make_delivery
 
 NOW = T0 + timedelta(minutes=30)
@@ -262,3 +265,33 @@ def test_offer_on_a_closed_connection_does_not_raise():
     assert client.offer("y") is False
     assert client.queue.qsize() == 1
     assert client.queue.get_nowait() is None
+
+
+async def test_scenarios_stages_and_params_are_named_by_the_playbook_in_the_boards_language(
+    store, tmp_path
+):
+    config = write_deployment(
+        tmp_path / "deployment", mqtt_url="mqtt://127.0.0.1:1", channels={"log": {"type": "log"}}
+    )
+    books = load_usable(config).deployment.playbooks
+    await store.create_alert(make_alert("FW-9", stage="all_clear", state="sending"), [])
+    board = await read_board(store, expiry, NOW, playbooks=books)
+    de, en = render_board(board, "de"), render_board(board, "en")
+    assert '<span class="scenario">Großbrand</span>' in de
+    assert "Stufe: Entwarnung" in de
+    assert "Einsatzort: Flingern-Nord, Ackerstraße" in de
+    assert '<span class="scenario">Major fire</span>' in en
+    assert "Stage: All clear" in en
+    assert "Location: Flingern-Nord, Ackerstraße" in en
+
+
+async def test_a_quiet_stream_gets_keep_alive_comments(store, monkeypatch):
+    monkeypatch.setattr(board_stream, "KEEPALIVE", 0.01)
+    client = await served(store, Events())
+    try:
+        response = await client.get("/console/events")
+        assert (await next_event(response)).startswith("event: board\n")
+        assert await next_event(response) == ": keep-alive\n"
+        assert await next_event(response) == ": keep-alive\n"
+    finally:
+        await client.close()

@@ -10,7 +10,7 @@ What is read reuses the command line's and the API's reads (status.py, refusals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -18,7 +18,9 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from broadcaster.deployment import Deployment
 from broadcaster.models import FINAL_ALERT_STATES, Alert, Delivery, Mode, utcnow
+from broadcaster.playbooks import Playbook
 from broadcaster.refusals import recent_refusals
 from broadcaster.report import _web_link as web_link
 from broadcaster.status import open_tasks
@@ -72,6 +74,7 @@ class Board:
     awaiting: list[AlertView] = field(default_factory=list)
     tasks: list[tuple[Alert, Delivery]] = field(default_factory=list)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    playbooks: Mapping[str, Playbook] = field(default_factory=dict)  # for the labels
 
     @property
     def zone(self) -> tzinfo | None:
@@ -84,15 +87,21 @@ def _finished(alerts: list[Alert]) -> bool:
 
 
 async def read_board(
-    store: Store, expiry: Expiry, now: datetime | None = None, *, scan: int = SCAN_LIMIT
+    store: Store,
+    expiry: Expiry,
+    now: datetime | None = None,
+    *,
+    playbooks: Mapping[str, Playbook] | None = None,
+    scan: int = SCAN_LIMIT,
 ) -> Board:
     """The board's content: one scan of the newest alerts, the deliveries of the open
-    incidents' alerts, and the newest refusals."""
+    incidents' alerts, and the newest refusals; `playbooks` name scenarios, stages and
+    params in the board's language."""
     now = now or utcnow()
     groups: dict[tuple[str, Mode], list[Alert]] = {}
     for alert in await store.list_alerts(scan):  # newest first
         groups.setdefault((alert.incident, alert.mode), []).append(alert)
-    board = Board(at=now)
+    board = Board(at=now, playbooks=playbooks or {})
     for (incident, mode), alerts in groups.items():
         changed = max(a.updated_at for a in alerts)
         if _finished(alerts) and now - changed > RECENT:
@@ -139,12 +148,29 @@ def _context(board: Board, lang: str, via: str = "page") -> dict[str, Any]:
     def when(moment: datetime | str | None) -> str:
         return clock(moment, zone, lang)
 
+    def names(alert: Alert) -> dict[str, str]:
+        """The playbook's names for the alert's scenario and stage, else their ids."""
+        book = board.playbooks.get(alert.scenario)
+        if book is None:
+            return {"scenario": alert.scenario, "stage": alert.stage}
+        scenario = book.name.get(lang) or book.name.get(book.primary_language)
+        return {
+            "scenario": scenario or alert.scenario,
+            "stage": book.stage_label(alert.stage, lang),
+        }
+
+    def param(alert: Alert, name: str) -> str:
+        book = board.playbooks.get(alert.scenario)
+        return book.param_label(name, lang) if book else name
+
     return {
         "board": board,
         "lang": lang,
         "t": BOARD_TEXTS[lang],
         "states": STATE_WORDS[lang],
         "when": when,
+        "names": names,
+        "param": param,
         "via": via,
     }
 
@@ -174,13 +200,16 @@ def board_language(request: web.Request) -> str:
 
 @dataclass
 class BoardReader:
-    """Where the board's content comes from (the daemon's store and its confirm desk)."""
+    """Where the board's content comes from: the daemon's store, its confirm desk, and
+    its deployment (read each time: a reload replaces the playbooks)."""
 
     store: Store
     expiry: Expiry
+    deployment: Deployment | None = None
 
     async def read(self) -> Board:
-        return await read_board(self.store, self.expiry)
+        books = self.deployment.playbooks if self.deployment is not None else None
+        return await read_board(self.store, self.expiry, playbooks=books)
 
 
 class BoardPage:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broadcaster.deployment import Deployment
 from broadcaster.events import Events
 from broadcaster.store.base import Store
 from broadcaster.web.console.board import (
@@ -19,11 +20,16 @@ BOARD_STREAM = web.AppKey("board_stream", BoardStream)
 
 
 def add_board_routes(
-    app: web.Application, store: Store, events: Events, expiry: Expiry
+    app: web.Application,
+    store: Store,
+    events: Events,
+    expiry: Expiry,
+    deployment: Deployment | None = None,
 ) -> BoardStream:
     """The board reads `store`; `events` tells it of changes; `expiry`: when an alert
-    awaiting confirmation expires (the confirm desk's)."""
-    reader = BoardReader(store, expiry)
+    awaiting confirmation expires (the confirm desk's); `deployment`: its playbooks name
+    scenarios, stages and params."""
+    reader = BoardReader(store, expiry, deployment)
     stream = BoardStream(reader)
     events.subscribe(stream)
     page = BoardPage(reader)
