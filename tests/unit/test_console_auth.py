@@ -374,3 +374,15 @@ async def test_five_failures_lock_the_account_until_the_lock_ends(console: Conso
     assert kept is not None
     assert (kept.failed_logins, kept.locked_until) == (0, None)
     assert sum(1 for entry in logs if entry["event"] == "console_login_failed") == 6
+
+
+async def test_a_typed_name_is_shown_back_as_text(console: Console) -> None:
+    script = '"><script>alert(1)</script>'
+    answer = await console.sign_in(script, "whatever it may be")
+    assert answer.status == 401
+    html = await answer.text()
+    assert "<script>" not in html
+    assert "&#34;&gt;&lt;script&gt;" in html or "&quot;&gt;&lt;script&gt;" in html
+    trail = await console.store.audit_trail(None)
+    assert [(e.event, e.actor) for e in trail] == [("login_failed", "anonymous")]
+    assert "script" not in repr(trail[0].detail)

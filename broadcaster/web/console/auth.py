@@ -9,7 +9,9 @@ request that accepts only JSON or an event stream gets 401 JSON. A lower role ge
 page. Every POST (and any other method but GET/HEAD/OPTIONS) must come from our own
 origin and carry the session's CSRF token, else 403.
 
-Sign-in sources (password now, OIDC later) are in signin.py; cookies in sessions.py.
+A sign-out button is a form posting to /console/logout with the hidden `csrf` field
+(`csrf_token(request)`). Sign-in sources (password now, OIDC later) are in signin.py;
+cookies in sessions.py.
 """
 
 from __future__ import annotations
