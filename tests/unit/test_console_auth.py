@@ -17,9 +17,11 @@ import pytest
 import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import ValidationError
 from yarl import URL
 
 from broadcaster.accounts import hash_password, reset_password, set_disabled
+from broadcaster.config import Settings
 from broadcaster.models import Account, Role
 from broadcaster.reload import load_usable
 from broadcaster.store.sqlite import SqliteStore
@@ -54,11 +56,21 @@ def test_a_session_cookie_round_trips_and_refuses_tampering_expiry_and_other_key
     assert sessions.read(KEY, value, T0 + timedelta(hours=8)) is None  # expired
     assert sessions.read(KEY, value, T0 - timedelta(seconds=1)) is None  # not yet issued
     assert sessions.read(SessionKey.from_setting("y" * 40), value, T0) is None
+    # Another daemon with the same console.session_secret accepts it.
+    assert sessions.read(SessionKey.from_setting("x" * 40), value, T0) == session
     assert sessions.read(SessionKey.random(), value, T0) is None
     # A sign-in form's cookie is signed for another purpose: never a session.
     form_cookie, _ = sessions.issue_login_form(KEY, T0)
     assert sessions.read(KEY, form_cookie, T0) is None
     assert "x" * 40 not in repr(KEY)
+
+
+def test_a_short_session_secret_is_refused_with_its_key() -> None:
+    with pytest.raises(ValidationError, match=r"console\.session_secret|session_secret"):
+        Settings.model_validate({"console": {"session_secret": "short"}})
+    settings = Settings.model_validate({"console": {"lock_after": 3, "lock_for": "2m"}})
+    assert (settings.console.lock_after, settings.console.lock_for) == (3, timedelta(minutes=2))
+    assert settings.console.session_lifetime == timedelta(hours=8)
 
 
 @pytest.mark.parametrize(

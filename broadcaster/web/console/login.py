@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 import structlog
@@ -146,8 +147,9 @@ class LoginRoutes:
         raise response
 
 
-def _field(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
+def _field(form: Mapping[str, object], name: str) -> str:
+    """A text field of the form; absent, or a file instead of text: empty."""
+    value = form.get(name)
     return value if isinstance(value, str) else ""
 
 
