@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, expect
 
 from broadcaster.accounts import add_account
 from broadcaster.store import open_store
 from tests.browser.conftest import screenshot_path
 from tests.integration.harness import running_daemon, webhook, write_deployment
+from tests.servers import free_port
 
 PASSWORD = "correct horse battery"
 WRONG = "not the password at all"
@@ -136,3 +138,47 @@ async def test_sign_in_in_english_on_a_desktop_never_goes_to_another_site(
         await page.keyboard.press("Enter")
         await expect(page).to_have_url(f"{base}/console")  # never to another site
         assert "broadcaster_console" in {c["name"] for c in await desktop.cookies()}
+
+
+async def test_a_form_posted_from_another_origin_is_refused(
+    tmp_path, mosquitto, hooks, phone: BrowserContext
+) -> None:
+    config = deploy(tmp_path, mosquitto, hooks)
+    await add_accounts(config)
+    async with running_daemon(config) as daemon:
+        base = daemon.settings.http.public_url
+        page = await phone.new_page()
+        await page.goto(f"{base}/console/login")
+        await page.get_by_label("Benutzername").fill("k.becker")
+        await page.get_by_label("Passwort").fill(PASSWORD)
+        await page.get_by_role("button", name="Anmelden").click()
+        await expect(page).to_have_url(f"{base}/console")
+
+        # Another site (another port: same site, another origin) posts to the console.
+        evil = web.Application()
+        attack = (
+            f'<!doctype html><html lang="en"><body>'
+            f'<form method="post" action="{base}/console/logout">'
+            '<input type="hidden" name="csrf" value="guessed">'
+            '<button type="submit">win a prize</button></form></body></html>'
+        )
+
+        async def serve(request: web.Request) -> web.Response:
+            return web.Response(text=attack, content_type="text/html")
+
+        evil.router.add_get("/", serve)
+        runner = web.AppRunner(evil)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            await page.goto(f"http://127.0.0.1:{port}/")
+            async with page.expect_response(f"{base}/console/logout") as answer:
+                await page.get_by_role("button", name="win a prize").click()
+            assert (await answer.value).status == 403
+            await expect(page.get_by_test_id("forbidden")).to_contain_text("abgelehnt")
+        finally:
+            await runner.cleanup()
+        assert "broadcaster_console" in {c["name"] for c in await phone.cookies()}
+        trail = await daemon.store.audit_trail(None)
+        assert [e.event for e in trail if e.event.startswith("log")] == ["login"]
