@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, expect
 
 from broadcaster.accounts import add_account
+from broadcaster.daemon import Daemon
 from broadcaster.store import open_store
 from tests.browser.conftest import screenshot_path
 from tests.integration.harness import running_daemon, webhook, write_deployment
@@ -29,12 +31,17 @@ async def add_accounts(config: Path) -> None:
         await store.close()
 
 
-def deploy(tmp_path: Path, mosquitto, hooks) -> Path:
-    return write_deployment(
+@asynccontextmanager
+async def console_daemon(tmp_path: Path, mosquitto, hooks) -> AsyncIterator[tuple[Daemon, str]]:
+    """A running daemon with two accounts, and its base URL."""
+    config = write_deployment(
         tmp_path,
         mqtt_url=mosquitto.url,
         channels={"website": webhook(hooks[0].url, template="long")},
     )
+    await add_accounts(config)
+    async with running_daemon(config) as daemon:
+        yield daemon, daemon.settings.http.public_url
 
 
 @pytest.fixture
@@ -51,10 +58,7 @@ async def desktop(browser: Browser) -> AsyncIterator[BrowserContext]:
 async def test_sign_in_wrong_password_and_lock_out_on_a_phone(
     tmp_path, mosquitto, hooks, phone: BrowserContext, capfd
 ) -> None:
-    config = deploy(tmp_path, mosquitto, hooks)
-    await add_accounts(config)
-    async with running_daemon(config) as daemon:
-        base = daemon.settings.http.public_url
+    async with console_daemon(tmp_path, mosquitto, hooks) as (daemon, base):
         page = await phone.new_page()
         # Where a guarded console page sends a browser that is not signed in.
         await page.goto(f"{base}/console/login?next=%2Fconsole%2Fincidents%3Fnext%3Dx")
@@ -122,10 +126,7 @@ async def test_sign_in_wrong_password_and_lock_out_on_a_phone(
 async def test_sign_in_in_english_on_a_desktop_never_goes_to_another_site(
     tmp_path, mosquitto, hooks, desktop: BrowserContext
 ) -> None:
-    config = deploy(tmp_path, mosquitto, hooks)
-    await add_accounts(config)
-    async with running_daemon(config) as daemon:
-        base = daemon.settings.http.public_url
+    async with console_daemon(tmp_path, mosquitto, hooks) as (_, base):
         page = await desktop.new_page()
         await page.goto(f"{base}/console/login?next=https://evil.example/")
         assert await page.get_attribute("html", "lang") == "en"
@@ -143,10 +144,7 @@ async def test_sign_in_in_english_on_a_desktop_never_goes_to_another_site(
 async def test_a_form_posted_from_another_origin_is_refused(
     tmp_path, mosquitto, hooks, phone: BrowserContext
 ) -> None:
-    config = deploy(tmp_path, mosquitto, hooks)
-    await add_accounts(config)
-    async with running_daemon(config) as daemon:
-        base = daemon.settings.http.public_url
+    async with console_daemon(tmp_path, mosquitto, hooks) as (daemon, base):
         page = await phone.new_page()
         await page.goto(f"{base}/console/login")
         await page.get_by_label("Benutzername").fill("k.becker")
