@@ -6,17 +6,19 @@ import asyncio
 import getpass
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from jinja2 import TemplateError
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
+from broadcaster import accounts
 from broadcaster.audit import NotFound, entries_json, read_trail, trail_text
 from broadcaster.config import Settings, config_path, read_settings
 from broadcaster.daemon import Daemon, StartupRefused
@@ -46,6 +48,8 @@ from broadcaster.status import (
     read_status,
     refusals_text,
 )
+from broadcaster.store import open_store
+from broadcaster.store.base import Store
 from broadcaster.tasks import NoTask, mark_done
 from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
 from broadcaster.text_hygiene import person_name
@@ -571,6 +575,140 @@ def task_done(
         raise _fail(f"cannot write the store {settings.store.url}: {exc}", 1) from None
     assert done.manual_task is not None
     out.print(Text(f"done: {done.manual_task.task} ({alert_id} on {channel_id}, by {who})"))
+
+
+user_app = typer.Typer(help="Console accounts: who may sign in to the newsroom console.")
+app.add_typer(user_app, name="user")
+T = TypeVar("T")
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="read the password from stdin (one line)")
+]
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user entry (a container)
+        return "cli:unknown"
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return typer.get_text_stream("stdin").readline().removesuffix("\n").removesuffix("\r")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _on_accounts(config: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `work` on the deployment's store; an AccountError is a clear exit 1."""
+    settings = _settings(config)
+    base = config_path(config).resolve().parent
+
+    async def run_it() -> T:
+        store = open_store(settings.store.url, base)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run_it())
+    except accounts.AccountError as exc:
+        raise _fail(str(exc), 1) from None
+    except Exception as exc:
+        raise _fail(f"cannot use the store {settings.store.url}: {exc}", 1) from None
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="the account name, e.g. k.becker")],
+    role: Annotated[str, typer.Option(help="viewer, editor, officer or admin")],
+    officer: Annotated[
+        str | None, typer.Option(help="the duty officer in broadcaster.yaml this person is")
+    ] = None,
+    password_stdin: PasswordStdin = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a console account (the password is prompted twice, or read from stdin)."""
+    for problem in (accounts.name_problem(name), accounts.role_problem(role)):
+        if problem is not None:
+            raise _fail(problem)
+    officers = [o.name for o in _settings(config).duty_officers]
+    if officer is not None and officer not in officers:
+        known = ", ".join(repr(o) for o in officers) or "none"
+        raise _fail(
+            f"unknown duty officer {officer!r}: use a name of duty_officers in "
+            f"broadcaster.yaml (known: {known})"
+        )
+    password = _password(password_stdin)
+    if (problem := accounts.password_problem(password)) is not None:
+        raise _fail(problem)
+    who = _cli_actor()
+    added = _on_accounts(
+        config,
+        lambda store: accounts.add_account(
+            store, name, role, password, officer=officer, officers=officers, by=who
+        ),
+    )
+    linked = f", duty officer {added.officer}" if added.officer else ""
+    out.print(Text(f"added {added.name} ({added.role}{linked})"))
+
+
+@user_app.command("list")
+def user_list(config: ConfigOption = None) -> None:
+    """Every console account with its role and state (never a password hash)."""
+    found = _on_accounts(config, lambda store: store.list_accounts())
+    if not found:
+        out.print(Text("no accounts yet; `broadcaster user add NAME --role ROLE`", style="yellow"))
+        return
+    table = Table("name", "role", "duty officer", "state", "failed sign-ins", "created")
+    for account in found:
+        table.add_row(
+            account.name,
+            account.role,
+            account.officer or "",
+            accounts.account_state(account),
+            str(account.failed_logins),
+            f"{account.created_at.astimezone():%Y-%m-%d %H:%M}",
+        )
+    out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(
+    name: Annotated[str, typer.Argument(help="the account")], config: ConfigOption = None
+) -> None:
+    """Disable an account: it cannot sign in, and its open sessions end at once."""
+    who = _cli_actor()
+    _on_accounts(config, lambda store: accounts.set_disabled(store, name, True, by=who))
+    out.print(Text(f"disabled {name}"))
+
+
+@user_app.command("enable")
+def user_enable(
+    name: Annotated[str, typer.Argument(help="the account")], config: ConfigOption = None
+) -> None:
+    """Enable a disabled account again."""
+    who = _cli_actor()
+    _on_accounts(config, lambda store: accounts.set_disabled(store, name, False, by=who))
+    out.print(Text(f"enabled {name}"))
+
+
+@user_app.command("reset")
+def user_reset(
+    name: Annotated[str, typer.Argument(help="the account")],
+    password_stdin: PasswordStdin = False,
+    config: ConfigOption = None,
+) -> None:
+    """A new password: unlocks the account and ends its open sessions."""
+    _settings(config)  # a broken config fails before the password is asked
+    password = _password(password_stdin)
+    if (problem := accounts.password_problem(password)) is not None:
+        raise _fail(problem)
+    who = _cli_actor()
+    _on_accounts(config, lambda store: accounts.reset_password(store, name, password, by=who))
+    out.print(Text(f"new password set for {name}; it is unlocked and its sessions ended"))
 
 
 def _settings(config: Path | None) -> Settings:

@@ -181,6 +181,17 @@ class WarningPageSettings(_Section):
         return value
 
 
+class ConsoleSettings(_Section):
+    """The newsroom console's sign-in (not in the contract: sensible defaults)."""
+
+    # Signs the session cookies. Set it (`${CONSOLE_SESSION_SECRET}`) for sessions that
+    # survive a restart and work across daemons; unset, each start makes a random one.
+    session_secret: str | None = Field(default=None, min_length=32)
+    session_lifetime: Duration = timedelta(hours=8)  # a sign-in lasts this long
+    lock_after: int = Field(default=5, ge=1, le=100)  # wrong passwords in a row
+    lock_for: Duration = timedelta(minutes=15)
+
+
 class DrillSettings(_Section):
     prefix: dict[str, str] = Field(default_factory=lambda: {"de": "ÜBUNG", "en": "EXERCISE"})
 
@@ -204,6 +215,7 @@ class Settings(_Section):
     cap: CapSettings = Field(default_factory=CapSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     warning_page: WarningPageSettings = Field(default_factory=WarningPageSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
 
 def config_path(explicit: Path | None = None) -> Path:

@@ -31,9 +31,10 @@ from broadcaster.store import open_store
 from broadcaster.store.outage import StoreUnavailable
 from broadcaster.supervision import Supervisor, process_id, same_host_and_dead
 from broadcaster.takeover import Takeover
-from broadcaster.web.api import WebState, make_app
+from broadcaster.web.api import STATE, WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board_routes import add_board_routes
 from broadcaster.web.hooks import HookState, add_hook_routes
 from broadcaster.web.media import add_media_routes
@@ -167,6 +168,7 @@ class Daemon:
         )
         add_recipient_routes(app)
         add_media_routes(app, self.deployment)  # share-pic cards for Meta to fetch
+        add_console_auth(app, self.deployment, lambda app: app[STATE].store)
         add_board_routes(app, self.store, self.events, self.desk.expires_at, self.deployment)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)

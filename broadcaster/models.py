@@ -152,6 +152,37 @@ class PushSubscription(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+Role = Literal["viewer", "editor", "officer", "admin"]
+# Ordered: each role may do everything the roles before it may.
+ROLES: tuple[Role, ...] = ("viewer", "editor", "officer", "admin")
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+class Account(BaseModel):
+    """A person who signs in to the newsroom console (`broadcaster user add`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    role: Role
+    password_hash: str  # argon2id, as argon2-cffi encodes it; never the password
+    disabled: bool = False
+    failed_logins: int = 0  # wrong passwords in a row since the last sign-in or lock
+    locked_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    officer: str | None = None  # the duty officer in broadcaster.yaml this person is
+    # Part of every session cookie: a password reset or a disable bumps it, which ends
+    # every session signed in before.
+    session_version: int = 0
+
+    def locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+    def may(self, role: Role) -> bool:
+        """Whether this account's role includes `role`."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
 class ManualTask(BaseModel):
     """Work a person must do by hand on a channel, e.g. delete a retracted post that the
     provider's API cannot delete (Instagram). Open until someone marks it done."""

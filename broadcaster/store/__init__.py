@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from broadcaster.models import Alert, AlertState, AuditEntry, Delivery, InboxEntry, utcnow
+from broadcaster.models import (
+    Account,
+    Alert,
+    AlertState,
+    AuditEntry,
+    Delivery,
+    InboxEntry,
+    utcnow,
+)
 from broadcaster.store.base import AlertChange, Store
 from broadcaster.store.outage import StoreUnavailable
 
@@ -234,3 +242,17 @@ def lease_free(
         or until_us is None
         or until_us <= timestamp_us(now)
     )
+
+
+def login_recorded(
+    account: Account, ok: bool, now: datetime, lock_after: int, lock_for: timedelta
+) -> Account:
+    """The account after one checked sign-in attempt (Store.record_login)."""
+    if account.locked(now):
+        return account
+    if ok:
+        return account.model_copy(update={"failed_logins": 0, "locked_until": None})
+    failed = account.failed_logins + 1
+    if failed >= lock_after:
+        return account.model_copy(update={"failed_logins": 0, "locked_until": now + lock_for})
+    return account.model_copy(update={"failed_logins": failed})

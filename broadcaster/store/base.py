@@ -11,10 +11,11 @@ its supervisor restarts it cleanly (see store/outage.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from broadcaster.models import (
+    Account,
     Alert,
     AlertState,
     AuditEntry,
@@ -192,6 +193,25 @@ class Store(Protocol):
     async def remove_subscription(self, subscription_id: str) -> bool:
         """Forget it (unsubscribed, or the push service said it is gone); False when
         there was none."""
+
+    # -- console accounts (broadcaster user ...) --------------------------------------
+    async def save_account(self, account: Account, *, new: bool = False) -> bool:
+        """Keep it, replacing the account of that name; with `new`, only when there is
+        none (False, nothing written, when the name is taken)."""
+
+    async def get_account(self, name: str) -> Account | None: ...
+
+    async def list_accounts(self) -> list[Account]:
+        """Every account, by name."""
+
+    async def record_login(
+        self, name: str, ok: bool, now: datetime, lock_after: int, lock_for: timedelta
+    ) -> Account | None:
+        """Count one sign-in attempt whose password was checked, atomically (two daemons
+        never both miss a failure): a success clears the count, the `lock_after`-th
+        failure in a row locks the account until `now + lock_for` (and starts the count
+        again). While it is locked nothing changes, a right password included. The
+        account afterwards; None when there is none."""
 
     # -- audit trail -------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

@@ -35,6 +35,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
 from broadcaster.models import (
+    Account,
     Alert,
     AlertState,
     AuditEntry,
@@ -56,6 +57,7 @@ from broadcaster.store import (
     claimed,
     expecting,
     inbox_taken,
+    login_recorded,
     payload_digest,
     timestamp_us,
     touched,
@@ -148,6 +150,11 @@ class Keys:
     def subscriptions(self) -> str:
         """Hash: subscription id -> the PushSubscription's JSON."""
         return f"{self.prefix}:push:subscriptions"
+
+    @property
+    def accounts(self) -> str:
+        """Hash: account name -> the console Account's JSON."""
+        return f"{self.prefix}:accounts"
 
     @property
     def leases(self) -> str:
@@ -248,6 +255,13 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return 1
 """
 
+# KEYS: a hash; ARGV: field, JSON; with ARGV[4] = "new", only when the field is absent.
+_PUT_FIELD = """
+if ARGV[4] == 'new' then return redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
 # Nothing but the frame's audit entries.
 _AUDIT = """
 return 1
@@ -314,6 +328,7 @@ _SCRIPTS = {
     "create_alert": _CREATE_ALERT,
     "update_alert": _UPDATE_ALERT,
     "swap_field": _SWAP_FIELD,
+    "put_field": _PUT_FIELD,
     "save_delivery": _SAVE_DELIVERY,
     "save_claimed": _SAVE_CLAIMED,
     "swap_deliveries": _SWAP_DELIVERIES,
@@ -715,6 +730,37 @@ class RedisStore:
 
     async def remove_subscription(self, subscription_id: str) -> bool:
         return bool(await self._read(lambda r: r.hdel(self.keys.subscriptions, subscription_id)))
+
+    # -- console accounts --------------------------------------------------------------
+    async def save_account(self, account: Account, *, new: bool = False) -> bool:
+        args = [account.name, account.model_dump_json(), "new" if new else "replace"]
+        return await self._write("put_field", [self.keys.accounts], args) == "1"
+
+    async def get_account(self, name: str) -> Account | None:
+        text = await self._read(lambda r: r.hget(self.keys.accounts, name))
+        return None if text is None else Account.model_validate_json(_str(text))
+
+    async def list_accounts(self) -> list[Account]:
+        texts = await self._read(lambda r: r.hvals(self.keys.accounts))
+        found = [Account.model_validate_json(_str(text)) for text in texts]
+        return sorted(found, key=lambda a: a.name)
+
+    async def record_login(
+        self, name: str, ok: bool, now: datetime, lock_after: int, lock_for: timedelta
+    ) -> Account | None:
+        while True:
+            reply = await self._read(lambda r: r.hget(self.keys.accounts, name))
+            if reply is None:
+                return None
+            text = _str(reply)
+            old = Account.model_validate_json(text)
+            new = login_recorded(old, ok, now, lock_after, lock_for)
+            if new == old:
+                return old
+            args = [name, text, new.model_dump_json()]
+            if await self._write("swap_field", [self.keys.accounts], args) == "1":
+                return new
+            # Another attempt (another daemon) counted first: count ours on top of it.
 
     # -- audit trail -----------------------------------------------------------------
     async def audit(self, entry: AuditEntry) -> None:

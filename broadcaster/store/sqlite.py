@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from broadcaster.models import (
+    Account,
     Alert,
     AlertState,
     AuditEntry,
@@ -55,6 +56,7 @@ from broadcaster.store import (
     expecting,
     inbox_taken,
     lease_free,
+    login_recorded,
     payload_digest,
     timestamp_us,
     touched,
@@ -126,6 +128,10 @@ _TABLES = (
     """CREATE TABLE IF NOT EXISTS push_subscriptions (
         id TEXT PRIMARY KEY,
         created_us INTEGER NOT NULL,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        name TEXT PRIMARY KEY,
         data TEXT NOT NULL
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS leases (
@@ -766,6 +772,42 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> bool:
             cursor = db.execute("DELETE FROM push_subscriptions WHERE id = ?", (subscription_id,))
             return cursor.rowcount == 1
+
+        return await self._write(work)
+
+    # -- console accounts --------------------------------------------------------------
+    async def save_account(self, account: Account, *, new: bool = False) -> bool:
+        row = (account.name, account.model_dump_json())
+        verb = "INSERT OR IGNORE" if new else "INSERT OR REPLACE"
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(f"{verb} INTO accounts (name, data) VALUES (?, ?)", row)
+            return cursor.rowcount == 1
+
+        return await self._write(work)
+
+    async def get_account(self, name: str) -> Account | None:
+        rows = await self._read("SELECT data FROM accounts WHERE name = ?", (name,))
+        return Account.model_validate_json(rows[0][0]) if rows else None
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self._read("SELECT data FROM accounts ORDER BY name")
+        return [Account.model_validate_json(data) for (data,) in rows]
+
+    async def record_login(
+        self, name: str, ok: bool, now: datetime, lock_after: int, lock_for: timedelta
+    ) -> Account | None:
+        def work(db: sqlite3.Connection) -> Account | None:
+            rows = _all(db, "SELECT data FROM accounts WHERE name = ?", (name,))
+            if not rows:
+                return None
+            old = Account.model_validate_json(rows[0][0])
+            new = login_recorded(old, ok, now, lock_after, lock_for)
+            if new != old:
+                db.execute(
+                    "UPDATE accounts SET data = ? WHERE name = ?", (new.model_dump_json(), name)
+                )
+            return new
 
         return await self._write(work)
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from broadcaster.models import (
     FINAL_DELIVERY_STATES,
+    Account,
     Alert,
     AuditEntry,
     ChannelState,
@@ -979,3 +980,68 @@ async def test_push_subscriptions_are_kept_replaced_and_removed(opened: Opener) 
     assert await first.remove_subscription("sub-1") is True
     assert await second.remove_subscription("sub-1") is False
     assert [s.id for s in await first.subscriptions()] == ["sub-2", "sub-3"]
+
+
+def account(name: str, **changes: object) -> Account:
+    fields: dict[str, object] = {
+        "name": name,
+        "role": "editor",
+        "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        "created_at": T0,
+    }
+    return Account.model_validate({**fields, **changes})
+
+
+async def test_accounts_are_added_once_replaced_and_listed_by_name(opened: Opener) -> None:
+    first, second = await opened(), await opened()
+    assert await first.save_account(account("kim"), new=True) is True
+    assert await second.save_account(account("kim", role="admin"), new=True) is False
+    assert await first.save_account(account("ada", officer="A. Schmidt"), new=True) is True
+    assert (await second.get_account("kim")) == account("kim")  # the duplicate wrote nothing
+    assert await second.save_account(account("kim", disabled=True, session_version=1)) is True
+    kept = await first.list_accounts()
+    assert [(a.name, a.disabled, a.session_version) for a in kept] == [
+        ("ada", False, 0),
+        ("kim", True, 1),
+    ]
+    assert kept[0].officer == "A. Schmidt"
+    assert await first.get_account("nobody") is None
+
+
+async def test_record_login_counts_locks_and_resets(opened: Opener) -> None:
+    store = await opened()
+    await store.save_account(account("kim"), new=True)
+    lock_for = timedelta(minutes=15)
+    for n in (1, 2):
+        seen = await store.record_login("kim", False, T0, 3, lock_for)
+        assert seen is not None
+        assert seen.failed_logins == n
+        assert seen.locked_until is None
+    locked = await store.record_login("kim", False, T0, 3, lock_for)
+    assert locked is not None
+    assert locked.locked_until == T0 + lock_for
+    assert locked.failed_logins == 0
+    # Locked: a right password changes nothing until the lock ends.
+    during = T0 + timedelta(minutes=14)
+    assert await store.record_login("kim", True, during, 3, lock_for) == locked
+    assert await store.get_account("kim") == locked
+    after = T0 + lock_for
+    again = await store.record_login("kim", False, after, 3, lock_for)
+    assert again is not None
+    assert (again.failed_logins, again.locked_until) == (1, T0 + lock_for)
+    ok = await store.record_login("kim", True, after, 3, lock_for)
+    assert ok is not None
+    assert (ok.failed_logins, ok.locked_until) == (0, None)
+    assert await store.record_login("nobody", False, T0, 3, lock_for) is None
+
+
+async def test_record_login_misses_no_failure_of_two_daemons(opened: Opener) -> None:
+    first, second = await opened(), await opened()
+    await first.save_account(account("kim"), new=True)
+    lock_for = timedelta(minutes=15)
+    await asyncio.gather(
+        *(s.record_login("kim", False, T0, 100, lock_for) for s in [first, second] * 10)
+    )
+    kept = await first.get_account("kim")
+    assert kept is not None
+    assert kept.failed_logins == 20

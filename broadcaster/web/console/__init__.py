@@ -1,1 +1,1 @@
-"""The newsroom console under /console (web/console/: one small module per screen)."""
+"""The newsroom console, served under /console (issue 13): sign-in, sessions, pages."""

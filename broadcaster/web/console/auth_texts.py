@@ -1,0 +1,58 @@
+"""The sign-in and refusal pages' words, in German and English."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "de": {
+        "title": "Anmelden – Newsroom-Konsole",
+        "heading": "Newsroom-Konsole",
+        "intro": "Melden Sie sich mit Ihrem Konto an.",
+        "name": "Benutzername",
+        "password": "Passwort",
+        "submit": "Anmelden",
+        "other_language": "English",
+        "wrong": "Benutzername oder Passwort ist falsch.",
+        "locked": (
+            "Zu viele Fehlversuche: Das Konto ist gesperrt. Versuchen Sie es in "
+            "{minutes} Min. erneut."
+        ),
+        "disabled": "Dieses Konto ist deaktiviert. Wenden Sie sich an die Administration.",
+        "expired": "Das Formular war abgelaufen. Bitte melden Sie sich erneut an.",
+        "signed_out": "Sie sind abgemeldet.",
+        "forbidden_title": "Keine Berechtigung",
+        "forbidden_role": (
+            "Ihre Rolle „{role}“ reicht dafür nicht aus (nötig: „{needed}“). "
+            "Wenden Sie sich an die Administration."
+        ),
+        "forbidden_csrf": (
+            "Die Anfrage wurde abgelehnt: Sie kam nicht von einer Seite der Konsole oder "
+            "das Formular war veraltet. Laden Sie die Seite neu."
+        ),
+        "back": "Zur Konsole",
+        "error_label": "Fehler",
+    },
+    "en": {
+        "title": "Sign in – newsroom console",
+        "heading": "Newsroom console",
+        "intro": "Sign in with your account.",
+        "name": "User name",
+        "password": "Password",
+        "submit": "Sign in",
+        "other_language": "Deutsch",
+        "wrong": "The user name or password is wrong.",
+        "locked": ("Too many failed attempts: the account is locked. Try again in {minutes} min."),
+        "disabled": "This account is disabled. Ask an administrator.",
+        "expired": "The form had expired. Please sign in again.",
+        "signed_out": "You are signed out.",
+        "forbidden_title": "Not allowed",
+        "forbidden_role": (
+            "Your role “{role}” does not allow this (it needs “{needed}”). Ask an administrator."
+        ),
+        "forbidden_csrf": (
+            "The request was refused: it did not come from a console page, or the form was "
+            "out of date. Reload the page."
+        ),
+        "back": "To the console",
+        "error_label": "Error",
+    },
+}
