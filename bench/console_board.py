@@ -32,6 +32,7 @@ from broadcaster.models import Delivery
 from broadcaster.store.base import Store
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.harness import running_daemon, signed_trigger, webhook, write_deployment
+from tests.integration.test_console_board import sign_in
 from tests.servers import start_mosquitto
 
 STATE = re.compile(r'data-testid="delivery-([\w-]+?)-(hook\d+)" data-state="(\w+)"')
@@ -96,8 +97,15 @@ async def bench(triggers: int, channels: int, viewers: int, folder: Path) -> dic
             root = yaml.safe_load(config.read_text(encoding="utf-8"))["http"]["public_url"]
             daemon = await stack.enter_async_context(running_daemon(config))
             record_writes(daemon.store, written)
-            http = await stack.enter_async_context(aiohttp.ClientSession())
-            streams = [await http.get(f"{root}/console/events?lang=en") for _ in range(viewers)]
+            jar = aiohttp.CookieJar(unsafe=True)  # the daemon listens on 127.0.0.1
+            http = await stack.enter_async_context(aiohttp.ClientSession(cookie_jar=jar))
+            await sign_in(http, root, daemon)  # a viewer account, through the sign-in form
+            sse = {"Accept": "text/event-stream"}
+            streams = [
+                await http.get(f"{root}/console/events?lang=en", headers=sse)
+                for _ in range(viewers)
+            ]
+            assert all(s.status == 200 for s in streams)
             arrived = asyncio.Event()
             readers = [asyncio.create_task(follow(s, shown, arrived)) for s in streams]
             headers = {"Authorization": f"Bearer {daemon.settings.http.api_token}"}

@@ -1,8 +1,9 @@
 """The console's board in Debian's Chromium while a real daemon fans out to fake
 providers: the incident, its LIVE band and each delivery's state appear and change
 without a reload, at a phone's size (390×844, German) and a desktop's (1280×800,
-English); no sideways scrolling, AA contrast, the keyboard's skip link, no CSP
-violation. With UPDATE_DOCS_IMAGES=1 the screenshots replace those in docs/console/."""
+English), each signed in as a viewer; no sideways scrolling, AA contrast, the keyboard's
+skip link, no CSP violation. With UPDATE_DOCS_IMAGES=1 the screenshots replace those in
+docs/console/."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import yaml
 from playwright.async_api import BrowserContext, Page, ViewportSize, expect
 
+from broadcaster.accounts import add_account
 from tests.browser.conftest import PHONE
 
 # `desktop`: a 1280×800 context in English, the fixture of the warning page's tests.
@@ -35,6 +37,8 @@ IMAGES = (
     else Path(tempfile.mkdtemp(prefix="broadcaster-console-"))
 )
 TEXT = "h1, h2, h3, h4, p, dt, dd, a, span, strong, time"
+VIEWER = "leitstelle"
+PASSWORD = "correct horse battery"
 LIVE = 15_000  # ms a live update may take here at most (the bench measures the real time)
 
 
@@ -44,9 +48,16 @@ def shot(name: str) -> str:
 
 
 async def open_board(context: BrowserContext, url: str, violations: list[str]) -> Page:
+    """The board, signed in through the sign-in page it sends a stranger to."""
     page = await context.new_page()
     page.on("console", lambda m: violations.append(m.text) if m.type == "error" else None)
     await page.goto(url)
+    await expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    await page.locator("#name").fill(VIEWER)
+    await page.locator("#password").fill(PASSWORD)
+    await page.locator("button[type=submit]").click()
+    await expect(page).to_have_url(url)
+    await expect(page.get_by_test_id("account")).to_have_text(VIEWER)
     # Connected: the stream's first event replaced the section the server rendered.
     await expect(page.get_by_test_id("as-of")).to_have_attribute("data-via", "stream", timeout=LIVE)
     await page.evaluate("window.__kept = 'no reload'")  # gone if the page reloads
@@ -83,7 +94,11 @@ async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
     )
     root = yaml.safe_load(config.read_text(encoding="utf-8"))["http"]["public_url"]
     violations: list[str] = []
-    async with running_daemon(config):
+    async with running_daemon(config) as daemon:
+        # The control room's account, made as `broadcaster user add` makes it.
+        await add_account(
+            daemon.store, VIEWER, "viewer", PASSWORD, officer=None, officers=(), by="test"
+        )
         small = await open_board(phone, root + "/console", violations)
         wide = await open_board(desktop, root + "/console", violations)
         await expect(small.get_by_test_id("no-incidents")).to_have_text("Keine offenen Einsätze.")

@@ -10,6 +10,8 @@ import re
 import aiohttp
 import yaml
 
+from broadcaster.accounts import add_account
+from broadcaster.daemon import Daemon
 from tests.integration.harness import (
     publish,
     running_daemon,
@@ -18,7 +20,22 @@ from tests.integration.harness import (
     write_deployment,
 )
 
+SSE = {"Accept": "text/event-stream"}
+PASSWORD = "correct horse battery"
 STATE = re.compile(r'data-testid="delivery-FW-BOARD-1-(\w+)" data-state="(\w+)"')
+
+
+async def sign_in(http: aiohttp.ClientSession, root: str, daemon: Daemon) -> None:
+    """As the control room: a viewer account, signed in through the sign-in form."""
+    await add_account(
+        daemon.store, "leitstelle", "viewer", PASSWORD, officer=None, officers=(), by="test"
+    )
+    async with http.get(f"{root}/console/login") as page:
+        token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert token is not None
+    form = {"csrf": token.group(1), "name": "leitstelle", "password": PASSWORD, "next": ""}
+    async with http.post(f"{root}/console/login", data=form, allow_redirects=False) as answer:
+        assert answer.status == 303
 
 
 async def next_event(response: aiohttp.ClientResponse) -> tuple[str, str]:
@@ -48,9 +65,13 @@ async def test_the_board_stream_tells_each_delivery_change_and_ends_with_the_dae
         channels={"alpha": webhook(held.url), "beta": webhook(other.url)},
     )
     root = yaml.safe_load(config.read_text(encoding="utf-8"))["http"]["public_url"]
-    async with aiohttp.ClientSession() as http:
-        async with running_daemon(config):
-            response = await http.get(f"{root}/console/events?lang=en")
+    jar = aiohttp.CookieJar(unsafe=True)  # the daemon listens on 127.0.0.1
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with running_daemon(config) as daemon:
+            stranger = await http.get(f"{root}/console/events", headers=SSE)
+            assert stranger.status == 401
+            await sign_in(http, root, daemon)
+            response = await http.get(f"{root}/console/events?lang=en", headers=SSE)
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/event-stream")
             name, first = await next_event(response)

@@ -5,6 +5,7 @@ are open, and params shown as text; the SSE stream's framing, bounds and shutdow
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,12 +15,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from broadcaster.accounts import add_account
+from broadcaster.deployment import Deployment
 from broadcaster.events import Events
 from broadcaster.models import Alert, AuditEntry, ManualTask
 from broadcaster.reload import load_usable
 from broadcaster.store import open_store
 from broadcaster.store.base import Store
 from broadcaster.web.console import board_stream
+from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board import read_board, render_board
 from broadcaster.web.console.board_routes import BOARD_STREAM, add_board_routes
 from broadcaster.web.console.board_stream import QUEUE_SIZE, Client, frame
@@ -189,11 +193,35 @@ def test_an_event_carries_every_line_of_the_html_as_data():
     assert frame("board", "") == "event: board\ndata: \n\n"
 
 
-async def served(store: Store, events: Events) -> TestClient[web.Request, web.Application]:
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    folder = tmp_path_factory.mktemp("deployment")
+    config = write_deployment(
+        folder, mqtt_url="mqtt://127.0.0.1:1", channels={"log": {"type": "log"}}
+    )
+    return load_usable(config).deployment
+
+
+async def served(
+    store: Store, events: Events, deployment: Deployment, *, sign_in: str | None = "leitstelle"
+) -> TestClient[web.Request, web.Application]:
+    """The board with the console's sign-in; the client signed in as a viewer."""
     app = web.Application()
+    add_console_auth(app, deployment, lambda _: store)
     add_board_routes(app, store, events, expiry)
     client = TestClient(TestServer(app))
     await client.start_server()
+    if sign_in is not None:
+        await add_account(store, sign_in, "viewer", PASSWORD, officer=None, officers=(), by="test")
+        form = await (await client.get("/console/login")).text()
+        token = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert token is not None
+        data = {"csrf": token.group(1), "name": sign_in, "password": PASSWORD, "next": "/console"}
+        answer = await client.post("/console/login", data=data, allow_redirects=False)
+        assert answer.status == 303, await answer.text()
     return client
 
 
@@ -208,9 +236,9 @@ async def next_event(response: aiohttp.ClientResponse) -> str:
         lines.append(line)
 
 
-async def test_the_stream_sends_the_board_then_each_change_and_ends_on_shutdown(store):
+async def test_the_stream_sends_the_board_then_each_change_and_ends_on_shutdown(store, deployment):
     events = Events()
-    client = await served(store, events)
+    client = await served(store, events, deployment)
     try:
         page = await client.get("/console", headers={"Accept-Language": "en"})
         assert page.status == 200
@@ -234,9 +262,9 @@ async def test_the_stream_sends_the_board_then_each_change_and_ends_on_shutdown(
         await client.close()
 
 
-async def test_a_client_that_falls_behind_is_dropped_and_the_others_still_served(store):
+async def test_a_client_that_falls_behind_is_dropped_and_the_others_still_served(store, deployment):
     events = Events()
-    client = await served(store, events)
+    client = await served(store, events, deployment)
     try:
         stream = client.app[BOARD_STREAM]
         response = await client.get("/console/events?lang=de")
@@ -268,12 +296,9 @@ def test_offer_on_a_closed_connection_does_not_raise():
 
 
 async def test_scenarios_stages_and_params_are_named_by_the_playbook_in_the_boards_language(
-    store, tmp_path
+    store, deployment
 ):
-    config = write_deployment(
-        tmp_path / "deployment", mqtt_url="mqtt://127.0.0.1:1", channels={"log": {"type": "log"}}
-    )
-    books = load_usable(config).deployment.playbooks
+    books = deployment.playbooks
     await store.create_alert(make_alert("FW-9", stage="all_clear", state="sending"), [])
     board = await read_board(store, expiry, NOW, playbooks=books)
     de, en = render_board(board, "de"), render_board(board, "en")
@@ -285,13 +310,39 @@ async def test_scenarios_stages_and_params_are_named_by_the_playbook_in_the_boar
     assert "Location: Flingern-Nord, Ackerstraße" in en
 
 
-async def test_a_quiet_stream_gets_keep_alive_comments(store, monkeypatch):
+async def test_a_quiet_stream_gets_keep_alive_comments(store, deployment, monkeypatch):
     monkeypatch.setattr(board_stream, "KEEPALIVE", 0.01)
-    client = await served(store, Events())
+    client = await served(store, Events(), deployment)
     try:
         response = await client.get("/console/events")
         assert (await next_event(response)).startswith("event: board\n")
         assert await next_event(response) == ": keep-alive\n"
         assert await next_event(response) == ": keep-alive\n"
+    finally:
+        await client.close()
+
+
+async def test_without_a_session_the_page_goes_to_sign_in_and_the_stream_answers_401(
+    store, deployment
+):
+    client = await served(store, Events(), deployment, sign_in=None)
+    try:
+        page = await client.get("/console?lang=en", allow_redirects=False)
+        assert page.status == 303
+        assert page.headers["Location"].startswith("/console/login?next=")
+        stream = await client.get("/console/events", headers={"Accept": "text/event-stream"})
+        assert stream.status == 401
+        assert client.app[BOARD_STREAM].clients == set()
+    finally:
+        await client.close()
+
+
+async def test_a_signed_in_viewer_sees_who_they_are_and_a_sign_out_form(store, deployment):
+    client = await served(store, Events(), deployment)
+    try:
+        html = await (await client.get("/console", headers={"Accept-Language": "de"})).text()
+        assert '<span class="who" data-testid="account">leitstelle</span>' in html
+        assert '<form class="signout" method="post" action="/console/logout">' in html
+        assert re.search(r'name="csrf" value="[^"]+"', html)
     finally:
         await client.close()

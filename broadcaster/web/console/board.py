@@ -25,6 +25,7 @@ from broadcaster.refusals import recent_refusals
 from broadcaster.report import _web_link as web_link
 from broadcaster.status import open_tasks
 from broadcaster.store.base import Store
+from broadcaster.web.console.auth import account_of, csrf_token
 from broadcaster.web.console.board_texts import BOARD_TEXTS, STATE_WORDS
 from broadcaster.web.guard import PAGE_CSP
 from broadcaster.web.i18n import LANGUAGES, pick_language
@@ -182,10 +183,14 @@ def render_section(board: Board, lang: str, via: str = "stream") -> str:
     return template.render(_context(board, lang, via))
 
 
-def render_board(board: Board, lang: str) -> str:
+def render_board(board: Board, lang: str, account: str = "", csrf: str = "") -> str:
+    """The whole page; with `account`, who is signed in and a sign-out form (`csrf`: the
+    session's token)."""
     other = {"de": "en", "en": "de"}[lang]
     return PAGES.get_template("console/board.html.j2").render(
         _context(board, lang),
+        account=account,
+        csrf=csrf,
         other_lang=other,
         events_url=f"{EVENTS_PATH}?lang={lang}",
         switch_url=f"{BOARD_PATH}?lang={other}",
@@ -218,7 +223,8 @@ class BoardPage:
 
     async def get(self, request: web.Request) -> web.Response:
         lang = board_language(request)
-        html = render_board(await self.reader.read(), lang)
+        account = account_of(request).name
+        html = render_board(await self.reader.read(), lang, account, csrf_token(request))
         return web.Response(text=html, content_type="text/html", headers=HEADERS)
 
 

@@ -1,4 +1,6 @@
-"""Serving the board: GET /console and its live updates, GET /console/events."""
+"""Serving the board: GET /console and its live updates, GET /console/events, both for
+signed-in accounts of the role `viewer` or higher (web/console/auth.py; the app needs
+`add_console_auth`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from aiohttp import web
 from broadcaster.deployment import Deployment
 from broadcaster.events import Events
 from broadcaster.store.base import Store
+from broadcaster.web.console.auth import requires
 from broadcaster.web.console.board import (
     BOARD_PATH,
     EVENTS_PATH,
@@ -40,8 +43,9 @@ def add_board_routes(
         await stream.close()
 
     app.on_shutdown.append(end_streams)
-    app.router.add_get(BOARD_PATH, page.get)
-    app.router.add_get(EVENTS_PATH, stream.events)
+    # The one place the board is guarded: a viewer (or any higher role) may see it.
+    app.router.add_get(BOARD_PATH, requires("viewer")(page.get))
+    app.router.add_get(EVENTS_PATH, requires("viewer")(stream.events))
     return stream
 
 
