@@ -16,13 +16,12 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from broadcaster.deployment import Deployment
 from broadcaster.models import FINAL_ALERT_STATES, Alert, Delivery, Mode, utcnow
 from broadcaster.playbooks import Playbook
 from broadcaster.refusals import recent_refusals
-from broadcaster.report import _web_link as web_link
+from broadcaster.report import PAGES
 from broadcaster.status import open_tasks
 from broadcaster.store.base import Store
 from broadcaster.web.console.auth import account_of, csrf_token
@@ -30,6 +29,8 @@ from broadcaster.web.console.board_texts import BOARD_TEXTS, STATE_WORDS
 from broadcaster.web.guard import PAGE_CSP
 from broadcaster.web.i18n import LANGUAGES, pick_language
 
+# Templates come from report.py's PAGES: the same folder, autoescaped, strict, and its
+# `web_link` filter (only http(s) becomes a link: a provider's answer is not trusted).
 BOARD_PATH = "/console"
 EVENTS_PATH = "/console/events"
 RECENT = timedelta(hours=12)  # a finished incident stays on the board this long
@@ -131,16 +132,6 @@ def clock(moment: datetime | str | None, zone: tzinfo | None, lang: str) -> str:
         moment = datetime.fromisoformat(moment)
     text = moment.astimezone(zone).strftime("%d.%m.%Y %H:%M:%S")
     return text + BOARD_TEXTS[lang]["clock_suffix"]
-
-
-PAGES = Environment(
-    loader=PackageLoader("broadcaster.web", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-PAGES.filters.update(web_link=web_link)
 
 
 def _context(board: Board, lang: str, via: str = "page") -> dict[str, Any]:
