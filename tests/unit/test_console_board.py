@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from broadcaster.accounts import add_account
+from broadcaster.accounts import add_account, set_disabled
 from broadcaster.deployment import Deployment
 from broadcaster.events import Events
 from broadcaster.models import Alert, AuditEntry, ManualTask
@@ -344,5 +344,24 @@ async def test_a_signed_in_viewer_sees_who_they_are_and_a_sign_out_form(store, d
         assert '<span class="who" data-testid="account">leitstelle</span>' in html
         assert '<form class="signout" method="post" action="/console/logout">' in html
         assert re.search(r'name="csrf" value="[^"]+"', html)
+    finally:
+        await client.close()
+
+
+async def test_a_stream_ends_at_its_next_keep_alive_once_the_account_is_disabled(
+    store, deployment, monkeypatch
+):
+    monkeypatch.setattr(board_stream, "KEEPALIVE", 0.01)
+    client = await served(store, Events(), deployment)
+    try:
+        response = await client.get("/console/events")
+        assert (await next_event(response)).startswith("event: board\n")
+        assert await next_event(response) == ": keep-alive\n"
+        await set_disabled(store, "leitstelle", True, by="test")
+        rest = await response.content.read()
+        assert rest.count(b"keep-alive") <= 1  # one may have been on its way
+        assert client.app[BOARD_STREAM].clients == set()
+        again = await client.get("/console/events", headers={"Accept": "text/event-stream"})
+        assert again.status == 401
     finally:
         await client.close()

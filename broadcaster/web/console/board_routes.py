@@ -18,8 +18,16 @@ from broadcaster.web.console.board import (
     Expiry,
 )
 from broadcaster.web.console.board_stream import BoardStream
+from broadcaster.web.console.context import console_auth
 
 BOARD_STREAM = web.AppKey("board_stream", BoardStream)
+
+
+async def still_viewer(request: web.Request) -> bool:
+    """The stream's session is still valid and may see the board (checked again while
+    the stream lasts: a disabled account must stop getting updates)."""
+    found = await console_auth(request).signed_in(request)
+    return found is not None and found[0].may("viewer")
 
 
 def add_board_routes(
@@ -33,7 +41,7 @@ def add_board_routes(
     awaiting confirmation expires (the confirm desk's); `deployment`: its playbooks name
     scenarios, stages and params."""
     reader = BoardReader(store, expiry, deployment)
-    stream = BoardStream(reader)
+    stream = BoardStream(reader, still_viewer)
     events.subscribe(stream)
     page = BoardPage(reader)
     app[BOARD_STREAM] = stream

@@ -9,13 +9,16 @@ updates, and a keep-alive comment every `KEEPALIVE` seconds so proxies keep it o
 
 Bounded: each connection has a queue of `QUEUE_SIZE` events. A client that does not
 keep up is dropped (its browser reconnects and gets the board afresh), so a stalled
-phone never holds memory or the daemon. The daemon's shutdown ends every stream.
+phone never holds memory or the daemon. The daemon's shutdown ends every stream, and
+a stream whose session ended (signed out elsewhere, account disabled or reset, expired)
+ends at its next keep-alive: the sign-in is checked when a stream starts, and again then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +66,13 @@ class Client:
         self.queue.put_nowait(None)
 
 
+Allowed = Callable[[web.Request], Awaitable[bool]]  # the request's session still valid
+
+
 class BoardStream:
-    def __init__(self, reader: BoardReader) -> None:
+    def __init__(self, reader: BoardReader, still_allowed: Allowed | None = None) -> None:
         self.reader = reader
+        self.still_allowed = still_allowed
         self.clients: set[Client] = set()
         self.refreshing: asyncio.Task[None] | None = None
         self.again = False
@@ -128,6 +135,9 @@ class BoardStream:
                     async with asyncio.timeout(KEEPALIVE):
                         item = await client.queue.get()
                 except TimeoutError:
+                    if self.still_allowed is not None and not await self.still_allowed(request):
+                        log.info("board_stream_ended", reason="session ended")
+                        break
                     item = KEEPALIVE_FRAME
                 if item is None:
                     break
