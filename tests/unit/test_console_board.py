@@ -22,6 +22,7 @@ from broadcaster.models import Alert, AuditEntry, ManualTask
 from broadcaster.reload import load_usable
 from broadcaster.store import open_store
 from broadcaster.store.base import Store
+from broadcaster.store.outage import StoreUnavailable
 from broadcaster.web.console import board_stream
 from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board import read_board, render_board
@@ -363,5 +364,21 @@ async def test_a_stream_ends_at_its_next_keep_alive_once_the_account_is_disabled
         assert client.app[BOARD_STREAM].clients == set()
         again = await client.get("/console/events", headers={"Accept": "text/event-stream"})
         assert again.status == 401
+    finally:
+        await client.close()
+
+
+async def test_a_store_outage_ends_a_stream_cleanly(store, deployment, monkeypatch):
+    client = await served(store, Events(), deployment)
+
+    async def gone(limit: int = 50) -> list[Alert]:
+        raise StoreUnavailable("the store is unreachable")
+
+    monkeypatch.setattr(store, "list_alerts", gone)
+    try:
+        response = await client.get("/console/events")
+        assert response.status == 200
+        assert await response.content.read() == b""  # ended; the browser reconnects
+        assert client.app[BOARD_STREAM].clients == set()
     finally:
         await client.close()

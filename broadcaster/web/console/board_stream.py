@@ -26,6 +26,7 @@ import structlog
 from aiohttp import web
 
 from broadcaster.models import Alert, Delivery
+from broadcaster.store.outage import StoreUnavailable
 from broadcaster.web.console.board import HEADERS, BoardReader, board_language, render_section
 
 log = structlog.get_logger(__name__)
@@ -144,6 +145,8 @@ class BoardStream:
                 await response.write(item.encode())
         except (ConnectionResetError, ConnectionError):
             pass  # the browser went away (or was dropped): it reconnects if it wants
+        except StoreUnavailable as exc:  # the browser reconnects; by then it may be back
+            log.error("board_stream_ended", reason=str(exc))
         finally:
             self.clients.discard(client)
         return response
