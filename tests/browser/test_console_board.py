@@ -133,6 +133,8 @@ async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
         link = wide.get_by_test_id(website).locator("a")
         await expect(link).to_have_attribute("href", re.compile(r"^https://hooks\.example/"))
 
+        # An update keeps the keyboard's place: the focused link is focused again after.
+        await link.focus()
         drill = signed_trigger("UEB-1", incident="E-UEB", mode="drill")
         await publish(mosquitto.url, "bc/trigger", drill)
         await watcher.alert_in("UEB-1", "sent")
@@ -141,6 +143,7 @@ async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
         await expect(wide.get_by_test_id("incident-E-UEB").get_by_test_id("band")).to_have_text(
             "EXERCISE – not a real warning", timeout=LIVE
         )
+        await expect(wide.locator("#post-FW-LIVE-1-website")).to_be_focused()
         # A refused trigger is listed at once, too.
         await publish(mosquitto.url, "bc/trigger", signed_trigger("FW-FORGED", secret="wrong"))
         await watcher.error_for("FW-FORGED", "bad_signature")
