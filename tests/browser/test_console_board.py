@@ -1,9 +1,9 @@
 """The console's board in Debian's Chromium while a real daemon fans out to fake
 providers: the incident, its LIVE band and each delivery's state appear and change
 without a reload, at a phone's size (390×844, German) and a desktop's (1280×800,
-English), each signed in as a viewer; no sideways scrolling, AA contrast, the keyboard's
-skip link, no CSP violation. With UPDATE_DOCS_IMAGES=1 the screenshots replace those in
-docs/console/."""
+English), each signed in as a viewer; no sideways scrolling (at 320 px too: 200 % zoom),
+AA contrast, the keyboard's skip link and focus, no CSP violation. With
+UPDATE_DOCS_IMAGES=1 the screenshots replace those in docs/console/."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from playwright.async_api import BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from broadcaster.accounts import add_account
 from tests.browser.conftest import PHONE
@@ -39,6 +39,7 @@ IMAGES = (
 TEXT = "h1, h2, h3, h4, p, dt, dd, a, span, strong, time"
 VIEWER = "leitstelle"
 PASSWORD = "correct horse battery"
+NARROW: ViewportSize = {"width": 320, "height": 640}
 LIVE = 15_000  # ms a live update may take here at most (the bench measures the real time)
 
 
@@ -85,6 +86,7 @@ async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
     hooks,
     phone,
     desktop,  # noqa: F811
+    browser: Browser,
 ):
     held, other, _ = hooks
     config = write_deployment(
@@ -158,6 +160,13 @@ async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
         await check_layout(wide, DESKTOP["width"])
         await small.screenshot(path=shot("phone"), full_page=True)
         await wide.screenshot(path=shot("desktop"))
+
+        # 200 % zoom (WCAG reflow): 640 px at 200 % is 320 px, still no sideways scrolling.
+        narrow = await browser.new_context(viewport=NARROW, locale="de-DE")
+        zoomed = await open_board(narrow, root + "/console", violations)
+        await expect(zoomed.get_by_test_id("incident-E-1")).to_be_visible()
+        assert await zoomed.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+        await narrow.close()
 
         # The keyboard's first stop is the skip link; the switch changes the language.
         await small.keyboard.press("Tab")
