@@ -31,8 +31,13 @@ from broadcaster.logging import configure_logging
 from broadcaster.models import Delivery
 from broadcaster.store.base import Store
 from tests.fakes.webhook import FakeWebhook
-from tests.integration.harness import running_daemon, signed_trigger, webhook, write_deployment
-from tests.integration.test_console_board import sign_in
+from tests.integration.harness import (
+    console_sign_in,
+    running_daemon,
+    signed_trigger,
+    webhook,
+    write_deployment,
+)
 from tests.servers import start_mosquitto
 
 STATE = re.compile(r'data-testid="delivery-([\w-]+?)-(hook\d+)" data-state="(\w+)"')
@@ -99,7 +104,7 @@ async def bench(triggers: int, channels: int, viewers: int, folder: Path) -> dic
             record_writes(daemon.store, written)
             jar = aiohttp.CookieJar(unsafe=True)  # the daemon listens on 127.0.0.1
             http = await stack.enter_async_context(aiohttp.ClientSession(cookie_jar=jar))
-            await sign_in(http, root, daemon)  # a viewer account, through the sign-in form
+            await console_sign_in(http, root, daemon)  # a viewer account, through the sign-in form
             sse = {"Accept": "text/event-stream"}
             streams = [
                 await http.get(f"{root}/console/events?lang=en", headers=sse)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,9 +13,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import aiomqtt
 import yaml
 
+from broadcaster.accounts import add_account
 from broadcaster.daemon import Daemon
 from broadcaster.reload import load_usable
 from broadcaster.triggering import build_trigger
@@ -186,3 +189,19 @@ async def publish_many(url: str, topic: str, payloads: list[dict[str, Any]]) -> 
         await asyncio.gather(
             *(client.publish(topic, json.dumps(p, ensure_ascii=False), qos=1) for p in payloads)
         )
+
+
+CONSOLE_PASSWORD = "correct horse battery"
+
+
+async def console_sign_in(http: aiohttp.ClientSession, root: str, daemon: Daemon) -> None:
+    """As the control room: a viewer account, signed in through the sign-in form."""
+    await add_account(
+        daemon.store, "leitstelle", "viewer", CONSOLE_PASSWORD, officer=None, officers=(), by="test"
+    )
+    async with http.get(f"{root}/console/login") as page:
+        token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert token is not None
+    form = {"csrf": token.group(1), "name": "leitstelle", "password": CONSOLE_PASSWORD, "next": ""}
+    async with http.post(f"{root}/console/login", data=form, allow_redirects=False) as answer:
+        assert answer.status == 303

@@ -10,9 +10,8 @@ import re
 import aiohttp
 import yaml
 
-from broadcaster.accounts import add_account
-from broadcaster.daemon import Daemon
 from tests.integration.harness import (
+    console_sign_in,
     publish,
     running_daemon,
     signed_trigger,
@@ -21,21 +20,7 @@ from tests.integration.harness import (
 )
 
 SSE = {"Accept": "text/event-stream"}
-PASSWORD = "correct horse battery"
 STATE = re.compile(r'data-testid="delivery-FW-BOARD-1-(\w+)" data-state="(\w+)"')
-
-
-async def sign_in(http: aiohttp.ClientSession, root: str, daemon: Daemon) -> None:
-    """As the control room: a viewer account, signed in through the sign-in form."""
-    await add_account(
-        daemon.store, "leitstelle", "viewer", PASSWORD, officer=None, officers=(), by="test"
-    )
-    async with http.get(f"{root}/console/login") as page:
-        token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
-    assert token is not None
-    form = {"csrf": token.group(1), "name": "leitstelle", "password": PASSWORD, "next": ""}
-    async with http.post(f"{root}/console/login", data=form, allow_redirects=False) as answer:
-        assert answer.status == 303
 
 
 async def next_event(response: aiohttp.ClientResponse) -> tuple[str, str]:
@@ -70,7 +55,7 @@ async def test_the_board_stream_tells_each_delivery_change_and_ends_with_the_dae
         async with running_daemon(config) as daemon:
             stranger = await http.get(f"{root}/console/events", headers=SSE)
             assert stranger.status == 401
-            await sign_in(http, root, daemon)
+            await console_sign_in(http, root, daemon)
             response = await http.get(f"{root}/console/events?lang=en", headers=SSE)
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/event-stream")
