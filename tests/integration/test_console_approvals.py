@@ -134,6 +134,7 @@ async def test_two_officers_approve_in_the_console_and_a_live_alert_may_then_use
             assert listing.status == 200
             assert f'data-key="{KEY}" data-state="changed"' in text
             assert 'data-key="major_fire/warning/long.de.j2" data-state="approved"' in text
+            assert re.findall(r'data-pending="([^"]+)"', text) == [KEY]  # what waits, first
             assert "Retraction (all playbooks)" in text
             assert "<script" not in text
             assert "script-src 'self'" in listing.headers["Content-Security-Policy"]

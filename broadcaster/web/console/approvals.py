@@ -157,8 +157,14 @@ class TemplateScreen:
         groups = await asyncio.to_thread(self.groups, language(request))
         rows = [r for g in groups for r in g.rows]
         approved = sum(r.state == "approved" for r in rows)
+        pending = [r for r in rows if r.state != "approved"]  # what an officer looks for
         return self.page(
-            request, "templates.html.j2", groups=groups, approved=approved, total=len(rows)
+            request,
+            "templates.html.j2",
+            groups=groups,
+            pending=pending,
+            approved=approved,
+            total=len(rows),
         )
 
     async def show(

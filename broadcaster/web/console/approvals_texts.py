@@ -67,6 +67,8 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "unknown": "Keine Vorlage {key} in den geladenen Playbooks.",
         "count": "{approved} von {total} freigegeben",
+        "pending": "Nicht für Live-Warnungen frei",
+        "none_pending": "Alle Vorlagen sind freigegeben.",
     },
     "en": {
         "title": "Templates and approvals – newsroom console",
@@ -131,5 +133,7 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "unknown": "No template {key} in the loaded playbooks.",
         "count": "{approved} of {total} approved",
+        "pending": "Not usable for live alerts",
+        "none_pending": "Every template is approved.",
     },
 }
