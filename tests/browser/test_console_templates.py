@@ -75,7 +75,7 @@ async def test_two_officers_approve_a_changed_template_in_the_console(
         await expect(row).to_have_attribute("data-state", "changed")
         await expect(row).to_contain_text("Geändert seit der Freigabe")
         await expect(row).to_contain_text("Frühere Fassung freigegeben von A. Schmidt, B. Yilmaz")
-        await first.screenshot(path=shot("templates-phone"), full_page=True)
+        await first.screenshot(path=shot("templates-phone"))  # the top: what waits
 
         await row.get_by_role("link").click()
         await expect(first.get_by_test_id("text")).to_contain_text("NEU: ")
