@@ -117,7 +117,9 @@ async def test_two_officers_approve_in_the_console_and_a_live_alert_may_then_use
         tmp_path, mqtt_url=mosquitto.url, channels={"public": webhook(hooks[0].url)}
     )
     template = tmp_path / "templates" / KEY
-    template.write_text("NEU: " + template.read_text(encoding="utf-8"), encoding="utf-8")
+    # Markup in a template is text to the console: shown escaped, never run.
+    changed = '<script>alert("x")</script>NEU: ' + template.read_text(encoding="utf-8")
+    template.write_text(changed, encoding="utf-8")
     await add_accounts(config)
     async with running_daemon(config) as daemon:
         base = daemon.settings.http.public_url
@@ -141,7 +143,8 @@ async def test_two_officers_approve_in_the_console_and_a_live_alert_may_then_use
 
             # A viewer sees the text but may not approve, not even by posting directly.
             shown = await viewer.page()
-            assert "NEU: " in shown
+            assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;NEU: " in shown
+            assert "<script" not in shown
             assert "Only duty officers" in shown
             assert "no diff can be shown here" in shown
             sha = hidden(await becker.page(), "sha256")
