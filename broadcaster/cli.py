@@ -51,7 +51,12 @@ from broadcaster.status import (
 from broadcaster.store import open_store
 from broadcaster.store.base import Store
 from broadcaster.tasks import NoTask, mark_done
-from broadcaster.templating import APPROVALS_FILE, EMPTY_APPROVER, Approvals, TemplateFolder
+from broadcaster.templating import (
+    EMPTY_APPROVER,
+    ApprovalsBroken,
+    TemplateFolder,
+    record_approvals,
+)
 from broadcaster.text_hygiene import person_name
 from broadcaster.triggering import build_trigger, publish_once
 from broadcaster.validation import PORTABLE_SHORT_TYPES
@@ -224,23 +229,20 @@ def approve(
             err.print(Text(str(problem)))
         raise _fail("cannot read the settings", 1)
     folder = TemplateFolder(file.resolve().parent / settings.paths.templates)
-    approvals, problems = Approvals.load(folder.root / APPROVALS_FILE)
-    if problems:
-        for problem in problems:
-            err.print(Text(str(problem)))
-        raise _fail("fix approvals.yaml first", 1)
     try:
-        keys = [folder.key_of(t) for t in templates]
+        recorded = record_approvals(folder, templates, by, date.today())
+    except ApprovalsBroken as exc:
+        for problem in exc.problems:
+            err.print(Text(str(problem)))
+        raise _fail("fix approvals.yaml first", 1) from None
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    for key in keys:
-        source = folder.load(key)
-        approval = approvals.approve(source, by, date.today())
-        why = approvals.refusal(source)
-        state = "approved for live alerts" if why is None else f"not yet usable live: {why}"
-        names = ", ".join(approval.approved_by)
-        out.print(Text(f"{key}: sha256 {approval.sha256[:12]}…, by {names} - {state}"))
-    approvals.save()
+    for r in recorded:
+        state = (
+            "approved for live alerts" if r.refusal is None else f"not yet usable live: {r.refusal}"
+        )
+        names = ", ".join(r.approval.approved_by)
+        out.print(Text(f"{r.key}: sha256 {r.approval.sha256[:12]}…, by {names} - {state}"))
 
 
 @app.command()

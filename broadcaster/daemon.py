@@ -34,6 +34,7 @@ from broadcaster.takeover import Takeover
 from broadcaster.web.api import STATE, WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.console.approvals import add_template_routes
 from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board_routes import add_board_routes
 from broadcaster.web.hooks import HookState, add_hook_routes
@@ -170,6 +171,7 @@ class Daemon:
         add_media_routes(app, self.deployment)  # share-pic cards for Meta to fetch
         add_console_auth(app, self.deployment, lambda app: app[STATE].store)
         add_board_routes(app, self.store, self.events, self.desk.expires_at, self.deployment)
+        add_template_routes(app, self.deployment, self.reloader.reload)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

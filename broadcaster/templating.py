@@ -206,6 +206,13 @@ class Approvals:
             return f"is approved by {who} only; four eyes need {MIN_APPROVERS} different names"
         return None
 
+    def approved_by(self, source: TemplateSource, by: str) -> bool:
+        """Whether `by` (the same person, however typed) approved these very bytes."""
+        entry = self.entries.get(source.key)
+        if entry is None or entry.sha256 != source.sha256:
+            return False
+        return any(person_key(by) == person_key(n) for n in entry.approved_by)
+
     def approve(self, source: TemplateSource, by: str, today: date) -> Approval:
         """Record one approval of the template's current bytes; a change starts afresh."""
         name = person_name(by)
@@ -240,12 +247,80 @@ class Approvals:
         tmp.replace(self.path)
 
 
+class ApprovalsBroken(Exception):
+    """approvals.yaml cannot be read: fix it before anyone approves."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class AlreadyApproved(Exception):
+    """This person already approved these very bytes: four eyes need someone else."""
+
+    def __init__(self, key: str, name: str) -> None:
+        self.key = key
+        self.name = name
+        super().__init__(f"{key}: {name} already approved this version")
+
+
+class ChangedMeanwhile(Exception):
+    """The template's bytes are not the ones the approver looked at."""
+
+    def __init__(self, key: str, sha256: str) -> None:
+        self.key = key
+        self.sha256 = sha256
+        super().__init__(f"{key} was changed since it was shown (sha256 now {sha256[:12]}…)")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    key: str
+    approval: Approval
+    refusal: str | None  # why it may not go out live yet; None: approved
+
+
+def record_approvals(
+    folder: TemplateFolder,
+    given: list[str],
+    by: str,
+    today: date,
+    *,
+    seen: str | None = None,
+    first_only: bool = False,
+) -> list[Recorded]:
+    """Approve each template's current bytes under `by`, in approvals.yaml, and save it
+    (`broadcaster approve` and the console). `seen`: the sha256 the approver looked at,
+    else ChangedMeanwhile; `first_only`: AlreadyApproved when `by` approved these bytes
+    before (the console's four eyes). ApprovalsBroken, ValueError for an unknown key."""
+    approvals, problems = Approvals.load(folder.root / APPROVALS_FILE)
+    if problems:
+        raise ApprovalsBroken(problems)
+    keys = [folder.key_of(t) for t in given]
+    recorded = []
+    for key in keys:
+        source = folder.load(key)
+        if seen is not None and source.sha256 != seen:
+            raise ChangedMeanwhile(key, source.sha256)
+        if first_only and approvals.approved_by(source, by):
+            raise AlreadyApproved(key, person_name(by))
+        approval = approvals.approve(source, by, today)
+        recorded.append(Recorded(key, approval, approvals.refusal(source)))
+    approvals.save()
+    return recorded
+
+
 __all__ = [
     "ENVIRONMENT",
+    "AlreadyApproved",
     "Approvals",
+    "ApprovalsBroken",
+    "ChangedMeanwhile",
+    "Recorded",
     "TemplateFolder",
     "TemplateSource",
     "TemplateSyntaxError",
+    "record_approvals",
     "retraction_key",
     "template_key",
 ]

@@ -7,16 +7,14 @@ UPDATE_DOCS_IMAGES=1 the screenshots replace those in docs/console/."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from pathlib import Path
 
 import yaml
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from broadcaster.accounts import add_account
 from tests.browser.conftest import PHONE
+from tests.browser.images import images
 
 # `desktop`: a 1280×800 context in English, the fixture of the warning page's tests.
 from tests.browser.test_warning_page import CONTRAST, desktop  # noqa: F401
@@ -28,14 +26,8 @@ from tests.integration.harness import (
     webhook,
     write_deployment,
 )
-from tests.servers import REPO
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-IMAGES = (
-    REPO / "docs" / "console"
-    if os.environ.get("UPDATE_DOCS_IMAGES") == "1"
-    else Path(tempfile.mkdtemp(prefix="broadcaster-console-"))
-)
 TEXT = "h1, h2, h3, h4, p, dt, dd, a, span, strong, time"
 VIEWER = "leitstelle"
 PASSWORD = "correct horse battery"
@@ -44,8 +36,7 @@ LIVE = 15_000  # ms a live update may take here at most (the bench measures the 
 
 
 def shot(name: str) -> str:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    return str(IMAGES / f"board-{name}.png")
+    return str(images("console") / f"board-{name}.png")
 
 
 async def open_board(context: BrowserContext, url: str, violations: list[str]) -> Page:

@@ -6,7 +6,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from broadcaster.templating import Approvals, TemplateSource
+from broadcaster.templating import (
+    AlreadyApproved,
+    Approvals,
+    ChangedMeanwhile,
+    TemplateFolder,
+    TemplateSource,
+    record_approvals,
+)
 
 
 def render(text: str, **context) -> str:
@@ -134,3 +141,26 @@ def test_the_stored_name_is_the_display_form_and_an_empty_one_is_refused(tmp_pat
     with pytest.raises(ValueError, match="empty after removing invisible characters"):
         book.approve(source, "\u200b \u2060\ufeff", date(2026, 11, 20))
     assert book.entries["k.de.j2"].approved_by == ("b. Yilmaz",)
+
+
+def test_record_approvals_refuses_the_same_person_and_bytes_other_than_those_shown(tmp_path):
+    (tmp_path / "fire" / "warning").mkdir(parents=True)
+    (tmp_path / "fire" / "warning" / "short.de.j2").write_bytes(b"Feuer")
+    folder = TemplateFolder(tmp_path)
+    key = "fire/warning/short.de.j2"
+    sha = folder.load(key).sha256
+    day = date(2026, 12, 2)
+    [first] = record_approvals(folder, [key], "K. Becker", day, seen=sha, first_only=True)
+    assert first.refusal is not None
+    assert "four eyes" in first.refusal
+    with pytest.raises(AlreadyApproved, match=r"k\. becker already approved"):
+        record_approvals(folder, [key], "k.  becker", day, seen=sha, first_only=True)
+    with pytest.raises(ChangedMeanwhile):
+        record_approvals(folder, [key], "M. Weber", day, seen="0" * 64, first_only=True)
+    # The command line's behaviour: the same name again is recorded once, not refused.
+    [again] = record_approvals(folder, [key], "K. Becker", day)
+    assert again.approval.approved_by == ("K. Becker",)
+    [second] = record_approvals(folder, [key], "M. Weber", day, seen=sha, first_only=True)
+    assert (second.refusal, second.approval.approved_by) == (None, ("K. Becker", "M. Weber"))
+    saved = yaml.safe_load((tmp_path / "approvals.yaml").read_text("utf-8"))
+    assert saved[key]["approved_by"] == ["K. Becker", "M. Weber"]
