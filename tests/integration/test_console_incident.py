@@ -98,6 +98,9 @@ async def test_the_incident_screen_shows_retracts_for_officers_only_and_download
         assert "Alert FW-INC-1 is retracted." in done
         assert "FW-INC-1:retraction" in done
         await watcher.alert_in("FW-INC-1:retraction", "sent")
+        async with officer.post(f"{root}{RETRACT}?lang=en", data=good) as answer:
+            assert answer.status == 409
+            assert "Not retracted: alert FW-INC-1 is retracted" in await answer.text()
         entries = await daemon.store.audit_trail("FW-INC-1")
         requested = [e for e in entries if e.event == "retraction_requested"]
         assert [e.actor for e in requested] == ["k.becker"]
@@ -114,3 +117,35 @@ async def test_the_incident_screen_shows_retracts_for_officers_only_and_download
     assert kinds[:2] == ["alert", "retraction"]
     assert report["incident"] == "FW-INC-1"
     assert missing == 404
+
+
+async def test_a_drill_is_retracted_from_the_incident_screen_the_same_way(
+    tmp_path, mosquitto, watcher, hooks
+):
+    hook = hooks[0]
+    config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels={"web": webhook(hook.url)})
+    root = yaml.safe_load(config.read_text(encoding="utf-8"))["http"]["public_url"]
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as officer,
+        running_daemon(config) as daemon,
+    ):
+        await console_sign_in(officer, root, daemon, "k.becker", "officer")
+        await publish(mosquitto.url, "bc/trigger", signed_trigger("UEB-INC", mode="drill"))
+        await watcher.alert_in("UEB-INC", "sent")
+        _, html = await page(officer, f"{root}/console/incidents/UEB-INC?lang=en")
+        assert 'data-testid="band">EXERCISE' in html
+        token = CSRF.search(html)
+        assert token is not None
+        form = {"csrf": token.group(1), "reason": "Übung beendet"}
+        url = f"{root}/console/incidents/UEB-INC/alerts/UEB-INC/retract?lang=en"
+        async with officer.post(url, data=form) as answer:
+            assert answer.status == 200
+            assert "Alert UEB-INC is retracted." in await answer.text()
+        correction = await watcher.alert_in("UEB-INC:retraction", "sent")
+    assert correction["mode"] == "drill"
+    retractions = [r.json for r in hook.requests if r.json.get("kind") == "retraction"]
+    assert len(retractions) == 1
+    assert retractions[0]["alert_id"] == "UEB-INC"
+    assert (
+        "ÜBUNG" in retractions[0]["title"] + retractions[0]["text"]
+    )  # marked like every drill text
