@@ -37,6 +37,7 @@ from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 from broadcaster.web.console.approvals import add_template_routes
 from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board_routes import add_board_routes
+from broadcaster.web.console.incident import add_incident_routes
 from broadcaster.web.hooks import HookState, add_hook_routes
 from broadcaster.web.media import add_media_routes
 from broadcaster.web.push import add_push_routes
@@ -172,6 +173,7 @@ class Daemon:
         add_console_auth(app, self.deployment, lambda app: app[STATE].store)
         add_board_routes(app, self.store, self.events, self.desk.expires_at, self.deployment)
         add_template_routes(app, self.deployment, self.reloader.reload)
+        add_incident_routes(app, self.deployment)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from broadcaster.models import Alert, AuditEntry, Delivery
 from broadcaster.store import open_store
+from broadcaster.store.base import Store
 
 FORMAT = "broadcaster after-action report 1"
 # Delivery conclusions written by the dispatcher (dispatch.py `conclude`).
@@ -53,23 +54,28 @@ async def read_incident(url: str, base: Path, incident: str) -> IncidentRecord |
     store = open_store(url, base)
     await store.open()
     try:
-        alerts = await store.incident_alerts(incident)
-        if not alerts:
-            return None
-        records = [
-            AlertRecord(a, await store.get_deliveries(a.id), await store.audit_trail(a.id))
-            for a in alerts
-        ]
-        ids = {incident} | {a.id for a in alerts}
-        refusals = [
-            e
-            for e in await store.audit_trail(None)
-            if e.event == "refused"
-            and (e.detail.get("trigger_id") in ids or e.detail.get("incident") == incident)
-        ]
-        return IncidentRecord(incident, records, refusals)
+        return await incident_record(store, incident)
     finally:
         await store.close()
+
+
+async def incident_record(store: Store, incident: str) -> IncidentRecord | None:
+    """The incident's record from an open store (the daemon's, for the console)."""
+    alerts = await store.incident_alerts(incident)
+    if not alerts:
+        return None
+    records = [
+        AlertRecord(a, await store.get_deliveries(a.id), await store.audit_trail(a.id))
+        for a in alerts
+    ]
+    ids = {incident} | {a.id for a in alerts}
+    refusals = [
+        e
+        for e in await store.audit_trail(None)
+        if e.event == "refused"
+        and (e.detail.get("trigger_id") in ids or e.detail.get("incident") == incident)
+    ]
+    return IncidentRecord(incident, records, refusals)
 
 
 # -- the data ---------------------------------------------------------------------------

@@ -39,17 +39,26 @@ def shot(name: str) -> str:
     return str(images("console") / f"board-{name}.png")
 
 
-async def open_board(context: BrowserContext, url: str, violations: list[str]) -> Page:
-    """The board, signed in through the sign-in page it sends a stranger to."""
+async def signed_in(
+    context: BrowserContext, url: str, violations: list[str], name: str = VIEWER
+) -> Page:
+    """`url` (a console page), signed in as `name` through the sign-in page it sends a
+    stranger to; errors on the browser's console go to `violations`."""
     page = await context.new_page()
     page.on("console", lambda m: violations.append(m.text) if m.type == "error" else None)
     await page.goto(url)
     await expect(page).to_have_url(re.compile(r"/console/login\?next="))
-    await page.locator("#name").fill(VIEWER)
+    await page.locator("#name").fill(name)
     await page.locator("#password").fill(PASSWORD)
     await page.locator("button[type=submit]").click()
     await expect(page).to_have_url(url)
-    await expect(page.get_by_test_id("account")).to_have_text(VIEWER)
+    await expect(page.get_by_test_id("account")).to_have_text(name)
+    return page
+
+
+async def open_board(context: BrowserContext, url: str, violations: list[str]) -> Page:
+    """The board, signed in as the control room, its live stream connected."""
+    page = await signed_in(context, url, violations)
     # Connected: the stream's first event replaced the section the server rendered.
     await expect(page.get_by_test_id("as-of")).to_have_attribute("data-via", "stream", timeout=LIVE)
     await page.evaluate("window.__kept = 'no reload'")  # gone if the page reloads

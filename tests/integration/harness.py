@@ -19,6 +19,7 @@ import yaml
 
 from broadcaster.accounts import add_account
 from broadcaster.daemon import Daemon
+from broadcaster.models import Role
 from broadcaster.reload import load_usable
 from broadcaster.triggering import build_trigger
 from tests.servers import REPO, free_port
@@ -194,14 +195,21 @@ async def publish_many(url: str, topic: str, payloads: list[dict[str, Any]]) -> 
 CONSOLE_PASSWORD = "correct horse battery"
 
 
-async def console_sign_in(http: aiohttp.ClientSession, root: str, daemon: Daemon) -> None:
-    """As the control room: a viewer account, signed in through the sign-in form."""
+async def console_sign_in(
+    http: aiohttp.ClientSession,
+    root: str,
+    daemon: Daemon,
+    name: str = "leitstelle",
+    role: Role = "viewer",
+) -> None:
+    """As the control room (or `name` with `role`): a new account, signed in through the
+    sign-in form."""
     await add_account(
-        daemon.store, "leitstelle", "viewer", CONSOLE_PASSWORD, officer=None, officers=(), by="test"
+        daemon.store, name, role, CONSOLE_PASSWORD, officer=None, officers=(), by="test"
     )
     async with http.get(f"{root}/console/login") as page:
         token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
     assert token is not None
-    form = {"csrf": token.group(1), "name": "leitstelle", "password": CONSOLE_PASSWORD, "next": ""}
+    form = {"csrf": token.group(1), "name": name, "password": CONSOLE_PASSWORD, "next": ""}
     async with http.post(f"{root}/console/login", data=form, allow_redirects=False) as answer:
         assert answer.status == 303
