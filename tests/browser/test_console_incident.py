@@ -10,9 +10,9 @@ from playwright.async_api import expect
 
 from broadcaster.accounts import add_account
 from tests.browser.conftest import PHONE
+from tests.browser.images import images
 from tests.browser.test_console_board import (
     DESKTOP,
-    IMAGES,
     PASSWORD,
     VIEWER,
     check_layout,
@@ -35,8 +35,7 @@ REASON = "Fehlalarm der Brandmeldeanlage"
 
 
 def shot(name: str) -> str:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    return str(IMAGES / f"incident-{name}.png")
+    return str(images("console") / f"incident-{name}.png")
 
 
 async def test_an_officer_retracts_from_the_incident_screen(
