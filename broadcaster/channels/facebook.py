@@ -65,7 +65,14 @@ from typing import Any
 import aiohttp
 
 from broadcaster.channels.base import ChannelError, OutgoingMessage, PermanentError, TransientError
-from broadcaster.channels.http import BUSY_STATUSES, DEFAULT_TIMEOUT, Answer, HttpAdapter, excerpt
+from broadcaster.channels.http import (
+    BUSY_STATUSES,
+    DEFAULT_TIMEOUT,
+    Answer,
+    ConfigT,
+    HttpAdapter,
+    excerpt,
+)
 from broadcaster.channels.settings import FacebookChannel
 from broadcaster.models import Receipt
 from broadcaster.sharepic import card_url
@@ -103,7 +110,28 @@ def usage_wait(headers: Mapping[str, str]) -> float | None:
     return max(minutes) * 60 if minutes else None
 
 
-class FacebookAdapter(HttpAdapter[FacebookChannel]):
+class GraphAdapter(HttpAdapter[ConfigT]):
+    """What the Graph API's adapters share (Facebook, Instagram): its error object and
+    its usage header."""
+
+    def graph_error(self, answer: Answer, doing: str | None = None) -> dict[str, Any] | None:
+        """The answer's Graph error object. None when it has none: then an answer that is
+        not 2xx raises as `check` does, and a 2xx one must be JSON (`answer.data`)."""
+        data = answer.data
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            return error
+        self.check(answer, doing=doing)  # raises unless 2xx
+        if data is None:
+            raise PermanentError(f"{self._service}: not a Graph API answer: {excerpt(answer.body)}")
+        return None
+
+    def wait(self, answer: Answer) -> float | None:
+        found = usage_wait(answer.headers)
+        return found if found is not None else super().wait(answer)
+
+
+class FacebookAdapter(GraphAdapter[FacebookChannel]):
     """One Facebook Page (channels/<id>.yaml with `type: facebook`)."""
 
     service = "facebook"
@@ -204,18 +232,12 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
             raise self.scrub(exc) from None
 
     def _classify(self, answer: Answer, *, deleting: bool) -> Any:
-        data = answer.data
-        error = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(error, dict):
-            self.check(answer)  # raises unless 2xx
-            if data is None:
-                raise PermanentError(
-                    f"{self._service}: not a Graph API answer: {excerpt(answer.body)}"
-                )
-            return data
+        error = self.graph_error(answer)
+        if error is None:
+            return answer.data
         status = answer.status
-        code = _int(error.get("code"))
-        subcode = _int(error.get("error_subcode"))
+        code = graph_int(error.get("code"))
+        subcode = graph_int(error.get("error_subcode"))
         said = (
             error.get("message") if isinstance(error.get("message"), str) else excerpt(answer.body)
         )
@@ -233,10 +255,6 @@ class FacebookAdapter(HttpAdapter[FacebookChannel]):
             raise TransientError(text, retry_after=self.wait(answer))
         raise PermanentError(text)
 
-    def wait(self, answer: Answer) -> float | None:
-        wait = usage_wait(answer.headers)
-        return wait if wait is not None else super().wait(answer)
-
     def secrets(self) -> tuple[tuple[str, str], ...]:
         return ((self._config.page_access_token, "<page_access_token>"),)
 
@@ -250,9 +268,10 @@ def _post_id(receipt: Receipt) -> str | None:
     return found if isinstance(found, str) and _GRAPH_ID.match(found) else None
 
 
-def _int(value: Any) -> int | None:
+def graph_int(value: Any) -> int | None:
+    """A number the Graph API may send as a string (codes are negative at times: -2)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     return None

@@ -72,12 +72,11 @@ from typing import Any
 import aiohttp
 
 from broadcaster.channels.base import ChannelError, OutgoingMessage, PermanentError, TransientError
-from broadcaster.channels.facebook import usage_wait
+from broadcaster.channels.facebook import GraphAdapter, graph_int
 from broadcaster.channels.http import (
     BUSY_STATUSES,
     DEFAULT_TIMEOUT,
     Answer,
-    HttpAdapter,
     excerpt,
 )
 from broadcaster.channels.settings import InstagramChannel
@@ -126,7 +125,7 @@ def alt_text(message: OutgoingMessage) -> str:
     return f"{message.title}. {message.text}"[:1000]
 
 
-class InstagramAdapter(HttpAdapter[InstagramChannel]):
+class InstagramAdapter(GraphAdapter[InstagramChannel]):
     """One Instagram professional account (channels/<id>.yaml with `type: instagram`)."""
 
     service = "instagram"
@@ -328,10 +327,10 @@ class InstagramAdapter(HttpAdapter[InstagramChannel]):
         )
         rows = answer.get("data") if isinstance(answer, dict) else None
         row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
-        used = _number(row.get("quota_usage")) or 0
+        used = graph_int(row.get("quota_usage")) or 0
         found = row.get("config")
         config = found if isinstance(found, dict) else {}
-        total = _number(config.get("quota_total")) or DEFAULT_QUOTA
+        total = graph_int(config.get("quota_total")) or DEFAULT_QUOTA
         left = max(0, total - used)
         reserve = self._config.reserve
         follow_up = message.reply_to is not None or message.kind == "retraction"
@@ -379,17 +378,11 @@ class InstagramAdapter(HttpAdapter[InstagramChannel]):
             raise self.scrub(exc) from None
 
     def _classify(self, answer: Answer, doing: str) -> Any:
-        data = answer.data
-        error = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(error, dict):
-            self.check(answer, doing=doing)
-            if data is None:
-                raise PermanentError(
-                    f"{self._service}: not a Graph API answer: {excerpt(answer.body)}"
-                )
-            return data
-        code = _number(error.get("code"))
-        subcode = _number(error.get("error_subcode"))
+        error = self.graph_error(answer, doing)
+        if error is None:
+            return answer.data
+        code = graph_int(error.get("code"))
+        subcode = graph_int(error.get("error_subcode"))
         said = error.get("error_user_msg") or error.get("message") or excerpt(answer.body)
         label = f"code {code}" + (f"/{subcode}" if subcode is not None else "")
         text = f"{self._service}: {doing} refused: HTTP {answer.status}, {label}: {said}"
@@ -406,10 +399,6 @@ class InstagramAdapter(HttpAdapter[InstagramChannel]):
         if error.get("is_transient") is True or answer.status >= 500:
             raise TransientError(text, retry_after=self.wait(answer))
         raise PermanentError(text)
-
-    def wait(self, answer: Answer) -> float | None:
-        found = usage_wait(answer.headers)
-        return found if found is not None else super().wait(answer)
 
     def secrets(self) -> tuple[tuple[str, str], ...]:
         return ((self._config.access_token, "<access_token>"),)
@@ -431,11 +420,3 @@ def _text(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value if isinstance(value, str) and value else None
-
-
-def _number(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return None
