@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -118,11 +119,20 @@ async def deliver(page: Page, data: dict[str, Any]) -> None:
 
 
 async def notifications(page: Page, count: int) -> list[dict[str, Any]]:
-    script = """(count) => navigator.serviceWorker.getRegistration('/warnings')
-        .then(r => r.getNotifications())
-        .then(list => list.length === count ? list.map(n => ({title: n.title, body: n.body,
-            tag: n.tag, url: n.data && n.data.url})) : null)"""
-    handle = await page.wait_for_function(script, arg=count)
+    """The notifications shown, once there are `count` of them. wait_for_function takes a
+    returned promise itself as truthy, so each poll starts a look-up and answers with the
+    last one of this call (its token) that found `count`."""
+    script = """({count, token}) => {
+        navigator.serviceWorker.getRegistration('/warnings')
+            .then(r => r.getNotifications())
+            .then(list => {
+                if (list.length === count) window.__shown = {token, list: list.map(n => ({
+                    title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url}))};
+            });
+        const seen = window.__shown;
+        return seen && seen.token === token ? seen.list : null;
+    }"""
+    handle = await page.wait_for_function(script, arg={"count": count, "token": uuid.uuid4().hex})
     shown: list[dict[str, Any]] = await handle.json_value()
     return shown
 
