@@ -32,6 +32,7 @@ from broadcaster.events import Events
 from broadcaster.models import Alert, AuditEntry, ConfirmToken, utcnow
 from broadcaster.playbooks import Playbook
 from broadcaster.store.base import AlertChange, Store
+from broadcaster.text_hygiene import person_key
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +76,13 @@ Outcome = Literal[
     "locked",
     "too_late",
     "expired",
+    "own_proposal",  # the proposer may not release their own proposal (four eyes)
 ]
+
+
+def proposed_by(alert: Alert, person: str) -> bool:
+    """Whether `person` proposed `alert` in the console, and so may not release it."""
+    return alert.proposed_by is not None and person_key(alert.proposed_by) == person_key(person)
 
 
 def asked_up_to(alert: Alert) -> int:
@@ -318,7 +325,10 @@ class ConfirmDesk:
 
     async def timed_out(self, alert: Alert, playbook: Playbook) -> None:
         """Several daemons may time it out at once: only the one whose change lands acts."""
-        sends = playbook.confirmation.mode == "auto" or playbook.confirmation.on_timeout == "send"
+        # A console proposal has been seen by one person only: it never goes out unseen.
+        sends = alert.proposed_by is None and (
+            playbook.confirmation.mode == "auto" or playbook.confirmation.on_timeout == "send"
+        )
         detail = {"mode": playbook.confirmation.mode, "then": "send" if sends else "abort"}
         if sends:
             if await self.release(alert.id, "timeout"):
@@ -433,15 +443,29 @@ class ConfirmDesk:
         """release (after the undo window), undo, or reject, by the link's officer."""
         if not self.usable(link):
             return "expired"
+        if action == "release" and proposed_by(link.alert, link.token.officer):
+            return "own_proposal"
         if not (action == "undo" and self.granted(link, grant)):
             refused = await self.check_pin(link, pin)  # every action changes something
             if refused is not None:
                 return refused
-        officer = link.token.officer
+        return await self.act(link.alert.id, action, link.token.officer)
+
+    async def decide_as(self, alert: Alert, action: str, person: str) -> Outcome:
+        """release, undo or reject by a signed-in console account (`person`: its linked
+        duty officer, else its name): the session stands in for the link and its PIN."""
+        if alert.state != "awaiting_confirmation":
+            return "too_late"
+        if action == "release" and proposed_by(alert, person):
+            return "own_proposal"
+        return await self.act(alert.id, action, person)
+
+    async def act(self, alert_id: str, action: str, officer: str) -> Outcome:
+        """An officer's decision, once they have proved who they are."""
         if action == "release":
             release_at = utcnow() + self.settings.confirm.undo_window
             requested = AuditEntry(
-                alert_id=link.alert.id,
+                alert_id=alert_id,
                 event="release_requested",
                 actor=officer,
                 detail={"release_at": release_at.isoformat()},
@@ -453,7 +477,7 @@ class ConfirmDesk:
                     return None
                 return {"release_at": release_at, "confirmed_by": officer, "decided_by": officer}
 
-            alert = await self.store.modify_alert(link.alert.id, request_release, audit=[requested])
+            alert = await self.store.modify_alert(alert_id, request_release, audit=[requested])
             if alert is None:
                 return "too_late"
             self.publish(alert)
@@ -476,7 +500,7 @@ class ConfirmDesk:
                     "confirm_tokens": tokens,
                 }
 
-            alert = await self.store.modify_alert(link.alert.id, undo)
+            alert = await self.store.modify_alert(alert_id, undo)
             if alert is None:
                 return "too_late"
             await self.store.audit(
@@ -487,7 +511,7 @@ class ConfirmDesk:
             return "undone"
         if action == "reject":
             alert = await self.store.update_alert(
-                link.alert.id,
+                alert_id,
                 expect={"awaiting_confirmation"},
                 state="rejected",
                 decided_by=officer,

@@ -173,7 +173,7 @@ class Daemon:
         add_console_auth(app, self.deployment, lambda app: app[STATE].store)
         add_board_routes(app, self.store, self.events, self.desk.expires_at, self.deployment)
         add_template_routes(app, self.deployment, self.reloader.reload)
-        add_incident_routes(app, self.deployment)
+        add_incident_routes(app, self.deployment, self.desk)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

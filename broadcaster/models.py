@@ -182,6 +182,12 @@ class Account(BaseModel):
         """Whether this account's role includes `role`."""
         return ROLES.index(self.role) >= ROLES.index(role)
 
+    @property
+    def person(self) -> str:
+        """Who acts, for four eyes: the linked duty officer, else the account. Two
+        accounts linked to one officer are one person."""
+        return self.officer or self.name
+
 
 class ManualTask(BaseModel):
     """Work a person must do by hand on a channel, e.g. delete a retracted post that the
@@ -293,6 +299,9 @@ class Alert(BaseModel):
     retraction_reason: str | None = None
     retracted_by: str | None = None
     retracts: str | None = None  # on a correction: the id of the alert it retracts
+    # A proposal from the console: the person who proposed it (the account's linked duty
+    # officer, else the account), who may never release it (four eyes).
+    proposed_by: str | None = None
     # The inbox entry this alert came from: handling that entry again after a crash
     # resumes the alert instead of calling it a duplicate.
     inbox_id: str | None = None
@@ -350,9 +359,10 @@ class InboxEntry(BaseModel):
 
     id: str
     kind: Literal["trigger", "retract"]
-    source: str  # mqtt | http | cli
+    source: str  # mqtt | http | cli | console
     payload: bytes
     received_at: datetime
+    proposed_by: str | None = None  # a console proposal's proposer (Alert.proposed_by)
     # Who handles it, until when (a dead daemon's entries are taken over), and how often
     # it was taken: an entry that keeps failing is given up instead of retried forever.
     claimed_by: str | None = None
@@ -368,6 +378,7 @@ class InboxEntry(BaseModel):
         *,
         owner: str | None = None,
         lease: timedelta | None = None,
+        proposed_by: str | None = None,
     ) -> InboxEntry:
         now = utcnow()
         return cls(
@@ -376,6 +387,7 @@ class InboxEntry(BaseModel):
             source=source,
             payload=payload,
             received_at=now,
+            proposed_by=proposed_by,
             claimed_by=owner,
             claimed_until=now + lease if owner is not None and lease is not None else None,
         )

@@ -79,9 +79,14 @@ class Receiver:
         self.officers = officers
         self.sampler = RefusalSampler(deployment.settings.audit, metrics)
 
-    async def receive_trigger(self, raw: bytes, source: str, *, owner: str) -> Outcome:
+    async def receive_trigger(
+        self, raw: bytes, source: str, *, owner: str, proposed_by: str | None = None
+    ) -> Outcome:
+        """`proposed_by`: a proposal from the console, which a second person releases."""
         lease = self.deployment.settings.delivery.lease
-        entry = InboxEntry.new("trigger", source, raw, owner=owner, lease=lease)
+        entry = InboxEntry.new(
+            "trigger", source, raw, owner=owner, lease=lease, proposed_by=proposed_by
+        )
         await self.store.inbox_add(entry)
         return await self.handle(entry)
 
@@ -101,7 +106,10 @@ class Receiver:
         playbook = self.deployment.playbooks.get(alert.scenario)
         if playbook is None:
             log.error("playbook_missing", alert_id=alert.id, scenario=alert.scenario)
-        elif alert.retracts is not None or playbook.confirmation.mode == "none":
+        elif alert.retracts is not None or (
+            playbook.confirmation.mode == "none" and alert.proposed_by is None
+        ):
+            # A proposal is never released at once: someone else must release it.
             await self.dispatcher.release(alert.id)
         else:
             await self.gate.request(alert, playbook)
@@ -152,6 +160,7 @@ class Receiver:
             },
             unapproved=sorted(rendered.unapproved),
             inbox_id=entry.id,
+            proposed_by=entry.proposed_by,
         )
         messages = channel_messages(playbook, self.deployment.channels, rendered)
         deliveries = [
@@ -282,5 +291,6 @@ def received(alert: Alert, entry: InboxEntry) -> AuditEntry:
             "stage": alert.stage,
             "mode": alert.mode,
             "incident": alert.incident,
-        },
+        }
+        | ({"proposed_by": alert.proposed_by} if alert.proposed_by else {}),
     )

@@ -253,7 +253,7 @@ class ConfirmPage:
             return await self.page(request, link, error=t["error_action"], status=400)
         grant = request.cookies.get(UNDO_COOKIE) if action == "undo" else None
         outcome = await self.s.desk.decide(link, action, pin, grant=grant)
-        if outcome in ("wrong_pin", "locked", "too_late", "expired"):
+        if outcome in ("wrong_pin", "locked", "too_late", "expired", "own_proposal"):
             return await self.refused(request, link, outcome, lang)
         redirect = web.HTTPSeeOther(f"{request.path}?done={outcome}")
         if outcome == "release_pending":

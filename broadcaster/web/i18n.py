@@ -118,6 +118,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_wrong_pin": "Falsche PIN. Verbleibende Versuche: {left}.",
         "error_locked": "Zu viele falsche PINs: dieser Link ist gesperrt.",
         "error_too_late": "Bereits entschieden: dieser Link kann das nicht mehr.",
+        "error_own_proposal": (
+            "Diese Meldung haben Sie selbst vorgeschlagen. Freigeben muss sie eine andere"
+            " Person (Vier-Augen-Prinzip)."
+        ),
         "error_reason": "Bitte einen Grund angeben (eine Zeile, höchstens 120 Zeichen).",
     },
     "en": {
@@ -227,6 +231,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_wrong_pin": "Wrong PIN. Attempts left: {left}.",
         "error_locked": "Too many wrong PINs: this link is locked.",
         "error_too_late": "Already decided: this link cannot do that any more.",
+        "error_own_proposal": (
+            "You proposed this alert yourself. Another person must release it (four eyes)."
+        ),
         "error_reason": "Please give a reason (one line, at most 120 characters).",
     },
 }

@@ -17,7 +17,6 @@ from broadcaster.accounts import add_account
 from broadcaster.daemon import Daemon
 from broadcaster.models import Account
 from broadcaster.store import open_store
-from broadcaster.web.console.approvals import approver_name
 from tests.integration.harness import (
     API_TOKEN,
     running_daemon,
@@ -209,5 +208,5 @@ async def test_two_officers_approve_in_the_console_and_a_live_alert_may_then_use
 
 def test_an_account_linked_to_a_duty_officer_approves_under_the_officers_name() -> None:
     linked = Account(name="a.schmidt", role="officer", password_hash="x", officer="A. Schmidt")
-    assert approver_name(linked) == "A. Schmidt"
-    assert approver_name(linked.model_copy(update={"officer": None})) == "a.schmidt"
+    assert linked.person == "A. Schmidt"
+    assert linked.model_copy(update={"officer": None}).person == "a.schmidt"

@@ -23,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from broadcaster.deployment import Deployment
-from broadcaster.models import Account, AuditEntry
+from broadcaster.models import AuditEntry
 from broadcaster.templating import (
     RETRACTION_VARIANTS,
     VARIANTS,
@@ -67,11 +67,6 @@ class Group:
     heading: str
     stage: str  # the stage's label, empty for the retraction group
     rows: list[Row]
-
-
-def approver_name(account: Account) -> str:
-    """The name an approval is recorded under: the person, as approvals.yaml names people."""
-    return account.officer or account.name
 
 
 def state_of(source: TemplateSource, approval: Approval | None, refusal: str | None) -> State:
@@ -146,7 +141,7 @@ class TemplateScreen:
             t=TEXTS[lang],
             account=account,
             officer=account.may("officer"),
-            me=approver_name(account),
+            me=account.person,
             csrf=csrf_token(request),
             base=BASE,
             **values,
@@ -185,7 +180,7 @@ class TemplateScreen:
             done = "done_approved" if row.state == "approved" else "done_awaiting"
             notice = TEXTS[lang][done]
         mine = row.approval is not None and any(
-            person_key(n) == person_key(approver_name(account_of(request)))
+            person_key(n) == person_key(account_of(request).person)
             for n in row.approval.approved_by
         )
         return self.page(
@@ -209,7 +204,7 @@ class TemplateScreen:
         if self.known(key) is None:
             return self.not_found(request, key)
         account = account_of(request)
-        name = approver_name(account)
+        name = account.person
         form = await request.post()
         seen = _field(form, "sha256")
         try:

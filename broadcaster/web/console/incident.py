@@ -5,11 +5,13 @@ line makes it). Retracting goes through the daemon's Retractor, as the API does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from aiohttp import web
 
+from broadcaster.confirm import ConfirmDesk, proposed_by
 from broadcaster.deployment import Deployment
 from broadcaster.models import Alert, AuditEntry, Delivery, reason_problem, utcnow
 from broadcaster.report import (
@@ -30,6 +32,8 @@ from broadcaster.web.console.incident_texts import INCIDENT_TEXTS
 
 INCIDENT_PATH = "/console/incidents/{incident}"
 RETRACT_PATH = "/console/incidents/{incident}/alerts/{alert_id}/retract"
+DECIDE_PATH = "/console/incidents/{incident}/alerts/{alert_id}/decide"
+DECISIONS = ("release", "reject", "undo")
 # Released and not yet retracted: what the Retract button is for. An alert still waiting
 # for its officer is rejected on the confirm page instead.
 RELEASED = frozenset({"sending", "sent", "partially_failed", "failed"})
@@ -43,6 +47,11 @@ class Stage:
     @property
     def retractable(self) -> bool:
         return self.alert.state in RELEASED and self.alert.retracts is None
+
+    @property
+    def waiting(self) -> bool:
+        """Awaiting its release: what the Release and Reject buttons are for."""
+        return self.alert.state == "awaiting_confirmation"
 
 
 @dataclass
@@ -69,6 +78,8 @@ def render_incident(
     account: str,
     csrf: str,
     may_retract: bool,
+    person: str = "",
+    expires: Callable[[Alert], datetime] | None = None,
     message: str = "",
     problem: str = "",
 ) -> str:
@@ -90,6 +101,8 @@ def render_incident(
         account=account,
         csrf=csrf,
         may_retract=may_retract,
+        own=lambda a: proposed_by(a, person),
+        expires=expires,
         message=message,
         problem=problem,
         base=base,
@@ -97,9 +110,10 @@ def render_incident(
     )
 
 
-def add_incident_routes(app: web.Application, deployment: Deployment) -> None:
+def add_incident_routes(app: web.Application, deployment: Deployment, desk: ConfirmDesk) -> None:
     """The screen reads the daemon's store and retracts with its Retractor (both from
-    the API's WebState); `deployment` names the playbooks in the report."""
+    the API's WebState); `deployment` names the playbooks in the report; an officer's
+    release or rejection goes to the confirmation `desk`, as from the mobile link."""
 
     async def show(
         request: web.Request, status: int = 200, message: str = "", problem: str = ""
@@ -117,6 +131,8 @@ def add_incident_routes(app: web.Application, deployment: Deployment) -> None:
             account=account.name,
             csrf=csrf_token(request),
             may_retract=account.may("officer"),
+            person=account.person,
+            expires=desk.expires_at,
             message=message,
             problem=problem,
         )
@@ -146,6 +162,20 @@ def add_incident_routes(app: web.Application, deployment: Deployment) -> None:
             done += " " + words["correction"] % correction_id(alert_id)
         return await show(request, message=done)
 
+    async def decide(request: web.Request) -> web.Response:
+        words = INCIDENT_TEXTS[board_language(request)]
+        alert_id = request.match_info["alert_id"]
+        alert = await request.app[STATE].store.get_alert(alert_id)
+        if alert is None or alert.incident != request.match_info["incident"]:
+            return await show(request, 404, problem=words["not_in_incident"] % alert_id)
+        action = (await request.post()).get("action")
+        if action not in DECISIONS:
+            return await show(request, 400, problem=words["bad_action"])
+        outcome = await desk.decide_as(alert, str(action), account_of(request).person)
+        if outcome in ("too_late", "own_proposal"):
+            return await show(request, 409, problem=words[outcome] % alert_id)
+        return await show(request, message=words[outcome] % alert_id)
+
     async def report(request: web.Request, kind: str) -> web.Response:
         record = await incident_record(request.app[STATE].store, request.match_info["incident"])
         if record is None:
@@ -173,6 +203,13 @@ def add_incident_routes(app: web.Application, deployment: Deployment) -> None:
     app.router.add_get(INCIDENT_PATH + "/report.html", requires("viewer")(report_html))
     app.router.add_get(INCIDENT_PATH + "/report.json", requires("viewer")(report_json))
     app.router.add_post(RETRACT_PATH, requires("officer")(retract))
+    app.router.add_post(DECIDE_PATH, requires("officer")(decide))
 
 
-__all__ = ["INCIDENT_PATH", "RETRACT_PATH", "add_incident_routes", "read_incident_view"]
+__all__ = [
+    "DECIDE_PATH",
+    "INCIDENT_PATH",
+    "RETRACT_PATH",
+    "add_incident_routes",
+    "read_incident_view",
+]

@@ -25,6 +25,23 @@ INCIDENT_TEXTS: dict[str, dict[str, str]] = {
         "bad_reason": "Grund: %s. Bitte ändern und erneut senden.",
         "not_in_incident": "Warnung %s gehört nicht zu diesem Einsatz.",
         "no_incident": "Einsatz %s gibt es nicht (keine Warnung gehört dazu).",
+        "bad_action": "Unbekannte Aktion: bitte Freigeben, Ablehnen oder Stopp wählen.",
+        "release_pending": "Warnung %s ist freigegeben und geht nach der Frist zum Stoppen hinaus.",
+        "released": "Warnung %s ist freigegeben und geht hinaus.",
+        "rejected": "Warnung %s ist abgelehnt: nichts wird gesendet.",
+        "undone": "Die Freigabe von %s ist gestoppt: nichts wurde gesendet.",
+        "too_late": "Warnung %s wartet nicht mehr auf eine Freigabe: schon entschieden.",
+        "own_proposal": (
+            "Warnung %s haben Sie selbst vorgeschlagen. Freigeben muss sie eine andere"
+            " Person (Vier-Augen-Prinzip)."
+        ),
+        "proposed_by": "Vorgeschlagen von %s",
+        "awaiting": "Wartet auf Freigabe bis %s",
+        "release": "Freigeben",
+        "reject": "Ablehnen",
+        "undo": "Stopp: nicht senden",
+        "releasing_at": "Geht um %s hinaus, wenn niemand stoppt.",
+        "own_note": "Sie haben diese Warnung vorgeschlagen: eine andere Person muss sie freigeben.",
     },
     "en": {
         "back": "To the board",
@@ -48,5 +65,21 @@ INCIDENT_TEXTS: dict[str, dict[str, str]] = {
         "bad_reason": "Reason: %s. Change it and send again.",
         "not_in_incident": "Alert %s does not belong to this incident.",
         "no_incident": "There is no incident %s (no alert belongs to it).",
+        "bad_action": "Unknown action: choose Release, Reject or Stop.",
+        "release_pending": "Alert %s is released and goes out when the time to stop it ends.",
+        "released": "Alert %s is released and goes out.",
+        "rejected": "Alert %s is rejected: nothing is sent.",
+        "undone": "The release of %s is stopped: nothing was sent.",
+        "too_late": "Alert %s is no longer awaiting a release: it was decided already.",
+        "own_proposal": (
+            "You proposed alert %s yourself. Another person must release it (four eyes)."
+        ),
+        "proposed_by": "Proposed by %s",
+        "awaiting": "Awaiting release until %s",
+        "release": "Release",
+        "reject": "Reject",
+        "undo": "Stop: do not send",
+        "releasing_at": "Goes out at %s unless someone stops it.",
+        "own_note": "You proposed this alert: another person must release it.",
     },
 }
