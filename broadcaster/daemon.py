@@ -37,7 +37,9 @@ from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 from broadcaster.web.console.approvals import add_template_routes
 from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board_routes import add_board_routes
+from broadcaster.web.console.drills import add_drill_routes
 from broadcaster.web.console.incident import add_incident_routes
+from broadcaster.web.console.new_alert import add_new_alert_routes
 from broadcaster.web.hooks import HookState, add_hook_routes
 from broadcaster.web.media import add_media_routes
 from broadcaster.web.push import add_push_routes
@@ -174,6 +176,8 @@ class Daemon:
         add_board_routes(app, self.store, self.events, self.desk.expires_at, self.deployment)
         add_template_routes(app, self.deployment, self.reloader.reload)
         add_incident_routes(app, self.deployment, self.desk)
+        add_new_alert_routes(app, self.deployment)
+        add_drill_routes(app, self.deployment)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

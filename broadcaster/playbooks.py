@@ -162,6 +162,11 @@ class Playbook(_Model):
     def default_stage(self) -> str:
         return next(iter(self.stages))
 
+    @property
+    def all_clear_stage(self) -> str | None:
+        """The stage that ends the incident: the one whose response is AllClear."""
+        return next((n for n, s in self.stages.items() if s.response_type == "AllClear"), None)
+
     def param_label(self, name: str, language: str) -> str:
         spec = self.params.get(name)
         return self._label(spec.label if spec else None, name, language)

@@ -40,6 +40,11 @@ BOARD_TEXTS: dict[str, dict[str, str]] = {
         "unreadable": "(Kennung unlesbar)",
         "from": "von",
         "clock_suffix": " Uhr",
+        "nav_label": "Bereiche",
+        "nav_board": "Lagebild",
+        "nav_new": "Neue Warnung",
+        "nav_drills": "Übungen",
+        "nav_templates": "Vorlagen",
     },
     "en": {
         "title": "Board",
@@ -78,6 +83,11 @@ BOARD_TEXTS: dict[str, dict[str, str]] = {
         "unreadable": "(id unreadable)",
         "from": "from",
         "clock_suffix": "",
+        "nav_label": "Screens",
+        "nav_board": "Board",
+        "nav_new": "New alert",
+        "nav_drills": "Drills",
+        "nav_templates": "Templates",
     },
 }
 

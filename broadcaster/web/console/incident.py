@@ -14,6 +14,7 @@ from aiohttp import web
 from broadcaster.confirm import ConfirmDesk, proposed_by
 from broadcaster.deployment import Deployment
 from broadcaster.models import Alert, AuditEntry, Delivery, reason_problem, utcnow
+from broadcaster.playbooks import Playbook
 from broadcaster.report import (
     PAGES,
     build_report,
@@ -29,11 +30,14 @@ from broadcaster.web.console.auth import account_of, csrf_token, requires
 from broadcaster.web.console.board import HEADERS, board_language, clock
 from broadcaster.web.console.board_texts import BOARD_TEXTS, STATE_WORDS
 from broadcaster.web.console.incident_texts import INCIDENT_TEXTS
+from broadcaster.web.console.new_alert import NEW_PATH
 
 INCIDENT_PATH = "/console/incidents/{incident}"
 RETRACT_PATH = "/console/incidents/{incident}/alerts/{alert_id}/retract"
 DECIDE_PATH = "/console/incidents/{incident}/alerts/{alert_id}/decide"
 DECISIONS = ("release", "reject", "undo")
+# The report is one self-contained file with its own <style> and no script at all.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 # Released and not yet retracted: what the Retract button is for. An alert still waiting
 # for its officer is rejected on the confirm page instead.
 RELEASED = frozenset({"sending", "sent", "partially_failed", "failed"})
@@ -80,6 +84,8 @@ def render_incident(
     may_retract: bool,
     person: str = "",
     expires: Callable[[Alert], datetime] | None = None,
+    playbook: Playbook | None = None,
+    may_propose: bool = False,
     message: str = "",
     problem: str = "",
 ) -> str:
@@ -103,6 +109,9 @@ def render_incident(
         may_retract=may_retract,
         own=lambda a: proposed_by(a, person),
         expires=expires,
+        playbook=playbook,
+        may_propose=may_propose and playbook is not None,
+        new_path=NEW_PATH,
         message=message,
         problem=problem,
         base=base,
@@ -133,6 +142,8 @@ def add_incident_routes(app: web.Application, deployment: Deployment, desk: Conf
             may_retract=account.may("officer"),
             person=account.person,
             expires=desk.expires_at,
+            playbook=deployment.playbooks.get(view.stages[0].alert.scenario),
+            may_propose=account.may("editor"),
             message=message,
             problem=problem,
         )
@@ -185,6 +196,9 @@ def add_incident_routes(app: web.Application, deployment: Deployment, desk: Conf
             for pid, p in deployment.playbooks.items()
         }
         data = build_report(replace(record, scenario_names=names), utcnow().astimezone())
+        if kind == "view":  # shown in the browser (a drill's report opens at its end)
+            headers = HEADERS | {"Content-Security-Policy": REPORT_CSP}
+            return web.Response(text=render_html(data), content_type="text/html", headers=headers)
         name = f"incident-{record.incident}.{kind}"
         headers = HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'}
         if kind == "json":
@@ -199,9 +213,13 @@ def add_incident_routes(app: web.Application, deployment: Deployment, desk: Conf
     async def report_json(request: web.Request) -> web.Response:
         return await report(request, "json")
 
+    async def report_view(request: web.Request) -> web.Response:
+        return await report(request, "view")
+
     app.router.add_get(INCIDENT_PATH, requires("viewer")(page))
     app.router.add_get(INCIDENT_PATH + "/report.html", requires("viewer")(report_html))
     app.router.add_get(INCIDENT_PATH + "/report.json", requires("viewer")(report_json))
+    app.router.add_get(INCIDENT_PATH + "/report", requires("viewer")(report_view))
     app.router.add_post(RETRACT_PATH, requires("officer")(retract))
     app.router.add_post(DECIDE_PATH, requires("officer")(decide))
 

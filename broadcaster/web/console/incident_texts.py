@@ -36,6 +36,8 @@ INCIDENT_TEXTS: dict[str, dict[str, str]] = {
             " Person (Vier-Augen-Prinzip)."
         ),
         "proposed_by": "Vorgeschlagen von %s",
+        "next_stage": "Nächste Stufe vorschlagen",
+        "all_clear": "Entwarnung vorschlagen",
         "awaiting": "Wartet auf Freigabe bis %s",
         "release": "Freigeben",
         "reject": "Ablehnen",
@@ -75,6 +77,8 @@ INCIDENT_TEXTS: dict[str, dict[str, str]] = {
             "You proposed alert %s yourself. Another person must release it (four eyes)."
         ),
         "proposed_by": "Proposed by %s",
+        "next_stage": "Propose the next stage",
+        "all_clear": "Propose the all clear",
         "awaiting": "Awaiting release until %s",
         "release": "Release",
         "reject": "Reject",
