@@ -2,7 +2,8 @@
 
     GET /console/drills                  every playbook and stage to start a drill of,
                                          and the drills of the last hours
-    GET /console/drills/{alert}          one drill, followed until it ends
+    GET /console/drills/{alert}          one drill, followed until it ends (an ended
+                                         one: its report)
     GET /console/drills/{alert}/state    its state (htmx polls it); at the end it sends
                                          the browser to the incident's report
 
@@ -68,7 +69,10 @@ class DrillScreen:
         if alert is None:
             lang = board_language(request)
             return page(texts(lang)["unknown_incident"] % request.match_info["alert_id"], 404)
-        return page(self.render(request, "drill", **await self.state_context(request, alert)))
+        context = await self.state_context(request, alert)
+        if context["ended"]:  # before the page could follow it: straight to its report
+            raise web.HTTPSeeOther(f"{context['report']}?lang={board_language(request)}")
+        return page(self.render(request, "drill", **context))
 
     async def state(self, request: web.Request) -> web.Response:
         alert = await self.alert(request)
