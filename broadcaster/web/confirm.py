@@ -177,6 +177,7 @@ class ConfirmPage:
                 "stage_label": playbook.stage_label(alert.stage, lang),
                 "incident": alert.incident,
                 "state": alert.state,
+                "proposed_by": alert.proposed_by,  # a proposal from the console
                 "created_at": _local(alert.created_at, alert.issued_at.tzinfo),
                 "params": [
                     (k, playbook.param_label(k, lang), "" if v is None else str(v))

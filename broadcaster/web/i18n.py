@@ -118,6 +118,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_wrong_pin": "Falsche PIN. Verbleibende Versuche: {left}.",
         "error_locked": "Zu viele falsche PINs: dieser Link ist gesperrt.",
         "error_too_late": "Bereits entschieden: dieser Link kann das nicht mehr.",
+        "proposed_in_console": "Im Leitstand vorgeschlagen von",
         "error_own_proposal": (
             "Diese Meldung haben Sie selbst vorgeschlagen. Freigeben muss sie eine andere"
             " Person (Vier-Augen-Prinzip)."
@@ -231,6 +232,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_wrong_pin": "Wrong PIN. Attempts left: {left}.",
         "error_locked": "Too many wrong PINs: this link is locked.",
         "error_too_late": "Already decided: this link cannot do that any more.",
+        "proposed_in_console": "Proposed in the console by",
         "error_own_proposal": (
             "You proposed this alert yourself. Another person must release it (four eyes)."
         ),

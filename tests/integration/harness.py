@@ -201,11 +201,13 @@ async def console_sign_in(
     daemon: Daemon,
     name: str = "leitstelle",
     role: Role = "viewer",
+    officer: str | None = None,
 ) -> None:
-    """As the control room (or `name` with `role`): a new account, signed in through the
-    sign-in form."""
+    """As the control room (or `name` with `role`, linked to duty officer `officer`): a
+    new account, signed in through the sign-in form."""
+    officers = (officer,) if officer else ()
     await add_account(
-        daemon.store, name, role, CONSOLE_PASSWORD, officer=None, officers=(), by="test"
+        daemon.store, name, role, CONSOLE_PASSWORD, officer=officer, officers=officers, by="test"
     )
     async with http.get(f"{root}/console/login") as page:
         token = re.search(r'name="csrf" value="([^"]+)"', await page.text())

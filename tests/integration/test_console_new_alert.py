@@ -330,3 +330,60 @@ async def test_a_drill_page_sends_the_browser_to_its_report_when_it_ends(
             assert alert_id in await answer.text()
         async with viewer.get(f"{root}/console/drills/FW-NOT-A-DRILL") as answer:
             assert answer.status == 404
+
+
+async def test_the_proposers_own_mobile_link_cannot_release_and_the_next_officers_can(
+    tmp_path, mosquitto, watcher, hooks
+):
+    public, a_phone, b_phone = hooks
+    channels = {
+        "web": webhook(public.url),
+        "officer_a": webhook(a_phone.url, audience="internal"),
+        "officer_b": webhook(b_phone.url, audience="internal"),
+    }
+    extra = {
+        "duty_officers": [
+            {"name": "A. Schmidt", "notify": ["officer_a"]},
+            {"name": "B. Yilmaz", "notify": ["officer_b"]},
+        ],
+        "escalate_after": "300ms",
+        "confirm": {"undo_window": "0s"},
+    }
+    confirmation = {"mode": "required", "timeout": "20s", "on_timeout": "abort"}
+    config = write_deployment(
+        tmp_path, mqtt_url=mosquitto.url, channels=channels, extra=extra, confirmation=confirmation
+    )
+    root = yaml.safe_load(config.read_text(encoding="utf-8"))["http"]["public_url"]
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as console,
+        aiohttp.ClientSession(headers={"Accept-Language": "en"}) as phone,
+        running_daemon(config) as daemon,
+    ):
+        await console_sign_in(console, root, daemon, "a.schmidt", "officer", "A. Schmidt")
+        csrf = await csrf_of(console, f"{root}{NEW}?playbook=major_fire")
+        status, _, where = await post(console, f"{root}{NEW}", fire_form(csrf))
+        assert status == 303
+        incident = where.split("/console/incidents/")[1].split("?")[0]
+        alert = await daemon.store.get_alert(incident)
+        assert alert is not None
+        assert alert.proposed_by == "A. Schmidt"  # the account's duty officer
+
+        await a_phone.wait_for_requests(1)  # the daemon asks A. Schmidt as for any trigger
+        link = a_phone.posts[0].json["confirm_url"]
+        async with phone.get(link) as answer:
+            assert "Proposed in the console by: <strong>A. Schmidt</strong>" in await answer.text()
+        async with phone.post(link, data={"action": "release"}) as answer:
+            assert answer.status == 403
+            assert "Another person must release it" in await answer.text()
+        assert public.requests == []
+
+        await b_phone.wait_for_requests(1)  # escalated to the next duty officer
+        async with phone.post(
+            b_phone.posts[0].json["confirm_url"], data={"action": "release"}
+        ) as answer:
+            assert answer.status == 200
+        await watcher.alert_in(incident, "sent")
+        assert len(public.requests) == 1
+        released = await daemon.store.get_alert(incident)
+        assert released is not None
+        assert released.confirmed_by == "B. Yilmaz"
