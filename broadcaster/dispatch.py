@@ -170,6 +170,9 @@ class Dispatcher:
         )
         if alert is None:
             return False
+        if alert.confirmation_requested_at is not None and alert.released_at is not None:
+            waited = _seconds(alert.confirmation_requested_at, alert.released_at)
+            self.metrics.officer_wait.labels(alert.mode).observe(waited)
         self.publish(alert)
         self.spawn(alert)
         # Back to the intake only once the fan-out is claimed: alerts go out in the order
@@ -291,6 +294,17 @@ class Dispatcher:
         )
         if alert is not None:
             log.info("alert_finished", alert_id=alert_id, state=state)
+            posted = [
+                d.delivered_at for d in deliveries if d.state == "delivered" and d.delivered_at
+            ]
+            if posted:
+                mode = alert.mode
+                self.metrics.first_delivery.labels(mode).observe(
+                    _seconds(alert.created_at, min(posted))
+                )
+                self.metrics.last_delivery.labels(mode).observe(
+                    _seconds(alert.created_at, max(posted))
+                )
             self.events.changed(alert_id, self.store)
 
     async def deliver(self, alert: Alert, claimed: Delivery, claimed_at: float) -> None:
@@ -441,9 +455,12 @@ class Dispatcher:
         """Wait for the channel's rate limit and circuit; CircuitOpen when the wait would
         pass the deadline (counted since `started`) or `stop` is set."""
         lane = self.lane(channel_id)
+        loop = asyncio.get_running_loop()
         if lane.limiter is not None:
+            asked = loop.time()
             await lane.limiter.acquire()
-        elapsed = asyncio.get_running_loop().time() - started
+            self.metrics.rate_limit_wait.labels(channel_id).observe(loop.time() - asked)
+        elapsed = loop.time() - started
         left = max(self.policy.deadline.total_seconds() - elapsed, 0.0)
         await lane.breaker.admit(stop, left)
 
@@ -547,6 +564,7 @@ class Dispatcher:
 
     async def note_retry(self, alert: Alert, delivery: Delivery, state: RetryCallState) -> None:
         wait = state.upcoming_sleep
+        self.metrics.retry_wait.labels(delivery.channel_id).observe(wait)
         exc = state.outcome.exception() if state.outcome else None
         # Keep the claim through the wait, so no other daemon takes over a delivery
         # that is only waiting for the provider's Retry-After.
@@ -640,6 +658,10 @@ class Dispatcher:
             self.metrics.latency.labels(delivery.channel_id).observe(
                 _seconds(alert.created_at, now)
             )
+            quota = receipt.data.get("quota")  # {"used", "total"}: Instagram's 24 h posts
+            if isinstance(quota, dict) and isinstance(quota.get("total"), int):
+                left = quota["total"] - int(quota.get("used") or 0)
+                self.metrics.quota_left.labels(delivery.channel_id).set(left)
         if error is not None:
             delivery.error = error
         detail: dict[str, object] = {"channel": delivery.channel_id, "attempts": delivery.attempts}

@@ -188,6 +188,7 @@ class Receiver:
             assert existing is not None  # create_alert said it exists
             return await self.resumed_or_duplicate(existing, entry)
         self.metrics.triggers.labels("accepted").inc()
+        self.metrics.last_trigger.labels(alert.mode).set_to_current_time()
         log.info(
             "trigger_accepted",
             alert_id=alert.id,

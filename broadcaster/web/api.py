@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -13,8 +14,8 @@ from aiohttp import web
 
 from broadcaster.audit import public_entry
 from broadcaster.intake import MAX_PAYLOAD_BYTES
-from broadcaster.metrics import Metrics
-from broadcaster.models import reason_problem
+from broadcaster.metrics import OPEN_STATES, Metrics
+from broadcaster.models import reason_problem, utcnow
 from broadcaster.receipts import add_receipt_counts
 from broadcaster.receiving import Receiver
 from broadcaster.refusals import recent_refusals
@@ -100,7 +101,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[STATE].metrics.render()
+    state = request.app[STATE]
+    await state.healthy()  # broadcaster_store_up and _mqtt_up as of this scrape
+    # The unfinished alerts, as the store has them now; when it is down,
+    # broadcaster_store_up says so and the other figures still answer.
+    with contextlib.suppress(StoreUnavailable):
+        state.metrics.count_open(await state.store.alerts_in_state(*OPEN_STATES), utcnow())
+    body = state.metrics.render()
     return web.Response(
         body=body,
         content_type="text/plain",
