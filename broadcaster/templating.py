@@ -9,7 +9,7 @@ turns a misspelt variable into an error instead of an empty gap in a public warn
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
@@ -143,6 +143,38 @@ class Approval:
     sha256: str
     approved_by: tuple[str, ...]
     approved_at: str
+    # The approved bytes as text, kept so a change can be shown as a diff. None: not
+    # recorded (approvals.yaml from before this was kept); only trusted when it hashes to
+    # sha256 (`approved_text`).
+    text: str | None = None
+    # While a changed template waits for its second approval: the version two people
+    # approved last, so the console can still show it and diff against it.
+    previous: Approval | None = None
+
+    @property
+    def approved_text(self) -> str | None:
+        """The kept text when it is exactly the approved bytes, else None."""
+        if self.text is None or not self.text_matches:
+            return None
+        return self.text
+
+    @property
+    def text_matches(self) -> bool:
+        return self.text is None or _sha256_of(self.text) == self.sha256
+
+    @property
+    def four_eyes(self) -> bool:
+        """Whether enough different people approved (the rule of Approvals.refusal)."""
+        return len(distinct_names(self.approved_by)) >= MIN_APPROVERS
+
+    @property
+    def last_full(self) -> Approval | None:
+        """The version two people approved last: this one, or the one it is replacing."""
+        return self if self.four_eyes else self.previous
+
+
+def _sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @lru_cache(maxsize=1024)  # asked for each template of each trigger
@@ -181,16 +213,26 @@ class Approvals:
         entries: dict[str, Approval] = {}
         problems: list[Problem] = []
         for key, value in data.items():
-            names = value.get("approved_by") if isinstance(value, dict) else None
-            sha = value.get("sha256") if isinstance(value, dict) else None
-            if not isinstance(sha, str) or not isinstance(names, list):
-                problems.append(Problem(shown, str(key), "needs sha256 and approved_by (a list)"))
+            entry = _entry(value, shown, str(key), problems)
+            if entry is None:
                 continue
-            entries[str(key)] = Approval(
-                sha256=sha,
-                approved_by=tuple(str(n) for n in names),
-                approved_at=str(value.get("approved_at", "")),
-            )
+            if entry.previous is not None and entry.previous.previous is not None:
+                problems.append(Problem(shown, str(key), "previous may not have a previous"))
+                continue
+            entries[str(key)] = entry
+            for approval, where in ((entry, str(key)), (entry.previous, f"{key}: previous")):
+                if approval is not None and not approval.text_matches:
+                    # Not an approval problem (the sha256 and names decide, as before):
+                    # the kept text is not shown, and the next approval writes it anew.
+                    problems.append(
+                        Problem(
+                            shown,
+                            where,
+                            "the kept text is not the approved bytes (its sha256 differs)",
+                            "approve the template again, or restore the file from version control",
+                            "warning",
+                        )
+                    )
         return cls(path, entries), problems
 
     def refusal(self, source: TemplateSource) -> str | None:
@@ -219,32 +261,119 @@ class Approvals:
         if not name:
             raise ValueError(EMPTY_APPROVER)
         entry = self.entries.get(source.key)
-        names: tuple[str, ...] = ()
+        text = _kept_text(source)
         if entry is not None and entry.sha256 == source.sha256:
-            names = entry.approved_by
-        if not any(person_key(name) == person_key(n) for n in names):
-            names = (*names, name)
-        approval = Approval(source.sha256, names, today.isoformat())
+            if any(person_key(name) == person_key(n) for n in entry.approved_by):
+                # Nobody new: names and date stay; a text not recorded yet is recorded.
+                approval = replace(entry, text=text)
+            else:
+                approval = replace(entry, approved_by=(*entry.approved_by, name), text=text)
+                approval = replace(approval, approved_at=today.isoformat())
+            if approval.four_eyes:
+                approval = replace(approval, previous=None)  # this one is the last full
+        else:
+            # A change starts afresh; the version two people approved last is kept
+            # until this one has its second approval.
+            last = entry.last_full if entry is not None else None
+            previous = replace(last, previous=None) if last is not None else None
+            approval = Approval(source.sha256, (name,), today.isoformat(), text, previous)
         self.entries[source.key] = approval
         return approval
 
     def save(self) -> None:
-        data = {
-            key: {
-                "sha256": a.sha256,
-                "approved_by": list(a.approved_by),
-                "approved_at": a.approved_at,
-            }
-            for key, a in sorted(self.entries.items())
-        }
+        data = {key: _written(a) for key, a in sorted(self.entries.items())}
         header = (
-            "# Four-eyes approvals of the templates' exact bytes (contract section 4).\n"
-            "# Written by `broadcaster approve TEMPLATE --by NAME`; do not edit by hand.\n"
+            "# Four-eyes approvals of the templates' exact bytes (contract section 4), with\n"
+            "# the approved text. Written by `broadcaster approve TEMPLATE --by NAME` and the\n"
+            "# console; do not edit by hand.\n"
         )
-        text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        text = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=88)
         tmp = self.path.with_suffix(".yaml.tmp")
         tmp.write_text(header + text, encoding="utf-8")
         tmp.replace(self.path)
+
+
+def _entry(value: object, shown: str, where: str, problems: list[Problem]) -> Approval | None:
+    """One approval as approvals.yaml holds it (text and previous are optional)."""
+    names = value.get("approved_by") if isinstance(value, dict) else None
+    sha = value.get("sha256") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(sha, str) or not isinstance(names, list):
+        problems.append(Problem(shown, where, "needs sha256 and approved_by (a list)"))
+        return None
+    text = value.get("text")
+    if text is not None and not isinstance(text, str):
+        problems.append(Problem(shown, where, "text must be a string"))
+        return None
+    previous = None
+    if value.get("previous") is not None:
+        previous = _entry(value["previous"], shown, f"{where}: previous", problems)
+        if previous is None:
+            return None
+    return Approval(
+        sha256=sha,
+        approved_by=tuple(str(n) for n in names),
+        approved_at=str(value.get("approved_at", "")),
+        text=text,
+        previous=previous,
+    )
+
+
+def _kept_text(source: TemplateSource) -> str | None:
+    """The text to keep for these bytes: None when they are not UTF-8 (never rendered)."""
+    try:
+        return source.text
+    except UnicodeDecodeError:
+        return None
+
+
+class _Text(str):
+    """A kept template text: a literal block when YAML gives back exactly these bytes."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: _Text) -> yaml.Node:
+    plain = str(value)
+    style = "|" if _literal_exact(plain) else '"'  # a double-quoted string is always exact
+    return dumper.represent_scalar("tag:yaml.org,2002:str", plain, style=style)
+
+
+_Dumper.add_representer(_Text, _represent_text)
+
+
+@lru_cache(maxsize=1024)
+def _literal_exact(text: str) -> bool:
+    # YAML folds some line breaks (\r, \x85) inside a block; the emitter falls back to
+    # quotes for what a block cannot hold, so loading it back is the test.
+    if not text or any(ch in text for ch in "\r\x85\u2028\u2029"):
+        return False
+    dumped = yaml.dump({"t": _Text(text)}, Dumper=_LiteralDumper, allow_unicode=True)
+    loaded = yaml.safe_load(dumped)
+    return isinstance(loaded, dict) and loaded.get("t") == text
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    pass
+
+
+_LiteralDumper.add_representer(
+    _Text, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", str(v), style="|")
+)
+
+
+def _written(a: Approval) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sha256": a.sha256,
+        "approved_by": list(a.approved_by),
+        "approved_at": a.approved_at,
+    }
+    if a.text is not None:
+        out["text"] = _Text(a.text)
+    if a.previous is not None:
+        out["previous"] = _written(a.previous)
+    return out
 
 
 class ApprovalsBroken(Exception):
@@ -294,8 +423,9 @@ def record_approvals(
     else ChangedMeanwhile; `first_only`: AlreadyApproved when `by` approved these bytes
     before (the console's four eyes). ApprovalsBroken, ValueError for an unknown key."""
     approvals, problems = Approvals.load(folder.root / APPROVALS_FILE)
-    if problems:
-        raise ApprovalsBroken(problems)
+    errors = [p for p in problems if p.severity == "error"]  # a wrong kept text is healed
+    if errors:
+        raise ApprovalsBroken(errors)
     keys = [folder.key_of(t) for t in given]
     recorded = []
     for key in keys:

@@ -42,9 +42,14 @@ from broadcaster.web.console.auth import account_of, csrf_token, requires
 from broadcaster.web.console.auth_pages import PAGES, html, language
 from broadcaster.web.console.context import console_auth
 from broadcaster.web.console.login import client_of
+from broadcaster.web.console.template_diff import DiffLine, diff_lines
 
 log = structlog.get_logger(__name__)
 State = Literal["approved", "awaiting", "changed", "never"]
+# What the page can say of the text two people approved last: "same" as the file,
+# "diff" shown against it, "missing" (not recorded: an older approvals.yaml, or none
+# approved by two yet), "mismatch" (the kept text is not the approved bytes: not shown).
+Kept = Literal["same", "diff", "missing", "mismatch", "none"]
 Reload = Callable[[str], Awaitable[dict[str, Any]]]
 BASE = "/console/templates"
 Place = tuple[str, str, str]  # key, variant, language
@@ -60,6 +65,9 @@ class Row:
     state: State
     approval: Approval | None
     source: TemplateSource
+    baseline: Approval | None = None  # the version two people approved last
+    kept: Kept = "none"
+    diff: tuple[DiffLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,20 @@ def state_of(source: TemplateSource, approval: Approval | None, refusal: str | N
     if approval.sha256 != source.sha256:
         return "changed"
     return "approved" if refusal is None else "awaiting"
+
+
+def compare(baseline: Approval | None, source: TemplateSource) -> tuple[Kept, tuple[DiffLine, ...]]:
+    """How the current bytes stand to the text two people approved last."""
+    if baseline is None:
+        return "none", ()
+    if baseline.sha256 == source.sha256:
+        return "same", ()
+    if not baseline.text_matches:
+        return "mismatch", ()
+    text = baseline.approved_text
+    if text is None:
+        return "missing", ()
+    return "diff", tuple(diff_lines(text, source.text))
 
 
 class TemplateScreen:
@@ -121,7 +143,9 @@ class TemplateScreen:
         source = self.deployment.templates.load(key)
         approval = approvals.entries.get(key)
         state = state_of(source, approval, approvals.refusal(source))
-        return Row(key, variant, code, state, approval, source)
+        baseline = approval.last_full if approval is not None else None
+        kept, diff = compare(baseline, source)
+        return Row(key, variant, code, state, approval, source, baseline, kept, diff)
 
     def groups(self, lang: str) -> list[Group]:
         return [

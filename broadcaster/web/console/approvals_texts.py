@@ -29,6 +29,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "earlier_by": "Frühere Fassung freigegeben von {names} am {date}",
         "nobody": "Noch keine Freigabe.",
         "current_text": "Aktueller Text",
+        "approved_text": "Freigegebener Text",
+        "changes": "Änderungen seit der Freigabe",
+        "legend": "+ hinzugefügt, − entfernt (gegenüber dem freigegebenen Text)",
+        "added": "Hinzugefügt: ",
+        "removed": "Entfernt: ",
+        "hunk": "Freigegeben: Zeilen {a} · Aktuell: Zeilen {b}",
+        "no_lines": "keine",
+        "ending_none": "[kein Zeilenumbruch am Ende]",
+        "ending_crlf": "[CR LF]",
+        "missing": (
+            "Der freigegebene Text ist nicht gespeichert (approvals.yaml einer älteren "
+            "Version). Die nächste Freigabe speichert ihn."
+        ),
+        "mismatch": (
+            "Problem: Der in approvals.yaml gespeicherte Text ist nicht die freigegebene "
+            "Fassung (anderer SHA-256) und wird nicht gezeigt."
+        ),
+        "none_full": "Noch keine Fassung wurde von zwei Personen freigegeben.",
         "file": "Datei",
         "language": "Sprache",
         "variant": "Variante",
@@ -96,6 +114,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "earlier_by": "An earlier version approved by {names} on {date}",
         "nobody": "No approval yet.",
         "current_text": "Current text",
+        "approved_text": "Approved text",
+        "changes": "Changes since approval",
+        "legend": "+ added, − removed (compared with the approved text)",
+        "added": "Added: ",
+        "removed": "Removed: ",
+        "hunk": "Approved: lines {a} · Current: lines {b}",
+        "no_lines": "none",
+        "ending_none": "[no line break at the end]",
+        "ending_crlf": "[CR LF]",
+        "missing": (
+            "The approved text was not recorded (approvals.yaml of an older version). The "
+            "next approval records it."
+        ),
+        "mismatch": (
+            "Problem: the text kept in approvals.yaml is not the approved version (its "
+            "SHA-256 differs), so it is not shown."
+        ),
+        "none_full": "No version has been approved by two people yet.",
         "file": "File",
         "language": "Language",
         "variant": "Variant",
