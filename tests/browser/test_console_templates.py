@@ -73,7 +73,11 @@ async def test_two_officers_approve_a_changed_template_in_the_console(
 
         await row.get_by_role("link").click()
         await expect(first.get_by_test_id("text")).to_contain_text("NEU: ")
-        await expect(first.get_by_test_id("not-stored")).to_contain_text("SHA-256")
+        diff = first.get_by_test_id("diff")
+        await expect(diff.locator('[data-kind="added"]')).to_have_count(1)
+        await expect(diff.locator('[data-kind="added"]')).to_contain_text("NEU: ")
+        await expect(diff.locator('[data-kind="removed"]')).to_have_count(1)
+        await first.screenshot(path=shot("template-diff-phone"), full_page=True)
         await first.get_by_role("button", name="Diese Fassung freigeben (als k.becker)").click()
         await expect(first.get_by_test_id("notice")).to_contain_text(
             "Ihre Freigabe ist gespeichert"

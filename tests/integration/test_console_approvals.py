@@ -145,7 +145,14 @@ async def test_two_officers_approve_in_the_console_and_a_live_alert_may_then_use
             assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;NEU: " in shown
             assert "<script" not in shown
             assert "Only duty officers" in shown
-            assert "no diff can be shown here" in shown
+            # The diff from the approved text: the changed line removed and added, escaped.
+            assert 'data-testid="diff"' in shown
+            added = re.findall(r'<li class="added" data-kind="added">(.*?)</li>', shown)
+            removed = re.findall(r'<li class="removed" data-kind="removed">(.*?)</li>', shown)
+            assert len(added) == 1
+            assert len(removed) == 1
+            assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;NEU: " in added[0]
+            assert 'data-testid="approved-text"' in shown
             sha = hidden(await becker.page(), "sha256")
             status, page = await viewer.approve(csrf=hidden(shown, "csrf"), sha256=sha)
             assert status == 403
