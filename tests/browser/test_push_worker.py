@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -87,27 +86,57 @@ async def opened(phone: BrowserContext, base: str) -> tuple[Page, list[str]]:
     )
     await phone.grant_permissions(["notifications"], origin=base)
     await page.goto(f"{base}/warnings")
-    await page.wait_for_function(
-        "navigator.serviceWorker.getRegistration('/warnings').then(r => !!(r && r.active))"
+    # What the worker tells open pages after showing a push (warnings.js listens too).
+    await page.evaluate(
+        """() => {
+            window.__pushed = [];
+            navigator.serviceWorker.addEventListener('message', e => window.__pushed.push(e.data));
+            navigator.serviceWorker.startMessages();
+        }"""
     )
+    # The worker has claimed the page: activated, not only registered.
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     return page, problems
 
 
-async def deliver(page: Page, data: dict[str, Any]) -> None:
-    """A push to the page's service worker, as from a push service (DevTools protocol)."""
-    cdp = await page.context.new_cdp_session(page)
-    found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+async def deliver(page: Page, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A push to the page's service worker, as from a push service (DevTools protocol),
+    and the notifications shown once the worker says it has shown this one.
 
-    def updated(event: dict[str, Any]) -> None:
+    Chromium drops a push sent before DevTools reports the version activated (the page
+    may see `registration.active` earlier), so the push waits for that. The notifications
+    are read only after the worker's message: a look-up while Chromium is still displaying
+    one can lose it from the list."""
+    cdp = await page.context.new_cdp_session(page)
+    loop = asyncio.get_running_loop()
+    found: asyncio.Future[dict[str, Any]] = loop.create_future()
+    activated: set[str] = set()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def check() -> None:
+        if found.done() and found.result()["registrationId"] in activated and not ready.done():
+            ready.set_result(None)
+
+    def registrations(event: dict[str, Any]) -> None:
         for registration in event["registrations"]:
             live = registration["scopeURL"].endswith("/warnings") and not registration["isDeleted"]
             if live and not found.done():
                 found.set_result(registration)
+        check()
 
-    cdp.on("ServiceWorker.workerRegistrationUpdated", updated)
-    await cdp.send("ServiceWorker.enable")  # reports the registrations there are
+    def versions(event: dict[str, Any]) -> None:
+        for version in event["versions"]:
+            if version["status"] == "activated":
+                activated.add(version["registrationId"])
+        check()
+
+    cdp.on("ServiceWorker.workerRegistrationUpdated", registrations)
+    cdp.on("ServiceWorker.workerVersionUpdated", versions)
+    await cdp.send("ServiceWorker.enable")  # reports the registrations and versions there are
     async with asyncio.timeout(20):  # a safety net, not synchronisation
-        registration = await found
+        await ready
+    registration = found.result()
+    before = await page.evaluate("() => window.__pushed.length")
     await cdp.send(
         "ServiceWorker.deliverPushMessage",
         {
@@ -116,24 +145,13 @@ async def deliver(page: Page, data: dict[str, Any]) -> None:
             "data": json.dumps(data),
         },
     )
-
-
-async def notifications(page: Page, count: int) -> list[dict[str, Any]]:
-    """The notifications shown, once there are `count` of them. wait_for_function takes a
-    returned promise itself as truthy, so each poll starts a look-up and answers with the
-    last one of this call (its token) that found `count`."""
-    script = """({count, token}) => {
-        navigator.serviceWorker.getRegistration('/warnings')
+    await page.wait_for_function("n => window.__pushed.length > n", arg=before)
+    shown: list[dict[str, Any]] = await page.evaluate(
+        """() => navigator.serviceWorker.getRegistration('/warnings')
             .then(r => r.getNotifications())
-            .then(list => {
-                if (list.length === count) window.__shown = {token, list: list.map(n => ({
-                    title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url}))};
-            });
-        const seen = window.__shown;
-        return seen && seen.token === token ? seen.list : null;
-    }"""
-    handle = await page.wait_for_function(script, arg={"count": count, "token": uuid.uuid4().hex})
-    shown: list[dict[str, Any]] = await handle.json_value()
+            .then(list => list.map(n => ({
+                title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url})))"""
+    )
     return shown
 
 
@@ -164,20 +182,20 @@ async def test_a_push_shows_a_notification_and_its_retraction_replaces_it(
         "kind": "alert",
         "url": f"{site}/warnings",
     }
-    await deliver(page, warning)
-    [shown] = await notifications(page, 1)
+    [shown] = await deliver(page, warning)
     assert shown == {
         "title": "Großbrand in Flingern-Nord",
         "body": "Fenster und Türen schließen.",
         "tag": tag,
         "url": f"{site}/warnings",
     }
-    await deliver(page, {**warning, "title": "Entwarnung", "kind": "retraction"})
-    [replaced] = await notifications(page, 1)  # one, not two: the same tag
+    retraction = {**warning, "title": "Entwarnung", "kind": "retraction"}
+    [replaced] = await deliver(page, retraction)  # one, not two: the same tag
     assert replaced["title"] == "Entwarnung"
     other = {**warning, "tag": topic("E-2026-4712", "live"), "url": "https://evil.example/"}
-    await deliver(page, other)
-    shown_now = await notifications(page, 2)
+    shown_now = await deliver(page, other)
+    assert len(shown_now) == 2
     # A URL elsewhere is never opened from a notification: the warning page instead.
     assert {n["url"] for n in shown_now} == {f"{site}/warnings"}
+    assert await page.evaluate("() => window.__pushed.map(m => m.tag)") == [tag, tag, other["tag"]]
     assert problems == []

@@ -40,8 +40,19 @@ self.addEventListener("push", (event) => {
     lang: data.language || "",
     data: { url: samePageUrl(data.url || PAGE) },
   };
-  event.waitUntil(self.registration.showNotification(data.title || "Warnung", options));
+  event.waitUntil(
+    self.registration.showNotification(data.title || "Warnung", options).then(() => tellPages(options.tag)),
+  );
 });
+
+function tellPages(tag) {
+  // An open warning page looks for the new warning at once, not at its next poll.
+  return self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((windows) => {
+    for (const client of windows) {
+      client.postMessage({ type: "pushed", tag: tag });
+    }
+  });
+}
 
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();

@@ -76,5 +76,11 @@
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) check();
   });
+  // A push just arrived (sw.js says so): the warning is there now, not at the next poll.
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", (event) => {
+      if (event.data && event.data.type === "pushed" && poll) check();
+    });
+  }
   if (poll) schedule();
 })();
