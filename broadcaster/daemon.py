@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from broadcaster.cap import default_sender
+from broadcaster.channel_test import ChannelTest
 from broadcaster.channels.registry import ChannelPool
 from broadcaster.deployment import Deployment
 from broadcaster.inbox import Inbox
@@ -37,6 +38,7 @@ from broadcaster.web.confirm import ConfirmState, add_confirm_routes
 from broadcaster.web.console.approvals import add_template_routes
 from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board_routes import add_board_routes
+from broadcaster.web.console.channels import add_channel_routes
 from broadcaster.web.console.drills import add_drill_routes
 from broadcaster.web.console.incident import add_incident_routes
 from broadcaster.web.console.new_alert import add_new_alert_routes
@@ -178,6 +180,8 @@ class Daemon:
         add_incident_routes(app, self.deployment, self.desk)
         add_new_alert_routes(app, self.deployment)
         add_drill_routes(app, self.deployment)
+        tester = ChannelTest(self.deployment, self.dispatcher, self.store, dry_run=self.dry_run)
+        add_channel_routes(app, self.deployment, tester)
         # No access log: confirm URLs carry a secret token.
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

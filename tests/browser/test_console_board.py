@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 
 import yaml
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from broadcaster.accounts import add_account
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import DESKTOP, NARROW, PHONE
+from tests.browser.console import PASSWORD, VIEWER, check_layout, signed_in
 from tests.browser.images import images
-
-# `desktop`: a 1280×800 context in English, the fixture of the warning page's tests.
-from tests.browser.test_warning_page import CONTRAST, desktop  # noqa: F401
 from tests.integration.harness import (
     Watcher,
     publish,
@@ -27,33 +25,11 @@ from tests.integration.harness import (
     write_deployment,
 )
 
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-TEXT = "h1, h2, h3, h4, p, dt, dd, a, span, strong, time"
-VIEWER = "leitstelle"
-PASSWORD = "correct horse battery"
-NARROW: ViewportSize = {"width": 320, "height": 640}
 LIVE = 15_000  # ms a live update may take here at most (the bench measures the real time)
 
 
 def shot(name: str) -> str:
     return str(images("console") / f"board-{name}.png")
-
-
-async def signed_in(
-    context: BrowserContext, url: str, violations: list[str], name: str = VIEWER
-) -> Page:
-    """`url` (a console page), signed in as `name` through the sign-in page it sends a
-    stranger to; errors on the browser's console go to `violations`."""
-    page = await context.new_page()
-    page.on("console", lambda m: violations.append(m.text) if m.type == "error" else None)
-    await page.goto(url)
-    await expect(page).to_have_url(re.compile(r"/console/login\?next="))
-    await page.locator("#name").fill(name)
-    await page.locator("#password").fill(PASSWORD)
-    await page.locator("button[type=submit]").click()
-    await expect(page).to_have_url(url)
-    await expect(page.get_by_test_id("account")).to_have_text(name)
-    return page
 
 
 async def open_board(context: BrowserContext, url: str, violations: list[str]) -> Page:
@@ -69,23 +45,13 @@ async def kept(page: Page) -> None:
     assert await page.evaluate("window.__kept") == "no reload"
 
 
-async def check_layout(page: Page, width: int) -> None:
-    assert await page.evaluate("document.documentElement.scrollWidth") <= width
-    assert await page.locator("html").get_attribute("lang") in ("de", "en")
-    await expect(page.locator("h1")).to_have_count(1)
-    ratios = await page.evaluate(CONTRAST, TEXT)
-    assert len(ratios) > 10
-    low = [(what, round(ratio, 2)) for what, ratio in ratios if ratio < 4.5]
-    assert low == []
-
-
 async def test_the_board_shows_a_fan_out_live_on_a_phone_and_a_desktop(
     tmp_path,
     mosquitto,
     watcher: Watcher,
     hooks,
     phone,
-    desktop,  # noqa: F811
+    desktop,
     browser: Browser,
 ):
     held, other, _ = hooks

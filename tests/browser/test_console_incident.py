@@ -9,18 +9,9 @@ import yaml
 from playwright.async_api import expect
 
 from broadcaster.accounts import add_account
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.console import PASSWORD, VIEWER, check_layout, signed_in
 from tests.browser.images import images
-from tests.browser.test_console_board import (
-    DESKTOP,
-    PASSWORD,
-    VIEWER,
-    check_layout,
-    signed_in,
-)
-
-# `desktop`: a 1280×800 context in English, the fixture of the warning page's tests.
-from tests.browser.test_warning_page import desktop  # noqa: F401
 from tests.integration.harness import (
     Watcher,
     publish,
@@ -44,7 +35,7 @@ async def test_an_officer_retracts_from_the_incident_screen(
     watcher: Watcher,
     hooks,
     phone,
-    desktop,  # noqa: F811
+    desktop,
 ):
     hook = hooks[0]
     config = write_deployment(

@@ -13,12 +13,9 @@ import yaml
 from playwright.async_api import expect
 
 from broadcaster.accounts import add_account
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.console import PASSWORD, check_layout, signed_in
 from tests.browser.images import images
-from tests.browser.test_console_board import DESKTOP, PASSWORD, check_layout, signed_in
-
-# `desktop`: a 1280×800 context in English, the fixture of the warning page's tests.
-from tests.browser.test_warning_page import desktop  # noqa: F401
 from tests.integration.harness import Watcher, running_daemon, webhook, write_deployment
 
 A, B, EDITOR = "a.meier", "b.kaya", "c.presse"
@@ -34,7 +31,7 @@ async def test_a_proposes_on_a_phone_b_releases_on_a_desktop(
     watcher: Watcher,
     hooks,
     phone,
-    desktop,  # noqa: F811
+    desktop,
 ):
     hook = hooks[0]
     config = write_deployment(
@@ -96,7 +93,7 @@ async def test_an_editor_starts_a_drill_and_its_report_opens_at_the_end(
     watcher: Watcher,
     hooks,
     phone,
-    desktop,  # noqa: F811
+    desktop,
 ):
     hook = hooks[0]
     config = write_deployment(

@@ -8,10 +8,7 @@ import yaml
 from playwright.async_api import Dialog, Page, expect
 
 from broadcaster.accounts import add_account
-from tests.browser.test_console_board import PASSWORD, signed_in
-
-# `desktop`: a 1280×800 context in English, the fixture of the warning page's tests.
-from tests.browser.test_warning_page import desktop  # noqa: F401
+from tests.browser.console import PASSWORD, signed_in
 from tests.integration.harness import (
     FIRE,
     Watcher,
@@ -36,7 +33,7 @@ async def test_markup_in_params_is_shown_as_text_on_every_console_screen(
     mosquitto,
     watcher: Watcher,
     hooks,
-    desktop,  # noqa: F811
+    desktop,
 ):
     config = write_deployment(
         tmp_path, mqtt_url=mosquitto.url, channels={"website": webhook(hooks[0].url)}

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import CONTRAST, DESKTOP, NARROW, PHONE
 from tests.browser.images import IMAGES
 from tests.fakes.webhook import FakeWebhook
 from tests.integration.harness import (
@@ -33,33 +33,9 @@ from tests.integration.harness import (
 )
 
 TITLE = "Warnung: Rauchentwicklung nach Großbrand in Flingern-Nord"
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-NARROW: ViewportSize = {"width": 320, "height": 640}  # 640 px at 200 % zoom (WCAG reflow)
 A = "{http://www.w3.org/2005/Atom}"
 UPDATE = {"location": "Ackerstraße 12", "district": "Flingern-Nord", "smoke_direction": "Osten"}
 
-# The ratio of each visible text element against the first opaque background behind it
-# (WCAG 2.1 relative luminance), computed in the page from the applied CSS.
-CONTRAST = """(selector) => {
-  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
-  const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-  const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
-  const behind = (el) => {
-    for (let e = el; e; e = e.parentElement) {
-      const c = rgb(getComputedStyle(e).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
-    }
-    return [255, 255, 255];
-  };
-  const out = [];
-  for (const el of document.querySelectorAll(selector)) {
-    if (!el.getClientRects().length || !el.textContent.trim()) continue;
-    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3));
-    const b = lum(behind(el));
-    out.push([el.tagName + "." + el.className, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
-  }
-  return out;
-}"""
 TEXT = "h1, h2, h3, h4, p, dt, dd, a, span, strong, del, time, .long"
 # Everything but the skip link sits in a landmark (header, main, footer).
 OUTSIDE_LANDMARKS = """() => [...document.body.children]
@@ -87,15 +63,6 @@ def deploy(tmp_path: Path, hooks: list[FakeWebhook], mosquitto: Any, **options: 
             "confirm": {"undo_window": "0s"},
         },
     )
-
-
-@pytest.fixture
-async def desktop(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context(
-        viewport=DESKTOP, locale="en-GB", extra_http_headers={"Accept-Language": "en-GB,en"}
-    )
-    yield context
-    await context.close()
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ BOARD_TEXTS: dict[str, dict[str, str]] = {
         "nav_new": "Neue Warnung",
         "nav_drills": "Übungen",
         "nav_templates": "Vorlagen",
+        "nav_channels": "Kanäle",
     },
     "en": {
         "title": "Board",
@@ -88,6 +89,7 @@ BOARD_TEXTS: dict[str, dict[str, str]] = {
         "nav_new": "New alert",
         "nav_drills": "Drills",
         "nav_templates": "Templates",
+        "nav_channels": "Channels",
     },
 }
 
