@@ -35,6 +35,7 @@ from broadcaster.takeover import Takeover
 from broadcaster.web.api import STATE, WebState, make_app
 from broadcaster.web.cap import add_cap_routes
 from broadcaster.web.confirm import ConfirmState, add_confirm_routes
+from broadcaster.web.console.adhoc_form import add_adhoc_routes
 from broadcaster.web.console.approvals import add_template_routes
 from broadcaster.web.console.auth import add_console_auth
 from broadcaster.web.console.board_routes import add_board_routes
@@ -180,6 +181,7 @@ class Daemon:
         add_incident_routes(app, self.deployment, self.desk)
         add_new_alert_routes(app, self.deployment)
         add_drill_routes(app, self.deployment)
+        add_adhoc_routes(app, self.deployment)
         tester = ChannelTest(self.deployment, self.dispatcher, self.store, dry_run=self.dry_run)
         add_channel_routes(app, self.deployment, tester)
         # No access log: confirm URLs carry a secret token.

@@ -358,7 +358,7 @@ class InboxEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    kind: Literal["trigger", "retract"]
+    kind: Literal["trigger", "retract", "update"]
     source: str  # mqtt | http | cli | console
     payload: bytes
     received_at: datetime
@@ -372,7 +372,7 @@ class InboxEntry(BaseModel):
     @classmethod
     def new(
         cls,
-        kind: Literal["trigger", "retract"],
+        kind: Literal["trigger", "retract", "update"],
         source: str,
         payload: bytes,
         *,

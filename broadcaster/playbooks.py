@@ -55,6 +55,10 @@ RESERVED_NAMES = frozenset(
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
+# An ad-hoc update's stage (adhoc.py): a free text of the console, no playbook stage.
+ADHOC_STAGE = "_update"
+ADHOC_LABEL = {"de": "Ad-hoc-Meldung", "en": "Ad-hoc update"}
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -173,6 +177,8 @@ class Playbook(_Model):
 
     def stage_label(self, stage: str, language: str) -> str:
         spec = self.stages.get(stage)
+        if spec is None and stage == ADHOC_STAGE:
+            return ADHOC_LABEL.get(language) or ADHOC_LABEL["en"]
         return self._label(spec.label if spec else None, stage, language)
 
     def _label(self, label: dict[str, str] | None, name: str, language: str) -> str:

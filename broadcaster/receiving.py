@@ -15,7 +15,14 @@ from typing import Any, Literal
 
 import structlog
 from jinja2 import TemplateError
+from pydantic import ValidationError
 
+from broadcaster.adhoc import (
+    AdhocUpdate,
+    latest_alert,
+    rendered_update,
+    text_problems,
+)
 from broadcaster.confirm import ConfirmationGate
 from broadcaster.deployment import Deployment
 from broadcaster.dispatch import Dispatcher
@@ -29,6 +36,7 @@ from broadcaster.intake import (
 )
 from broadcaster.messages import (
     AlertContext,
+    RenderedAlert,
     TemplateNotApproved,
     cannot_render,
     channel_messages,
@@ -36,6 +44,7 @@ from broadcaster.messages import (
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
 from broadcaster.officers import OfficerNotices
+from broadcaster.playbooks import ADHOC_STAGE, Playbook
 from broadcaster.refusals import RefusalSampler
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
@@ -83,10 +92,19 @@ class Receiver:
         self, raw: bytes, source: str, *, owner: str, proposed_by: str | None = None
     ) -> Outcome:
         """`proposed_by`: a proposal from the console, which a second person releases."""
+        return await self.take_in("trigger", raw, source, owner, proposed_by)
+
+    async def take_in(
+        self,
+        kind: Literal["trigger", "update"],
+        raw: bytes,
+        source: str,
+        owner: str,
+        proposed_by: str | None,
+    ) -> Outcome:
+        """Into the inbox first (a crash on the way is taken over), then handled."""
         lease = self.deployment.settings.delivery.lease
-        entry = InboxEntry.new(
-            "trigger", source, raw, owner=owner, lease=lease, proposed_by=proposed_by
-        )
+        entry = InboxEntry.new(kind, source, raw, owner=owner, lease=lease, proposed_by=proposed_by)
         await self.store.inbox_add(entry)
         return await self.handle(entry)
 
@@ -95,6 +113,8 @@ class Receiver:
         try:
             if entry.kind == "retract":
                 outcome = await self.retract(entry)
+            elif entry.kind == "update":
+                outcome = await self.accept_update(entry)
             else:
                 outcome = await self.accept(entry)
         except Refusal as refusal:
@@ -154,14 +174,70 @@ class Receiver:
             issued_at=trigger.issued_at,
             created_at=entry.received_at,
             params=trigger.params,
-            texts={
-                lang: Texts(title=t.title, short=t.short, long=t.long, instruction=t.instruction)
-                for lang, t in rendered.texts.items()
-            },
+            texts=alert_texts(rendered),
             unapproved=sorted(rendered.unapproved),
             inbox_id=entry.id,
             proposed_by=entry.proposed_by,
         )
+        return await self.create(alert, playbook, rendered, entry)
+
+    async def receive_update(
+        self, update: AdhocUpdate, source: str, *, owner: str, proposed_by: str
+    ) -> Outcome:
+        """An ad-hoc update from the console (adhoc.py): always a proposal."""
+        raw = update.model_dump_json().encode()
+        return await self.take_in("update", raw, source, owner, proposed_by)
+
+    async def accept_update(self, entry: InboxEntry) -> Outcome:
+        try:
+            update = AdhocUpdate.model_validate_json(entry.payload)
+        except ValidationError as exc:
+            raise Refusal("invalid_trigger", f"not an ad-hoc update: {exc}", None) from None
+        existing = await self.store.get_alert(update.id)
+        if existing is not None:
+            return await self.resumed_or_duplicate(existing, entry)
+        if entry.proposed_by is None:  # the console always names its proposer
+            raise Refusal("invalid_trigger", "an ad-hoc update needs its proposer", update.id)
+        base = latest_alert(await self.store.incident_alerts(update.incident))
+        if base is None:
+            raise Refusal("invalid_trigger", f"no incident {update.incident}", update.id)
+        playbook = self.deployment.playbooks.get(base.scenario)
+        if playbook is None:
+            why = f"the playbook {base.scenario} is not loaded"
+            raise Refusal("unknown_scenario", why, update.id)
+        channels = self.deployment.channels
+        problems = text_problems(update, playbook, channels)
+        if problems:
+            detail = "; ".join(f"{field}: {why}" for field, why in problems.items())
+            raise Refusal("invalid_params", detail, update.id)
+        rendered = rendered_update(update, playbook, channels, base.mode, self.renderer.prefix)
+        too_long = [
+            f"{m.channel_id}: {m.measurement}"
+            for m in channel_messages(playbook, channels, rendered)
+            if not m.measurement.fits
+        ]
+        if too_long:
+            raise Refusal("invalid_params", "too long for " + "; ".join(too_long), update.id)
+        alert = Alert(
+            id=update.id,
+            incident=base.incident,
+            scenario=base.scenario,
+            stage=ADHOC_STAGE,
+            mode=base.mode,
+            msg_type="Update",
+            issued_at=entry.received_at,
+            created_at=entry.received_at,
+            params=base.params,
+            texts=alert_texts(rendered),
+            inbox_id=entry.id,
+            proposed_by=entry.proposed_by,
+        )
+        return await self.create(alert, playbook, rendered, entry)
+
+    async def create(
+        self, alert: Alert, playbook: Playbook, rendered: RenderedAlert, entry: InboxEntry
+    ) -> Outcome:
+        """Store a new alert with one delivery per channel, then gate or release it."""
         messages = channel_messages(playbook, self.deployment.channels, rendered)
         deliveries = [
             Delivery(
@@ -184,7 +260,7 @@ class Receiver:
                     length=str(m.measurement),
                 )
         if not await self.store.create_alert(alert, deliveries, audit=[received(alert, entry)]):
-            existing = await self.store.get_alert(trigger.id)
+            existing = await self.store.get_alert(alert.id)
             assert existing is not None  # create_alert said it exists
             return await self.resumed_or_duplicate(existing, entry)
         self.metrics.triggers.labels("accepted").inc()
@@ -193,7 +269,7 @@ class Receiver:
             "trigger_accepted",
             alert_id=alert.id,
             scenario=alert.scenario,
-            stage=stage,
+            stage=alert.stage,
             mode=alert.mode,
             source=entry.source,
         )
@@ -279,6 +355,13 @@ class Receiver:
         if self.officers is not None:
             self.officers.refused(public, context, key=entry.id)
         return Outcome("refused", refusal=public)
+
+
+def alert_texts(rendered: RenderedAlert) -> dict[str, Texts]:
+    return {
+        lang: Texts(title=t.title, short=t.short, long=t.long, instruction=t.instruction)
+        for lang, t in rendered.texts.items()
+    }
 
 
 def received(alert: Alert, entry: InboxEntry) -> AuditEntry:

@@ -215,3 +215,21 @@ async def console_sign_in(
     form = {"csrf": token.group(1), "name": name, "password": CONSOLE_PASSWORD, "next": ""}
     async with http.post(f"{root}/console/login", data=form, allow_redirects=False) as answer:
         assert answer.status == 303
+
+
+async def console_page(http: aiohttp.ClientSession, url: str) -> tuple[str, str]:
+    """A console page (200) and the CSRF token of its forms."""
+    async with http.get(url) as answer:
+        assert answer.status == 200, await answer.text()
+        html = await answer.text()
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return html, found.group(1)
+
+
+async def console_post(
+    http: aiohttp.ClientSession, url: str, form: dict[str, Any]
+) -> tuple[int, str, str]:
+    """A console form's POST: its status, its page and where it redirects to."""
+    async with http.post(url, data=form, allow_redirects=False) as answer:
+        return answer.status, await answer.text(), answer.headers.get("Location", "")

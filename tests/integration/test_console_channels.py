@@ -6,12 +6,11 @@ a viewer, an editor and a dry-run daemon get none."""
 
 from __future__ import annotations
 
-import re
-
 import aiohttp
 import yaml
 
 from tests.integration.harness import (
+    console_page,
     console_sign_in,
     publish,
     running_daemon,
@@ -20,7 +19,6 @@ from tests.integration.harness import (
     write_deployment,
 )
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PAGE = "/console/channels"
 
 
@@ -37,15 +35,6 @@ def deployment(tmp_path, mosquitto, hooks):
         delivery={"max_attempts": 2},
         extra={"confirm": {"undo_window": "0s"}},
     )
-
-
-async def page_of(http: aiohttp.ClientSession, url: str) -> tuple[str, str]:
-    async with http.get(url) as answer:
-        assert answer.status == 200, await answer.text()
-        html = await answer.text()
-    found = CSRF.search(html)
-    assert found is not None
-    return html, found.group(1)
 
 
 def card(html: str, channel_id: str) -> str:
@@ -71,7 +60,7 @@ async def test_health_and_a_test_message_to_the_test_account_only(
         await console_sign_in(editor, root, daemon, "c.presse", "editor")
         await console_sign_in(viewer, root, daemon, "leitstelle", "viewer")
 
-        html, _ = await page_of(viewer, f"{root}{PAGE}?lang=en")
+        html, _ = await console_page(viewer, f"{root}{PAGE}?lang=en")
         assert 'data-testid="success-web">none yet' in html
         assert 'data-testid="failures-web">0<' in html
 
@@ -82,7 +71,7 @@ async def test_health_and_a_test_message_to_the_test_account_only(
         await watcher.alert_in("FW-CH-1", "partially_failed")
         assert len(web_hook.posts) == 1
 
-        html, _ = await page_of(viewer, f"{root}{PAGE}?lang=en")
+        html, _ = await console_page(viewer, f"{root}{PAGE}?lang=en")
         web, site = card(html, "web"), card(html, "site")
         assert 'data-testid="failures-web" class="problem">1<' in web  # the 503, retried
         assert "503" in web
@@ -97,13 +86,13 @@ async def test_health_and_a_test_message_to_the_test_account_only(
         # Only a channel set up for drills offers the test, and only to an admin.
         assert 'data-testid="send-test-web"' not in html  # the viewer sees no button
         assert "Test messages are sent by an admin." in web
-        html, token = await page_of(admin, f"{root}{PAGE}?lang=en")
+        html, token = await console_page(admin, f"{root}{PAGE}?lang=en")
         assert 'data-testid="send-test-web"' in html
         assert 'data-testid="send-test-site"' not in html
 
         # The viewer and the editor may not send one, not even by a direct POST.
         for who in (viewer, editor):
-            _, theirs = await page_of(who, f"{root}{PAGE}?lang=en")
+            _, theirs = await console_page(who, f"{root}{PAGE}?lang=en")
             async with who.post(f"{root}{PAGE}/web/test", data={"csrf": theirs}) as answer:
                 assert answer.status == 403
         # Without the session's CSRF token, the admin's POST does nothing either.
@@ -153,7 +142,7 @@ async def test_a_dry_run_daemon_sends_no_test_message(tmp_path, mosquitto, hooks
         running_daemon(config, dry_run=True) as daemon,
     ):
         await console_sign_in(admin, root, daemon, "d.admin", "admin")
-        html, token = await page_of(admin, f"{root}{PAGE}?lang=en")
+        html, token = await console_page(admin, f"{root}{PAGE}?lang=en")
         assert 'data-testid="send-test-web"' not in html
         async with admin.post(f"{root}{PAGE}/web/test?lang=en", data={"csrf": token}) as answer:
             assert answer.status == 409

@@ -13,6 +13,8 @@ import yaml
 
 from tests.integration.harness import (
     FIRE,
+    console_page,
+    console_post,
     console_sign_in,
     publish,
     running_daemon,
@@ -27,23 +29,10 @@ NEW = "/console/alerts/new"
 NO_UNDO = {"confirm": {"undo_window": "0s"}}
 
 
-async def csrf_of(http: aiohttp.ClientSession, url: str) -> str:
-    async with http.get(url) as answer:
-        assert answer.status == 200, await answer.text()
-        found = CSRF.search(await answer.text())
-    assert found is not None
-    return found.group(1)
-
-
 def fire_form(csrf: str, **changes: str) -> dict[str, str]:
     form = {"csrf": csrf, "playbook": "major_fire", "stage": "warning", "mode": "live"}
     form |= {f"param.{k}": v for k, v in FIRE.items()}
     return form | changes
-
-
-async def post(http: aiohttp.ClientSession, url: str, form: dict[str, Any]) -> tuple[int, str, str]:
-    async with http.post(url, data=form, allow_redirects=False) as answer:
-        return answer.status, await answer.text(), answer.headers.get("Location", "")
 
 
 def config_for(tmp_path, mosquitto, hooks, **changes: Any):
@@ -85,7 +74,7 @@ async def test_a_live_alert_proposed_by_one_officer_is_released_by_another_only(
         csrf = CSRF.search(form_page)
         assert csrf is not None
 
-        status, fragment, _ = await post(
+        status, fragment, _ = await console_post(
             a, f"{root}{NEW}/preview?lang=en", fire_form(csrf.group(1))
         )
         assert status == 200
@@ -94,7 +83,7 @@ async def test_a_live_alert_proposed_by_one_officer_is_released_by_another_only(
         assert "Ackerstraße 12" in fragment
         assert re.search(r'data-testid="length-web">Length: \d+', fragment)
 
-        status, _, where = await post(a, f"{root}{NEW}?lang=en", fire_form(csrf.group(1)))
+        status, _, where = await console_post(a, f"{root}{NEW}?lang=en", fire_form(csrf.group(1)))
         assert status == 303
         incident = where.split("/console/incidents/")[1].split("?")[0]
         assert incident.startswith("CONSOLE-")
@@ -113,22 +102,26 @@ async def test_a_live_alert_proposed_by_one_officer_is_released_by_another_only(
         assert f'data-testid="own-{incident}"' in mine
         assert f'data-testid="release-{incident}"' not in mine
         decide = f"{page}/alerts/{incident}/decide?lang=en"
-        status, text, _ = await post(a, decide, {"csrf": csrf.group(1), "action": "release"})
+        status, text, _ = await console_post(
+            a, decide, {"csrf": csrf.group(1), "action": "release"}
+        )
         assert status == 409
         assert "Another person must release it" in text
-        editor_csrf = await csrf_of(editor, f"{page}?lang=en")
-        status, _, _ = await post(editor, decide, {"csrf": editor_csrf, "action": "release"})
+        editor_csrf = (await console_page(editor, f"{page}?lang=en"))[1]
+        status, _, _ = await console_post(
+            editor, decide, {"csrf": editor_csrf, "action": "release"}
+        )
         assert status == 403  # an editor proposes, never releases
         waiting = await daemon.store.get_alert(incident)
         assert waiting is not None
         assert waiting.state == "awaiting_confirmation"
         assert hook.requests == []
 
-        b_csrf = await csrf_of(b, f"{page}?lang=en")
+        b_csrf = (await console_page(b, f"{page}?lang=en"))[1]
         async with b.get(f"{page}?lang=en") as answer:
             theirs = await answer.text()
         assert f'data-testid="release-{incident}"' in theirs
-        status, text, _ = await post(b, decide, {"csrf": b_csrf, "action": "release"})
+        status, text, _ = await console_post(b, decide, {"csrf": b_csrf, "action": "release"})
         assert status == 200, text
         await watcher.alert_in(incident, "sent")
         assert len(hook.requests) == 1
@@ -137,7 +130,7 @@ async def test_a_live_alert_proposed_by_one_officer_is_released_by_another_only(
         released = await daemon.store.get_alert(incident)
         assert released is not None
         assert released.confirmed_by == "b.kaya"
-        status, _, _ = await post(b, decide, {"csrf": b_csrf, "action": "release"})
+        status, _, _ = await console_post(b, decide, {"csrf": b_csrf, "action": "release"})
         assert status == 409  # decided already
         assert len(hook.requests) == 1
 
@@ -152,8 +145,8 @@ async def test_a_proposal_is_never_sent_by_a_timeout(tmp_path, mosquitto, watche
         running_daemon(config) as daemon,
     ):
         await console_sign_in(a, root, daemon, "a.meier", "editor")
-        csrf = await csrf_of(a, f"{root}{NEW}?playbook=major_fire")
-        status, _, where = await post(a, f"{root}{NEW}", fire_form(csrf))
+        csrf = (await console_page(a, f"{root}{NEW}?playbook=major_fire"))[1]
+        status, _, where = await console_post(a, f"{root}{NEW}", fire_form(csrf))
         assert status == 303
         incident = where.split("/console/incidents/")[1].split("?")[0]
         await watcher.alert_in(incident, "expired")
@@ -172,9 +165,9 @@ async def test_bad_params_and_a_viewer_create_nothing_and_params_are_shown_as_te
     ):
         await console_sign_in(editor, root, daemon, "c.presse", "editor")
         await console_sign_in(viewer, root, daemon, "leitstelle", "viewer")
-        csrf = await csrf_of(editor, f"{root}{NEW}?playbook=major_fire&lang=en")
+        csrf = (await console_page(editor, f"{root}{NEW}?playbook=major_fire&lang=en"))[1]
 
-        status, fragment, _ = await post(
+        status, fragment, _ = await console_post(
             editor,
             f"{root}{NEW}/preview?lang=en",
             fire_form(csrf, **{"param.radius_m": "50", "param.location": ""}),
@@ -184,7 +177,7 @@ async def test_bad_params_and_a_viewer_create_nothing_and_params_are_shown_as_te
         assert "Location: is required" in fragment
         assert "Radius (m): is 50, at least 100" in fragment
 
-        status, page, _ = await post(
+        status, page, _ = await console_post(
             editor, f"{root}{NEW}?lang=en", fire_form(csrf, **{"param.radius_m": "50"})
         )
         assert status == 400
@@ -192,7 +185,7 @@ async def test_bad_params_and_a_viewer_create_nothing_and_params_are_shown_as_te
         assert "is 50, at least 100" in page
         assert 'value="50"' in page  # what was typed stays
 
-        status, fragment, _ = await post(
+        status, fragment, _ = await console_post(
             editor,
             f"{root}{NEW}/preview?lang=en",
             fire_form(csrf, **{"param.location": f"Acker {XSS}"[:60]}),
@@ -200,12 +193,12 @@ async def test_bad_params_and_a_viewer_create_nothing_and_params_are_shown_as_te
         assert XSS not in fragment
         assert "&lt;script&gt;" in fragment
 
-        viewer_csrf = await csrf_of(viewer, f"{root}/console?lang=en")
-        status, _, _ = await post(viewer, f"{root}{NEW}", fire_form(viewer_csrf))
+        viewer_csrf = (await console_page(viewer, f"{root}/console?lang=en"))[1]
+        status, _, _ = await console_post(viewer, f"{root}{NEW}", fire_form(viewer_csrf))
         assert status == 403
         async with viewer.get(f"{root}{NEW}") as answer:
             assert answer.status == 403
-        status, _, _ = await post(editor, f"{root}{NEW}", fire_form("forged"))
+        status, _, _ = await console_post(editor, f"{root}{NEW}", fire_form("forged"))
         assert status == 403
         assert await daemon.store.list_alerts(10) == []
 
@@ -221,12 +214,14 @@ async def test_a_drill_from_the_form_reaches_only_the_channel_set_up_for_drills(
         running_daemon(config) as daemon,
     ):
         await console_sign_in(editor, root, daemon, "c.presse", "editor")
-        csrf = await csrf_of(editor, f"{root}{NEW}?playbook=major_fire&mode=drill")
-        status, fragment, _ = await post(
+        csrf = (await console_page(editor, f"{root}{NEW}?playbook=major_fire&mode=drill"))[1]
+        status, fragment, _ = await console_post(
             editor, f"{root}{NEW}/preview?lang=en", fire_form(csrf, mode="drill")
         )
         assert "simulated in a drill" in fragment  # the dry_run channel
-        status, _, where = await post(editor, f"{root}{NEW}?lang=en", fire_form(csrf, mode="drill"))
+        status, _, where = await console_post(
+            editor, f"{root}{NEW}?lang=en", fire_form(csrf, mode="drill")
+        )
         assert status == 303
         assert where.startswith("/console/drills/DRILL-")
         alert_id = where.split("/console/drills/")[1].split("?")[0]
@@ -277,7 +272,7 @@ async def test_the_all_clear_is_proposed_from_the_incident_screen_with_its_param
         assert csrf is not None
         form = fire_form(csrf.group(1), stage="all_clear", incident="FW-AC-1")
         del form["mode"]
-        status, _, where = await post(editor, f"{root}{NEW}?lang=en", form)
+        status, _, where = await console_post(editor, f"{root}{NEW}?lang=en", form)
         assert status == 303
         assert where == "/console/incidents/FW-AC-1?lang=en"
         alerts = await daemon.store.incident_alerts("FW-AC-1")
@@ -286,9 +281,11 @@ async def test_the_all_clear_is_proposed_from_the_incident_screen_with_its_param
         assert clear.state == "awaiting_confirmation"
         assert len(hook.requests) == 1
 
-        officer_csrf = await csrf_of(officer, f"{page}?lang=en")
+        officer_csrf = (await console_page(officer, f"{page}?lang=en"))[1]
         decide = f"{page}/alerts/{clear.id}/decide?lang=en"
-        status, _, _ = await post(officer, decide, {"csrf": officer_csrf, "action": "release"})
+        status, _, _ = await console_post(
+            officer, decide, {"csrf": officer_csrf, "action": "release"}
+        )
         assert status == 200
         await watcher.alert_in(clear.id, "sent")
         assert len(hook.requests) == 2
@@ -312,8 +309,10 @@ async def test_a_drill_page_sends_the_browser_to_its_report_when_it_ends(
         assert 'data-testid="drill-bomb_defusal-all_clear"' in drills
         async with viewer.get(f"{root}/console/drills") as answer:
             assert answer.status == 403  # a viewer follows drills, starting one is an editor's
-        csrf = await csrf_of(editor, f"{root}{NEW}?playbook=major_fire&mode=drill")
-        status, _, where = await post(editor, f"{root}{NEW}?lang=en", fire_form(csrf, mode="drill"))
+        csrf = (await console_page(editor, f"{root}{NEW}?playbook=major_fire&mode=drill"))[1]
+        status, _, where = await console_post(
+            editor, f"{root}{NEW}?lang=en", fire_form(csrf, mode="drill")
+        )
         assert status == 303
         alert_id = where.split("/console/drills/")[1].split("?")[0]
         await watcher.alert_in(alert_id, "sent")
@@ -360,8 +359,8 @@ async def test_the_proposers_own_mobile_link_cannot_release_and_the_next_officer
         running_daemon(config) as daemon,
     ):
         await console_sign_in(console, root, daemon, "a.schmidt", "officer", "A. Schmidt")
-        csrf = await csrf_of(console, f"{root}{NEW}?playbook=major_fire")
-        status, _, where = await post(console, f"{root}{NEW}", fire_form(csrf))
+        csrf = (await console_page(console, f"{root}{NEW}?playbook=major_fire"))[1]
+        status, _, where = await console_post(console, f"{root}{NEW}", fire_form(csrf))
         assert status == 303
         incident = where.split("/console/incidents/")[1].split("?")[0]
         alert = await daemon.store.get_alert(incident)

@@ -14,6 +14,7 @@ from broadcaster.deployment import Deployment
 from broadcaster.messages import (
     AlertContext,
     Mode,
+    RenderedAlert,
     TemplateNotApproved,
     cannot_render,
     channel_messages,
@@ -71,9 +72,19 @@ def preview(
         result.refusal = cannot_render(exc, deployment.templates, deployment.show)
         return result
     result.unapproved = sorted(rendered.unapproved)
+    result.channels = channel_previews(deployment, playbook, rendered, mode)
+    return result
+
+
+def channel_previews(
+    deployment: Deployment, playbook: Playbook, rendered: RenderedAlert, mode: Mode
+) -> list[ChannelPreview]:
+    """Each channel's message of `rendered`, measured by its kind (also an ad-hoc
+    update's free texts: adhoc_form.py)."""
+    shown = []
     for m in channel_messages(playbook, deployment.channels, rendered):
         channel = deployment.channels[m.channel_id]
-        result.channels.append(
+        shown.append(
             ChannelPreview(
                 channel_id=m.channel_id,
                 channel_type=m.channel_type,
@@ -85,4 +96,4 @@ def preview(
                 dry_run=mode == "drill" and channel.drill != "send",
             )
         )
-    return result
+    return shown
