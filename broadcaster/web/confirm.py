@@ -66,6 +66,7 @@ UNITS_DE = {
     "UTF-8 bytes": "UTF-8-Bytes",
     "UTF-16 units": "UTF-16-Einheiten",
     "SMS segments": "SMS-Teile",
+    "hashtags": "Hashtags",
 }
 
 

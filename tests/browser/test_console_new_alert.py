@@ -60,7 +60,8 @@ async def test_a_proposes_on_a_phone_b_releases_on_a_desktop(
         await expect(preview).to_contain_text("Ackerstraße 12")  # the preview followed the typing
         await expect(page.get_by_test_id("preview")).to_have_attribute("data-ready", "yes")
         await page.get_by_label("Radius (m)").fill("50")
-        await expect(page.get_by_test_id("problem-radius_m")).to_contain_text("at least 100")
+        problem = page.get_by_test_id("problem-radius_m")
+        await expect(problem).to_contain_text("ist 50, mindestens 100")  # in German
         await page.get_by_label("Radius (m)").fill("800")
         await expect(page.get_by_test_id("preview")).to_have_attribute("data-ready", "yes")
         await check_layout(page, PHONE["width"])

@@ -4,11 +4,13 @@ checks them again with the playbook's own `check_value`, as for any trigger."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster.playbooks import ParamError, ParamSpec, Playbook, check_value, validate_params
+from broadcaster.report import PAGES
 
 _INPUT_TYPES = {
     "string": "text",
@@ -108,3 +110,37 @@ def param_problems(playbook: Playbook, given: Mapping[str, str]) -> dict[str, st
         except ParamError as exc:  # whatever the field checks above did not name
             problems[""] = "; ".join(exc.messages)
     return problems
+
+
+# The param checks' words (playbooks.check_value, text_hygiene) in German: the checks
+# speak English, as their refusals do to the dispatch system; the console's reader may not.
+GERMAN = [
+    (re.compile(r"^is required$"), "ist Pflicht"),
+    (re.compile(r"^has no value$"), "hat keinen Wert"),
+    (
+        re.compile(r"^is (\d+) characters long, at most (\d+)$"),
+        r"ist \1 Zeichen lang, höchstens \2",
+    ),
+    (re.compile(r"^is (\S+), at least (\S+)$"), r"ist \1, mindestens \2"),
+    (re.compile(r"^is (\S+), at most (\S+)$"), r"ist \1, höchstens \2"),
+    (re.compile(r"^must be a time HH:MM, got (.*)$"), r"muss eine Uhrzeit HH:MM sein, nicht \1"),
+    (re.compile(r"^must be a whole number, got (.*)$"), r"muss eine ganze Zahl sein, nicht \1"),
+    (re.compile(r"^must be a number, got (.*)$"), r"muss eine Zahl sein, nicht \1"),
+    (
+        re.compile(r"^contains (.*) at position (\d+), remove it .*$"),
+        r"enthält \1 an Stelle \2: bitte entfernen (unsichtbare und Steuerzeichen sind in"
+        r" öffentlichen Texten nicht erlaubt)",
+    ),
+]
+
+
+def problem_words(problem: str, lang: str) -> str:
+    """A param check's problem in the reader's language (English as it is)."""
+    if lang == "de":
+        for pattern, german in GERMAN:
+            if pattern.match(problem):
+                return pattern.sub(german, problem)
+    return problem
+
+
+PAGES.filters["problem_words"] = problem_words

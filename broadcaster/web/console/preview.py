@@ -11,6 +11,7 @@ from datetime import datetime
 from jinja2 import TemplateError
 
 from broadcaster.deployment import Deployment
+from broadcaster.limits import Measurement
 from broadcaster.messages import (
     AlertContext,
     Mode,
@@ -20,6 +21,7 @@ from broadcaster.messages import (
     channel_messages,
 )
 from broadcaster.playbooks import Playbook, validate_params
+from broadcaster.web.confirm import length_text
 from broadcaster.web.console.params_form import param_problems
 
 
@@ -30,9 +32,16 @@ class ChannelPreview:
     language: str
     title: str
     text: str
-    length: str  # e.g. "212/280 weighted characters"
-    fits: bool
+    measurement: Measurement
     dry_run: bool  # a drill does not reach it (drill: dry_run)
+
+    @property
+    def fits(self) -> bool:
+        return self.measurement.fits
+
+    def length(self, lang: str) -> str:
+        """`212/280 gewichtete Zeichen`: in the reader's words, as on the confirm page."""
+        return length_text(self.measurement, lang)
 
 
 @dataclass
@@ -91,8 +100,7 @@ def channel_previews(
                 language=m.language,
                 title=m.title,
                 text=m.text,
-                length=str(m.measurement),
-                fits=m.measurement.fits,
+                measurement=m.measurement,
                 dry_run=mode == "drill" and channel.drill != "send",
             )
         )
