@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # What a fresh Debian/Ubuntu machine needs before the broadcaster runs: uv, then the
 # locked Python dependencies in .venv. With --test also what the tests start for real:
-# mosquitto, redis-server and Chromium (for the duty officer page; Playwright drives the
-# Debian package, it cannot download a browser here), and jq and openssl (the shell recipes
-# of docs/signing.md are run as written). Used by scripts/run.sh and
-# scripts/test.sh; safe to repeat.
+# mosquitto and its clients, redis-server and Chromium (for the duty officer page;
+# Playwright drives the Debian package, it cannot download a browser here), and jq and
+# openssl (the shell recipes of docs/signing.md are run as written). Used by
+# scripts/run.sh and scripts/test.sh; safe to repeat.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ "${1:-}" = "--test" ]; then
   packages=()
-  for tool in mosquitto redis-server chromium jq openssl; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$tool")
+  # tool:package where the two differ; mosquitto_sub runs the compose health check.
+  for entry in mosquitto redis-server chromium jq openssl mosquitto_sub:mosquitto-clients; do
+    tool=${entry%%:*}
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("${entry#*:}")
   done
   if [ "${#packages[@]}" -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

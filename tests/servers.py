@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,25 +152,57 @@ def start_mosquitto(
     return MosquittoServer(_launch(command, port), port, log, command)
 
 
-def _from_sample(port: int, folder: Path, log: Path, omit: Collection[str]) -> str:
+def _from_sample(
+    port: int,
+    folder: Path,
+    log: Path,
+    omit: Collection[str],
+    source: Path = MOSQUITTO_SAMPLE,
+    paths: Mapping[str, Path] | None = None,
+) -> str:
     replace = {
         "listener": f"listener {port} 127.0.0.1",
         "persistence_location": f"persistence_location {folder}",
         "log_dest": f"log_dest file {log}",
+        **{option: f"{option} {path}" for option, path in (paths or {}).items()},
     }
     lines: list[str] = []
     seen: set[str] = set()
-    for line in MOSQUITTO_SAMPLE.read_text(encoding="utf-8").splitlines():
+    for line in source.read_text(encoding="utf-8").splitlines():
         option = line.split(maxsplit=1)[0] if line.strip() and line[0] != "#" else ""
         seen.add(option)
         if option not in omit:
             lines.append(replace.get(option, line))
     if missing := (replace.keys() | set(omit)) - seen:
-        raise RuntimeError(f"{MOSQUITTO_SAMPLE} has no {sorted(missing)} line to replace or omit")
+        raise RuntimeError(f"{source} has no {sorted(missing)} line to replace or omit")
     # Run as root (tests in a container), mosquitto would switch to its own user, which
     # cannot write the test's folder; as any other user this line has no effect.
     lines.append("user root")
     return "\n".join(lines) + "\n"
+
+
+def mosquitto_password_file(path: Path, accounts: Mapping[str, str]) -> Path:
+    """A password file made as at an installation: mosquitto_passwd, one account each."""
+    for i, (user, password) in enumerate(accounts.items()):
+        create = ["-c"] if i == 0 else []
+        subprocess.run(
+            [_binary("mosquitto_passwd"), *create, "-b", str(path), user, password],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def start_mosquitto_with(config: Path, folder: Path, paths: Mapping[str, Path]) -> MosquittoServer:
+    """mosquitto from a shipped config file (deploy/mosquitto/compose.conf), on a free
+    loopback port, with `folder` for its database and log and the file options in `paths`
+    (password_file, acl_file) pointed at the test's own files."""
+    port = free_port()
+    log = folder / f"mosquitto-{port}.log"
+    conf = folder / f"mosquitto-{port}.conf"
+    conf.write_text(_from_sample(port, folder, log, (), config, paths), encoding="utf-8")
+    command = [_binary("mosquitto"), "-c", str(conf)]
+    return MosquittoServer(_launch(command, port), port, log, command)
 
 
 @contextlib.contextmanager

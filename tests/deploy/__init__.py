@@ -1,0 +1,1 @@
+"""The deployment files: the image, compose, mosquitto's accounts, the systemd unit."""
