@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -70,6 +71,21 @@ class HttpSettings(_Section):
     listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
     api_token: str | None = Field(default=None, min_length=16)
+    # The reverse proxies in front (addresses or networks): their X-Forwarded-For and
+    # X-Forwarded-Proto are believed (web/proxy.py); nobody else's are.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
+                ) from None
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -154,7 +154,7 @@ class Daemon:
         )
 
     async def start_http(self) -> None:
-        app = make_app(self.web)
+        app = make_app(self.web, self.settings.http.trusted_proxies)
         add_confirm_routes(
             app, ConfirmState(self.desk, self.retractor, self.deployment, self.store)
         )

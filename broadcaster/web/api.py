@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from broadcaster.audit import public_entry
 from broadcaster.intake import MAX_PAYLOAD_BYTES
@@ -24,6 +25,7 @@ from broadcaster.store.base import Store
 from broadcaster.store.outage import StoreUnavailable
 from broadcaster.web import openapi
 from broadcaster.web.guard import secure_headers
+from broadcaster.web.proxy import forwarded_middleware, networks
 
 log = structlog.get_logger(__name__)
 
@@ -226,9 +228,14 @@ async def openapi_document(request: web.Request) -> web.Response:
     return _json(openapi.document())
 
 
-def make_app(state: WebState) -> web.Application:
+def make_app(state: WebState, trusted_proxies: Sequence[str] = ()) -> web.Application:
+    # The proxy's word first: every later step sees the client's address and scheme.
+    middlewares: list[Middleware] = [json_errors, require_token]
+    if trusted_proxies:
+        middlewares.insert(0, forwarded_middleware(networks(trusted_proxies)))
     app = web.Application(
-        middlewares=[json_errors, require_token], client_max_size=MAX_PAYLOAD_BYTES + 1
+        middlewares=middlewares,
+        client_max_size=MAX_PAYLOAD_BYTES + 1,
     )
     app[STATE] = state
     app.on_response_prepare.append(secure_headers)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from redis.asyncio import Redis
 
 from broadcaster.daemon import Daemon
@@ -502,3 +503,54 @@ async def test_guessing_links_is_slowed_to_a_stop_per_client_address(
     assert health == 200
     assert alert is not None
     assert alert.release_at is None
+
+
+def behind_proxy(config: Path) -> None:
+    """The daemon behind a reverse proxy on 127.0.0.1 (http.trusted_proxies)."""
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings["http"]["trusted_proxies"] = ["127.0.0.1"]
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+
+
+async def test_behind_a_trusted_proxy_the_guesser_is_stopped_and_the_officer_is_not(
+    tmp_path, mosquitto, watcher: Watcher, hooks, http
+):
+    """All requests reach the daemon from the proxy's address; the throttle counts each
+    client from X-Forwarded-For, so 21 guesses from one client stop that client only."""
+    public, officer, _ = hooks
+    config = deploy(tmp_path, mosquitto, public, officer)
+    behind_proxy(config)
+    guesser = {"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https"}
+    # What the client wrote itself (left) proves nothing: the proxy's entry (right) counts.
+    person = {"X-Forwarded-For": "203.0.113.5, 198.51.100.7", "X-Forwarded-Proto": "https"}
+    async with running_daemon(config):
+        url = await trigger_and_link(mosquitto, watcher, officer, "FW-PROXY")
+        base = url.split("/confirm/")[0]
+        statuses = []
+        for n in range(21):
+            async with http.get(f"{base}/confirm/FW-PROXY.guess{n}", headers=guesser) as r:
+                statuses.append(r.status)
+        async with http.get(url, headers=guesser) as r:
+            guesser_now = r.status
+        async with http.get(url, headers=person) as r:
+            officer_now = r.status
+    assert statuses == [404] * 20 + [429]
+    assert guesser_now == 429
+    assert officer_now == 200
+
+
+async def test_without_a_trusted_proxy_forwarded_headers_change_nothing(
+    tmp_path, mosquitto, watcher: Watcher, hooks, http
+):
+    """A guesser who writes a new X-Forwarded-For each time is still one address."""
+    public, officer, _ = hooks
+    config = deploy(tmp_path, mosquitto, public, officer)
+    async with running_daemon(config):
+        url = await trigger_and_link(mosquitto, watcher, officer, "FW-NOPROXY")
+        base = url.split("/confirm/")[0]
+        statuses = []
+        for n in range(21):
+            forged = {"X-Forwarded-For": f"203.0.113.{n + 1}"}
+            async with http.get(f"{base}/confirm/FW-NOPROXY.guess{n}", headers=forged) as r:
+                statuses.append(r.status)
+    assert statuses == [404] * 20 + [429]
