@@ -23,7 +23,11 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 
+export PATH="$HOME/.local/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check uv
+  pip=(python3 -m pip install --quiet --disable-pip-version-check)
+  # Debian 12/13's own Python refuses pip installs (PEP 668, "externally managed"): uv
+  # is one static binary, so it goes to ~/.local/bin for this user, beside no package.
+  "${pip[@]}" uv 2>/dev/null || "${pip[@]}" --user --break-system-packages uv
 fi
 uv sync --locked --quiet

@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
+export PATH="$HOME/.local/bin:$PATH"  # where bootstrap.sh may have put uv
 uv run broadcaster validate
 exec uv run broadcaster run "$@"

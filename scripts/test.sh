@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh --test
+export PATH="$HOME/.local/bin:$PATH"  # where bootstrap.sh may have put uv
 uv run pytest "$@"
