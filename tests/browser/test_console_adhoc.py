@@ -74,7 +74,11 @@ async def test_a_writes_an_update_on_a_phone_b_releases_it_on_a_desktop(
         await expect(page.get_by_test_id(f"release-{update.id}")).to_have_count(0)
         assert len(short.posts) == 1
 
-        other = await signed_in(desktop, root + "/console/incidents/E-AHB", errors, B)
+        form = await signed_in(desktop, root + "/console/incidents/E-AHB/update", errors, B)
+        await check_layout(form, DESKTOP["width"])
+        await form.screenshot(path=shot("form-desktop"), full_page=True)
+        other = form
+        await other.goto(root + "/console/incidents/E-AHB")
         await expect(other.get_by_test_id("proposed-by")).to_have_text(f"Proposed by {A}")
         await check_layout(other, DESKTOP["width"])
         await other.screenshot(path=shot("desktop"), full_page=True)
