@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import secrets
@@ -366,9 +367,20 @@ def status(
     alert_id: Annotated[str | None, typer.Argument(help="one alert in detail")] = None,
     limit: Annotated[int, typer.Option(help="how many recent alerts")] = 20,
     refused: Annotated[bool, typer.Option("--refused", help="refused input instead")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="a live view: open alerts and channel health")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Alerts and their deliveries, from the store; or the refused input (--refused)."""
+    if watch:
+        try:
+            deployment = load_usable(config).deployment
+        except ConfigError as exc:
+            raise _fail(f"{exc}\n`broadcaster validate` lists every error", 1) from None
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the view
+            asyncio.run(_watch(deployment, limit))
+        return
     settings = _settings(config)
     base = config_path(config).resolve().parent
     if refused:
@@ -390,6 +402,26 @@ def status(
             out.print(paused)
     else:
         out.print(alert_detail(*alerts[0]))
+
+
+async def _watch(deployment: Deployment, limit: int) -> None:
+    from rich.live import Live
+
+    from broadcaster.watch import frames
+
+    store = open_store(deployment.settings.store.url, deployment.base_dir)
+    await store.open()
+    try:
+        if not out.is_terminal:  # piped or logged: each view printed after the last
+            async for view in frames(store, deployment, limit):
+                out.print(view)
+                out.file.flush()
+            return
+        with Live(console=out, auto_refresh=False) as live:
+            async for view in frames(store, deployment, limit):
+                live.update(view, refresh=True)
+    finally:
+        await store.close()
 
 
 @app.command()
