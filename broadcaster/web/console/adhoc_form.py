@@ -18,7 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from broadcaster.adhoc import AdhocText, AdhocUpdate, needed, rendered_update, text_problems
+from broadcaster.adhoc import (
+    AdhocText,
+    AdhocUpdate,
+    latest_alert,
+    needed,
+    rendered_update,
+    text_problems,
+)
 from broadcaster.deployment import Deployment
 from broadcaster.drill import drill_id
 from broadcaster.messages import channel_language, fan_out_channels
@@ -78,11 +85,9 @@ class AdhocForm:
     async def draft(self, request: web.Request, fields: Mapping[str, Any]) -> Draft | web.Response:
         lang = board_language(request)
         incident = request.match_info["incident"]
-        alerts = await request.app[STATE].store.incident_alerts(incident)
-        originals = [a for a in alerts if a.retracts is None]
-        if not originals:
+        base = latest_alert(await request.app[STATE].store.incident_alerts(incident))
+        if base is None:
             return page(adhoc_texts(lang)["unknown_incident"] % incident, 404)
-        base = max(originals, key=lambda a: a.created_at)
         playbook = self.deployment.playbooks.get(base.scenario)
         if playbook is None:
             return page(adhoc_texts(lang)["unknown_playbook"] % base.scenario, 409)
