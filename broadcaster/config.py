@@ -197,6 +197,31 @@ class WarningPageSettings(_Section):
         return value
 
 
+class OidcSettings(_Section):
+    """Single sign-on through the city's OIDC provider (web/console/oidc.py)."""
+
+    issuer: str  # e.g. https://login.stadt.example/realms/staff (its discovery document)
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=8)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile"])
+    # The claim that names the console account (the account must exist: its role is
+    # given with `broadcaster user add`, never by the provider).
+    account_claim: str = "preferred_username"
+    label: dict[str, str] = Field(
+        default_factory=lambda: {
+            "de": "Mit dem Stadt-Konto anmelden",
+            "en": "Sign in with the city account",
+        }
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must start with https:// (http:// only for 127.0.0.1 or localhost)")
+        return value.rstrip("/")
+
+
 class ConsoleSettings(_Section):
     """The newsroom console's sign-in (not in the contract: sensible defaults)."""
 
@@ -206,6 +231,7 @@ class ConsoleSettings(_Section):
     session_lifetime: Duration = timedelta(hours=8)  # a sign-in lasts this long
     lock_after: int = Field(default=5, ge=1, le=100)  # wrong passwords in a row
     lock_for: Duration = timedelta(minutes=15)
+    oidc: OidcSettings | None = None  # unset: passwords only
 
 
 class DrillSettings(_Section):

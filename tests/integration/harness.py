@@ -233,3 +233,28 @@ async def console_post(
     """A console form's POST: its status, its page and where it redirects to."""
     async with http.post(url, data=form, allow_redirects=False) as answer:
         return answer.status, await answer.text(), answer.headers.get("Location", "")
+
+
+OIDC_SECRET = "oidc-client-secret-for-tests"
+
+
+def oidc_deployment(tmp_path: Path, mosquitto: Any, hooks: list[Any], idp: Any) -> tuple[Path, str]:
+    """A deployment whose console signs in through `idp` (tests/fakes/oidc.py), whose
+    redirect URI is registered there; with its public URL."""
+    config = write_deployment(
+        tmp_path,
+        mqtt_url=mosquitto.url,
+        channels={"web": webhook(hooks[0].url)},
+        extra={
+            "console": {
+                "oidc": {
+                    "issuer": idp.issuer,
+                    "client_id": "broadcaster",
+                    "client_secret": OIDC_SECRET,
+                }
+            }
+        },
+    )
+    root = yaml.safe_load(config.read_text(encoding="utf-8"))["http"]["public_url"]
+    idp.redirect_uri = f"{root}/console/login/oidc/callback"
+    return config, root

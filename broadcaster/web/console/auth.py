@@ -30,6 +30,7 @@ from broadcaster.web.console.auth_pages import forbidden_page, language
 from broadcaster.web.console.auth_texts import TEXTS
 from broadcaster.web.console.context import ACCOUNT, AUTH, SESSION, ConsoleAuth, console_auth
 from broadcaster.web.console.login import add_login_routes, login_url
+from broadcaster.web.console.oidc import add_oidc_routes
 from broadcaster.web.console.sessions import SessionKey
 
 log = structlog.get_logger(__name__)
@@ -146,4 +147,5 @@ def add_console_auth(
     auth = ConsoleAuth(deployment, store_from_app, key)
     app[AUTH] = auth
     add_login_routes(app, auth)
+    add_oidc_routes(app, auth)  # with console.oidc set
     return auth

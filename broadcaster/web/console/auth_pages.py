@@ -44,7 +44,9 @@ def login_page(
     notice: str | None = None,
     name: str = "",
     status: int = 200,
+    single_sign_on: str | None = None,
 ) -> web.Response:
+    """`single_sign_on`: the label of the city's sign-in (console.oidc), when there is one."""
     t = TEXTS[lang]
     other = "en" if lang == "de" else "de"
     body = PAGES.get_template("signin.html.j2").render(
@@ -56,11 +58,21 @@ def login_page(
         notice=notice,
         name=name,
         other=other,
+        single_sign_on=single_sign_on,
     )
     return html(body, status)
 
 
-def forbidden_page(lang: str, message: str) -> web.Response:
+def forbidden_page(lang: str, message: str, status: int = 403) -> web.Response:
     t = TEXTS[lang]
     body = PAGES.get_template("forbidden.html.j2").render(lang=lang, t=t, message=message)
-    return html(body, 403)
+    return html(body, status)
+
+
+def redirect_page(lang: str, next_path: str) -> web.Response:
+    """Signed in from another site (single sign-on): a page of ours that moves on to
+    `next_path` by itself, so that the browser sends the SameSite=Strict session."""
+    body = PAGES.get_template("continue.html.j2").render(
+        lang=lang, t=TEXTS[lang], next_path=next_path
+    )
+    return html(body)

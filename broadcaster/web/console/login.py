@@ -63,14 +63,17 @@ class LoginRoutes:
     ) -> web.Response:
         """The sign-in form with a fresh form cookie and its CSRF token."""
         value, nonce = sessions.issue_login_form(self.auth.key, self.auth.clock())
+        lang = language(request)
+        oidc = self.auth.settings.oidc
         response = login_page(
-            language(request),
+            lang,
             csrf=csrf.token_for(self.auth.key, nonce),
             next_path=next_path,
             error=error,
             notice=notice,
             name=name,
             status=status,
+            single_sign_on=(oidc.label.get(lang) or oidc.label.get("en")) if oidc else None,
         )
         response.set_cookie(
             LOGIN_COOKIE,
