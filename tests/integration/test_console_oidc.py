@@ -18,10 +18,10 @@ from tests.integration.harness import (
     running_daemon,
 )
 from tests.integration.harness import (
-    OIDC_SECRET as SECRET,
+    OIDC_SECRET,
 )
 from tests.integration.harness import (
-    oidc_deployment as config_with,
+    oidc_deployment,
 )
 
 ENGLISH = {"Accept-Language": "en"}
@@ -39,8 +39,8 @@ async def sign_in(http: aiohttp.ClientSession, root: str, next_path: str = "/con
 
 
 async def test_single_sign_on_maps_the_provider_to_the_stores_account(tmp_path, mosquitto, hooks):
-    async with FakeOidc.start(client_id="broadcaster", client_secret=SECRET) as idp:
-        config, root = config_with(tmp_path, mosquitto, hooks, idp)
+    async with FakeOidc.start(client_id="broadcaster", client_secret=OIDC_SECRET) as idp:
+        config, root = oidc_deployment(tmp_path, mosquitto, hooks, idp)
         async with running_daemon(config) as daemon:
             await add_account(
                 daemon.store,
@@ -76,8 +76,8 @@ async def refused(http: aiohttp.ClientSession, root: str) -> tuple[int, str, boo
 
 
 async def test_every_fault_ends_without_a_session(tmp_path, mosquitto, hooks):
-    async with FakeOidc.start(client_id="broadcaster", client_secret=SECRET) as idp:
-        config, root = config_with(tmp_path, mosquitto, hooks, idp)
+    async with FakeOidc.start(client_id="broadcaster", client_secret=OIDC_SECRET) as idp:
+        config, root = oidc_deployment(tmp_path, mosquitto, hooks, idp)
         async with running_daemon(config) as daemon:
             for name in ("a.meier", "z.alt"):
                 await add_account(
