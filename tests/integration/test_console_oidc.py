@@ -15,13 +15,9 @@ from broadcaster.accounts import add_account
 from tests.fakes.oidc import FakeOidc
 from tests.integration.harness import (
     CONSOLE_PASSWORD,
-    running_daemon,
-)
-from tests.integration.harness import (
     OIDC_SECRET,
-)
-from tests.integration.harness import (
     oidc_deployment,
+    running_daemon,
 )
 
 ENGLISH = {"Accept-Language": "en"}
