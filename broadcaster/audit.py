@@ -48,6 +48,22 @@ async def read_trail(
         await store.close()
 
 
+async def read_everything(url: str, base: Path) -> list[AuditEntry]:
+    """The whole trail, every alert's and what belongs to no alert, oldest first."""
+    store = open_store(url, base)
+    await store.open()
+    try:
+        return await store.audit_all()
+    finally:
+        await store.close()
+
+
+def json_lines(entries: list[AuditEntry]) -> str:
+    """One entry per line, each the whole AuditEntry as JSON (`broadcaster audit --export`,
+    for the archive: any line can be read on its own)."""
+    return "".join(f"{entry.model_dump_json()}\n" for entry in entries)
+
+
 def public_entry(entry: AuditEntry) -> dict[str, Any]:
     """An entry as GET /api/alerts/{id}/audit shows it (contract section 8)."""
     return {

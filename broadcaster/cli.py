@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date, datetime
@@ -20,7 +21,16 @@ from rich.table import Table
 from rich.text import Text
 
 from broadcaster import accounts
-from broadcaster.audit import NotFound, entries_json, read_trail, trail_text
+from broadcaster.audit import (
+    NotFound,
+    entries_json,
+    json_lines,
+    read_everything,
+    read_trail,
+    trail_text,
+)
+from broadcaster.backup import BackupRefused, Copied, back_up
+from broadcaster.backup import restore as restore_store
 from broadcaster.config import Settings, config_path, read_settings
 from broadcaster.daemon import Daemon, StartupRefused
 from broadcaster.deployment import Deployment, load_deployment
@@ -491,6 +501,15 @@ def audit(
         typer.Option("--incident", help="every alert of an incident, corrections included"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
+    export: Annotated[
+        str | None,
+        typer.Option(
+            "--export",
+            metavar="FILE|-",
+            help="the whole trail as JSON lines, one entry each, oldest first, into a new "
+            "FILE (- for stdout): for the archive",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """The audit trail: every event with its time, actor and detail, oldest first."""
@@ -498,6 +517,11 @@ def audit(
         raise _fail("give an ALERT_ID or --incident, not both")
     settings = _settings(config)
     base = config_path(config).resolve().parent
+    if export is not None:
+        if alert_id is not None or incident is not None or as_json:
+            raise _fail("--export writes the whole trail: give no ALERT_ID, --incident or --json")
+        _export_audit(settings.store.url, base, export)
+        return
     try:
         entries = asyncio.run(
             read_trail(settings.store.url, base, alert_id=alert_id, incident=incident)
@@ -514,6 +538,79 @@ def audit(
         out.print(Text(f"no audit entries for {what}", style="yellow"))
         return
     out.print(trail_text(entries, show_alert=incident is not None), highlight=False)
+
+
+def _export_audit(url: str, base: Path, export: str) -> None:
+    try:
+        lines = json_lines(asyncio.run(read_everything(url, base)))
+    except Exception as exc:
+        raise _fail(f"cannot read the store {url}: {exc}", 1) from None
+    if export == "-":
+        typer.echo(lines, nl=False)  # the exact lines, no wrapping
+        return
+    try:
+        with Path(export).open("x", encoding="utf-8") as file:  # an archive is never overwritten
+            file.write(lines)
+    except FileExistsError:
+        raise _fail(f"{export} exists; the export goes into a new file", 1) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {export}: {exc}", 1) from None
+    count = lines.count("\n")
+    err.print(Text(f"wrote {count} audit {'entry' if count == 1 else 'entries'} to {export}"))
+
+
+def _copy_store(
+    config: Path | None, verb: str, work: Callable[[str, Path], Copied], refused: str
+) -> None:
+    """Run a backup or a restore on the configured store and say what was written."""
+    settings = _settings(config)
+    base = config_path(config).resolve().parent
+    try:
+        copied = work(settings.store.url, base)
+    except (BackupRefused, ValueError) as exc:
+        raise _fail(f"{refused}: {exc}", 1) from None
+    except (sqlite3.Error, OSError) as exc:
+        raise _fail(f"{refused}, it failed: {exc}", 1) from None
+    entries = "entry" if copied.audit_entries == 1 else "entries"
+    line = Text(
+        f"{verb} {copied.path}: {copied.alerts} alert(s), {copied.audit_entries} audit "
+        f"{entries}, {copied.size / 1024:.1f} KiB"
+    )
+    if copied.released:
+        line.append(f"; {copied.released} delivery claim(s) let go, for the next daemon")
+    out.print(line)
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="the new backup file", dir_okay=False)],
+    force: Annotated[bool, typer.Option("--force", help="replace an existing FILE")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Copy the SQLite store into FILE, online (SQLite's backup API: consistent while the
+    daemon writes). A Redis store is backed up by Redis (docs/operations.md)."""
+    _copy_store(
+        config, "wrote", lambda url, base: back_up(url, base, file, force=force), "no backup"
+    )
+
+
+@app.command()
+def restore(
+    file: Annotated[
+        Path, typer.Argument(help="a backup from `broadcaster backup`", dir_okay=False)
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="replace the existing store (no daemon may run on it)")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Copy a backup into the configured SQLite store; only while no daemon runs on it."""
+    _copy_store(
+        config,
+        "restored",
+        lambda url, base: restore_store(file, url, base, force=force),
+        "not restored",
+    )
 
 
 @app.command()

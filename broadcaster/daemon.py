@@ -56,6 +56,7 @@ EXIT_CLIENT_ID_IN_USE = 78  # EX_CONFIG: another running daemon has our mqtt.cli
 # The store's lease on our MQTT client id: renewed every third of it, so a second process
 # with the same id is noticed (and refused) within this time.
 CLIENT_ID_LEASE = timedelta(seconds=15)
+CLIENT_ID_LEASE_PREFIX = "mqtt-client:"  # + mqtt.client_id: the lease a running daemon holds
 PRUNE_EVERY = 3600.0  # seconds between prunings of refused input past audit.retention
 FIRST_SCAN_WAIT = 10.0  # seconds the first takeover scan waits for MQTT (to publish)
 
@@ -116,7 +117,7 @@ class Daemon:
         self.broker: Any = None
         self.runner: web.AppRunner | None = None
         self.store_open = False
-        self.client_id_lease = f"mqtt-client:{s.mqtt.client_id}"
+        self.client_id_lease = CLIENT_ID_LEASE_PREFIX + s.mqtt.client_id
 
     @property
     def channels(self) -> dict[str, Any]:

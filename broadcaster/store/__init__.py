@@ -40,7 +40,7 @@ def open_store(
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         return _open_sqlite(url, base_dir, outage_limit)
-    if scheme in ("redis", "rediss"):
+    if is_redis(url):
         from broadcaster.store.redis import RedisStore
 
         return RedisStore(url, outage_limit=outage_limit)
@@ -53,6 +53,16 @@ def open_store(
 def _open_sqlite(url: str, base_dir: Path, outage_limit: timedelta) -> Store:
     from broadcaster.store.sqlite import SqliteStore
 
+    return SqliteStore(sqlite_file(url, base_dir), outage_limit=outage_limit)
+
+
+def is_redis(url: str) -> bool:
+    return url.split(":", 1)[0].lower() in ("redis", "rediss")
+
+
+def sqlite_file(url: str, base_dir: Path) -> Path:
+    """The file a `sqlite:///` store.url names (relative to `base_dir`); ValueError for
+    any other URL."""
     head = "sqlite:///"
     rest = url[len(head) :] if url[: len(head)].lower() == head else None
     if not rest or "?" in rest or "#" in rest:
@@ -61,7 +71,7 @@ def _open_sqlite(url: str, base_dir: Path, outage_limit: timedelta) -> Store:
             "or sqlite:////absolute/path.db (four slashes), without query options"
         )
     path = Path(rest)
-    return SqliteStore(path if path.is_absolute() else base_dir / path, outage_limit=outage_limit)
+    return path if path.is_absolute() else base_dir / path
 
 
 def _redacted(url: str) -> str:

@@ -221,6 +221,11 @@ class Store(Protocol):
         """One alert's entries, or (None) the entries of no alert: refused input and the
         daemon's own events; oldest first."""
 
+    async def audit_all(self) -> list[AuditEntry]:
+        """The whole trail, every alert's entries and those of no alert (for the archive:
+        `broadcaster audit --export`), oldest first; entries of the same moment keep
+        their own trail's order."""
+
     async def audit_tail(self, limit: int) -> list[AuditEntry]:
         """The newest `limit` entries of no alert (refused input, daemon events), newest
         first."""

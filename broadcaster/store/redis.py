@@ -346,6 +346,11 @@ def _str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally in a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def _strs(values: Iterable[Any]) -> list[str]:
     return [_str(value) for value in values]
 
@@ -770,9 +775,26 @@ class RedisStore:
         return self.keys.unattached_audit if alert_id is None else self.keys.alert_audit(alert_id)
 
     async def audit_trail(self, alert_id: str | None = None) -> list[AuditEntry]:
-        key = self._audit_key(alert_id)
+        return await self._trail(self._audit_key(alert_id))
+
+    async def _trail(self, key: str) -> list[AuditEntry]:
         texts = await self._read(lambda r: r.lrange(key, 0, -1))
         return [AuditEntry.model_validate_json(text) for text in texts]
+
+    async def audit_all(self) -> list[AuditEntry]:
+        # Every alert trail's key, found by its name: entries may name an alert that was
+        # never stored (a refusal's), which the alerts index does not list.
+        head = self.keys.alert_audit("")
+        pattern = _glob_escaped(head) + "*"
+
+        async def trail_keys(r: Redis) -> list[str]:
+            return [_str(key) async for key in r.scan_iter(match=pattern, count=1000)]
+
+        keys = [self.keys.unattached_audit, *sorted(await self._read(trail_keys))]
+        entries: list[AuditEntry] = []
+        for key in keys:
+            entries.extend(await self._trail(key))
+        return sorted(entries, key=lambda e: timestamp_us(e.at))  # stable: each trail's order
 
     async def audit_tail(self, limit: int) -> list[AuditEntry]:
         if limit <= 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -161,6 +162,13 @@ _FROM_VERSION_1 = (
     "DROP TRIGGER IF EXISTS audit_no_delete",
     "DROP TRIGGER IF EXISTS audit_no_update",
     "ALTER TABLE audit ADD COLUMN at_us INTEGER",
+)
+
+# What a broadcaster store holds, by name (`broadcaster restore` checks a file for them).
+TABLE_NAMES = frozenset(
+    found.group(1)
+    for statement in _TABLES
+    if (found := re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", statement))
 )
 
 _ALERT_COLUMNS = "id, state, incident, created_us, data"
@@ -829,6 +837,10 @@ class SqliteStore:
             )
         return [AuditEntry.model_validate_json(row[0]) for row in rows]
 
+    async def audit_all(self) -> list[AuditEntry]:
+        rows = await self._read("SELECT data FROM audit ORDER BY at_us, seq")
+        return [AuditEntry.model_validate_json(row[0]) for row in rows]
+
     async def audit_tail(self, limit: int) -> list[AuditEntry]:
         rows = await self._read(
             "SELECT data FROM audit WHERE alert_id IS NULL ORDER BY seq DESC LIMIT ?",
@@ -847,6 +859,22 @@ class SqliteStore:
             return int(cursor.rowcount)
 
         return await self._write(work)
+
+
+def release_claims(db: sqlite3.Connection, lease_prefix: str) -> int:
+    """Let go of every delivery's and inbox entry's claim, and of the leases whose names
+    start with `lease_prefix`, in a restored copy: their holders worked on another file
+    and never come back to this one, so the next daemon carries on at once instead of
+    after their leases. How many deliveries were held."""
+    unclaimed = "json_set(data, '$.claimed_by', json('null'), '$.claimed_until', json('null'))"
+    cursor = db.execute(
+        f"UPDATE deliveries SET claimed_by = NULL, claimed_until_us = NULL, data = {unclaimed}"
+        " WHERE claimed_by IS NOT NULL"
+    )
+    held = int(cursor.rowcount)
+    db.execute(f"UPDATE inbox SET data = {unclaimed}")
+    db.execute("DELETE FROM leases WHERE substr(name, 1, ?) = ?", (len(lease_prefix), lease_prefix))
+    return held
 
 
 def _audit_rows(entries: Sequence[AuditEntry]) -> list[tuple[str | None, str, int]]:

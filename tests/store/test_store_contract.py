@@ -592,6 +592,31 @@ async def test_audit_trail_keeps_order_and_filters_by_alert(store: Store) -> Non
     assert await store.audit_trail("nope") == []
 
 
+async def test_audit_all_is_every_trail_merged_in_time_order(store: Store) -> None:
+    odd = "odd*[id]?"  # glob characters in an alert id are no pattern
+    entries = [
+        AuditEntry(at=T0 + timedelta(seconds=2), alert_id=A, event="delivered"),
+        AuditEntry(at=T0, alert_id=None, event="refused", detail={"error": "stale"}),
+        AuditEntry(at=T0 + timedelta(seconds=1), alert_id="B", event="trigger_received"),
+        AuditEntry(at=T0, alert_id=A, event="trigger_received"),  # a late write of T0
+        AuditEntry(at=T0 + timedelta(seconds=3), alert_id=odd, event="trigger_received"),
+        AuditEntry(at=T0 + timedelta(seconds=2), alert_id=A, event="sent"),
+    ]
+    for entry in entries:
+        await store.audit(entry)
+    every = await store.audit_all()
+
+    def key(e: AuditEntry) -> str:
+        return e.model_dump_json()
+
+    assert sorted(every, key=key) == sorted(entries, key=key)  # each entry once
+    assert [e.at for e in every] == sorted(e.at for e in entries)
+    # Ties across trails may come in either order; within A's trail, as written.
+    of_a = [e.event for e in every if e.alert_id == A]
+    assert of_a == ["trigger_received", "delivered", "sent"]
+    assert every[-1].alert_id == odd
+
+
 async def test_identical_audit_entries_are_all_kept(store: Store) -> None:
     entry = AuditEntry(at=T0, alert_id=A, event="delivered", detail={"channel": "sms"})
     for _ in range(3):
