@@ -241,7 +241,7 @@ def start_sentinel_group(folder: Path, *, sentinels: int = 3) -> SentinelGroup:
     folder of its own, on free loopback ports; ready (SentinelGroup.until_ready)."""
     started: list[Server] = []
     try:
-        (folder / "primary").mkdir()
+        (folder / "primary").mkdir(parents=True)
         primary = start_redis(folder / "primary", durable=True, options=_FAST_SYNC)
         started.append(primary)
         (folder / "replica").mkdir()

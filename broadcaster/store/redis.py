@@ -518,10 +518,10 @@ class RedisStore:
         write stands on the primary, and refusing it would lose the trigger for sure."""
         wanted = self.replica_wait.replicas
         timeout_ms = max(1, int(self.replica_wait.timeout / timedelta(milliseconds=1)))
-        pipe = client.pipeline(transaction=False)
-        await call(keys=keys, args=args, client=pipe)
-        pipe.wait(wanted, timeout_ms)
-        result, acknowledged = await pipe.execute()
+        async with client.pipeline(transaction=False) as pipe:
+            await call(keys=keys, args=args, client=pipe)
+            pipe.wait(wanted, timeout_ms)
+            result, acknowledged = await pipe.execute()
         if int(acknowledged) < wanted:
             log.warning(
                 "store_replicas_behind",
