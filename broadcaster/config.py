@@ -23,7 +23,7 @@ from pydantic import (
 from broadcaster.durations import Duration
 from broadcaster.problems import Problem, display_path
 from broadcaster.store import DEFAULT_REPLICA_TIMEOUT, ReplicaWait
-from broadcaster.store.urls import is_sentinel_url, parse_sentinel_url
+from broadcaster.store.urls import SENTINEL_FORM, is_sentinel_url, parse_sentinel_url
 from broadcaster.yamlfiles import load_yaml, validation_problems
 
 CONFIG_ENV = "BROADCASTER_CONFIG"
@@ -78,10 +78,7 @@ class StoreSettings(_Section):
         if is_sentinel_url(value):
             parse_sentinel_url(value)  # its own message, naming the expected form
         elif not value.startswith(("sqlite:///", "redis://", "rediss://")):
-            raise ValueError(
-                "must be sqlite:///path, redis://host:port/db or "
-                "redis+sentinel://host:port,host:port,.../service/db"
-            )
+            raise ValueError(f"must be sqlite:///path, redis://host:port/db or {SENTINEL_FORM}")
         return value
 
     @field_validator("replica_timeout")

@@ -417,9 +417,11 @@ class RedisStore:
     def _connect(self) -> Redis:
         """A client of the URL's Redis, or of the primary its sentinels name (asked again
         after every connection error, so a failover is followed)."""
+        # A WAIT may take replica_timeout without the server being any less alive.
+        waiting = self.replica_wait.timeout.total_seconds() if self.replica_wait.replicas else 0
         options: dict[str, Any] = {
             "decode_responses": True,
-            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_timeout": SOCKET_TIMEOUT + waiting,
             "socket_connect_timeout": SOCKET_TIMEOUT,
             "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), RETRIES),
         }

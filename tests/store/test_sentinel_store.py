@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from broadcaster.models import InboxEntry
 from broadcaster.store import ReplicaWait, open_store
+from broadcaster.store import redis as redis_store
 from broadcaster.store.redis import RedisStore
 from tests.servers import SentinelGroup, ask, start_sentinel_group
 
@@ -119,3 +120,19 @@ async def test_the_store_follows_a_failover_and_keeps_what_it_waited_for(
     assert "store_reachable_again" in events
     # The new primary has no replica (the old primary is dead): said, not refused.
     assert "store_replicas_behind" in events
+
+
+async def test_a_wait_longer_than_the_socket_timeout_is_no_outage(
+    group: SentinelGroup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "SOCKET_TIMEOUT", 1)
+    group.replica.stop()
+    store = _store(group, tmp_path, ReplicaWait(1, timedelta(milliseconds=1500)))
+    await store.open()
+    try:
+        with capture_logs() as logs:
+            assert await store.inbox_add(_entry(1))
+    finally:
+        await store.close()
+    events = [e["event"] for e in logs]
+    assert events == ["store_replicas_behind"]
