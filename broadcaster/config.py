@@ -11,10 +11,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from broadcaster.durations import Duration
 from broadcaster.problems import Problem, display_path
+from broadcaster.store import DEFAULT_REPLICA_TIMEOUT, ReplicaWait
+from broadcaster.store.urls import SENTINEL_FORM, is_sentinel_url, parse_sentinel_url
 from broadcaster.yamlfiles import load_yaml, validation_problems
 
 CONFIG_ENV = "BROADCASTER_CONFIG"
@@ -55,16 +64,39 @@ class MqttSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///var/broadcaster.db"
-    # Calls wait out an outage this long (a Redis restart); then the daemon exits non-zero
-    # so that its supervisor restarts it cleanly.
+    # Calls wait out an outage this long (a Redis restart, a Sentinel failover); then the
+    # daemon exits non-zero so that its supervisor restarts it cleanly.
     outage_limit: Duration = timedelta(seconds=60)
+    # Redis only: after the writes that guard a promise, WAIT for this many replicas, at
+    # most replica_timeout (0: no WAIT, for a Redis without replicas).
+    replicas_to_wait: int = Field(default=0, ge=0)
+    replica_timeout: Duration = DEFAULT_REPLICA_TIMEOUT
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "redis://", "rediss://")):
-            raise ValueError("must be sqlite:///path or redis://host:port/db")
+        if is_sentinel_url(value):
+            parse_sentinel_url(value)  # its own message, naming the expected form
+        elif not value.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValueError(f"must be sqlite:///path, redis://host:port/db or {SENTINEL_FORM}")
         return value
+
+    @field_validator("replica_timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if value < timedelta(milliseconds=1):
+            raise ValueError("must be at least 1ms (WAIT with 0 would wait for ever)")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_need_redis(self) -> StoreSettings:
+        if self.replicas_to_wait and self.url.startswith("sqlite:"):
+            raise ValueError("replicas_to_wait needs a Redis store (SQLite has no replicas)")
+        return self
+
+    @property
+    def replica_wait(self) -> ReplicaWait:
+        return ReplicaWait(self.replicas_to_wait, self.replica_timeout)
 
 
 class HttpSettings(_Section):

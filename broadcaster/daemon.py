@@ -76,7 +76,12 @@ class Daemon:
         self.owner = process_id()
         self.exit_code = 0
         self.stopped = asyncio.Event()
-        self.store = open_store(s.store.url, deployment.base_dir, outage_limit=s.store.outage_limit)
+        self.store = open_store(
+            s.store.url,
+            deployment.base_dir,
+            outage_limit=s.store.outage_limit,
+            replica_wait=s.store.replica_wait,
+        )
         self.store.outage.on_give_up.append(lambda reason: self.fatal(reason, EXIT_STORE_GONE))
         self.supervisor = Supervisor(lambda reason: self.fatal(reason, EXIT_STORE_GONE))
         self.pool = ChannelPool(deployment.channels, public_url=s.http.public_url, store=self.store)

@@ -53,8 +53,17 @@ class Inbox:
     async def from_mqtt(self, kind: Literal["trigger", "retract"], payload: bytes) -> None:
         """Keep the raw message (the MQTT link acknowledges it after this returns)."""
         entry = InboxEntry.new(kind, "mqtt", payload, owner=self.owner, lease=self.lease)
-        if await self.store.inbox_add(entry, broker_session=self.broker_session):
-            self.put(entry)
+        # Ours from before the write: the takeover scan must not adopt it while the write
+        # (and a WAIT for the replicas, store.replicas_to_wait) is still under way.
+        self.here.add(entry.id)
+        added = False
+        try:
+            added = await self.store.inbox_add(entry, broker_session=self.broker_session)
+        finally:
+            if not added:
+                self.here.discard(entry.id)
+        if added:
+            self.queue.put_nowait(entry)
         else:
             log.debug("taken_by_another_daemon", kind=kind)
 

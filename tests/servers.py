@@ -3,7 +3,9 @@
 Each runs as a child process with its files in the test's temporary folder and is
 stopped when the fixture ends. Readiness is checked by connecting, not by sleeping.
 mosquitto may also start from the shipped deploy/mosquitto/mosquitto.conf, and any server
-can be killed (SIGKILL) and restarted on the same port with the same files.
+can be killed (SIGKILL) and restarted on the same port with the same files. A Redis
+Sentinel group (a primary, its replica, three sentinels) is ready when the sentinels say
+so, and fails over when its primary is killed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import redis
 
 REPO = Path(__file__).resolve().parent.parent
 MOSQUITTO_SAMPLE = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -95,9 +100,16 @@ class MosquittoServer(Server):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
-def start_redis(folder: Path, port: int | None = None, *, durable: bool = False) -> RedisServer:
+def start_redis(
+    folder: Path,
+    port: int | None = None,
+    *,
+    durable: bool = False,
+    options: Sequence[str] = (),
+) -> RedisServer:
     """A redis-server; `durable`: with its append-only file, fsynced on every write (what
-    production should run), so it can be killed and restarted on the same port and folder."""
+    production should run), so it can be killed and restarted on the same port and folder.
+    `options` are more command-line options (`--replicaof host port`)."""
     port = port or free_port()
     log = folder / "redis.log"
     persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
@@ -116,8 +128,163 @@ def start_redis(folder: Path, port: int | None = None, *, durable: bool = False)
         str(folder),
         "--logfile",
         str(log),
+        *options,
     ]
     return RedisServer(_launch(command, port), port, log, command)
+
+
+SENTINEL_SERVICE = "mymaster"
+DOWN_AFTER_MS = 1000  # a primary silent this long is down (subjectively, for one sentinel)
+FAILOVER_TIMEOUT_MS = 5000
+
+
+def ask(port: int, *command: str) -> Any:
+    """One command to a Redis or a sentinel on a loopback port."""
+    with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as client:
+        return client.execute_command(*command)
+
+
+def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll the real state until `check` holds (a server's own answer, not a delay)."""
+    deadline = time.monotonic() + timeout
+    while not _holds(check):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout}s")
+        time.sleep(0.05)  # polling servers that change state by themselves
+
+
+def _holds(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except (redis.exceptions.RedisError, OSError):
+        return False
+
+
+def replication(port: int) -> dict[str, Any]:
+    """INFO replication of the Redis on `port`."""
+    with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as client:
+        info: dict[str, Any] = client.info("replication")
+        return info
+
+
+@dataclass
+class SentinelGroup:
+    """A primary, a replica of it and three sentinels that monitor it with quorum 2."""
+
+    primary: RedisServer
+    replica: RedisServer
+    sentinels: list[Server] = field(default_factory=list)
+    service: str = SENTINEL_SERVICE
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def named_primary(self, sentinel: Server) -> int | None:
+        """The port of the primary this sentinel names."""
+        answer = ask(sentinel.port, "SENTINEL", "get-master-addr-by-name", self.service)
+        return int(answer[1]) if answer else None
+
+    def until_named(self, server: RedisServer, timeout: float = 30.0) -> None:
+        """Every sentinel names `server` the primary, and it says it is one."""
+        until(
+            f"sentinels naming 127.0.0.1:{server.port} the primary",
+            lambda: (
+                all(self.named_primary(s) == server.port for s in self.sentinels)
+                and replication(server.port)["role"] == "master"
+            ),
+            timeout,
+        )
+
+    def until_ready(self, timeout: float = 30.0) -> None:
+        """The replica is online at the primary, and every sentinel names the primary,
+        knows the replica and the two other sentinels (without those, no failover)."""
+        until(
+            "the replica online",
+            lambda: replication(self.primary.port).get("slave0", {}).get("state") == "online",
+            timeout,
+        )
+        self.until_named(self.primary, timeout)
+
+        def all_known() -> bool:
+            for sentinel in self.sentinels:
+                master = _pairs(ask(sentinel.port, "SENTINEL", "master", self.service))
+                if int(master["num-other-sentinels"]) != len(self.sentinels) - 1:
+                    return False
+                replicas = [
+                    _pairs(r) for r in ask(sentinel.port, "SENTINEL", "replicas", self.service)
+                ]
+                if not any(
+                    int(r["port"]) == self.replica.port and r["master-link-status"] == "ok"
+                    for r in replicas
+                ):
+                    return False
+            return True
+
+        until("the sentinels knowing each other and the replica", all_known, timeout)
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.primary):
+            server.stop()
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    """A sentinel's flat [key, value, key, value, ...] answer as a dict."""
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def start_sentinel_group(folder: Path, *, sentinels: int = 3) -> SentinelGroup:
+    """A durable primary, its replica (`replicaof`) and `sentinels` sentinels, each in a
+    folder of its own, on free loopback ports; ready (SentinelGroup.until_ready)."""
+    started: list[Server] = []
+    try:
+        (folder / "primary").mkdir(parents=True)
+        primary = start_redis(folder / "primary", durable=True, options=_FAST_SYNC)
+        started.append(primary)
+        (folder / "replica").mkdir()
+        replica = start_redis(
+            folder / "replica",
+            durable=True,
+            options=[*_FAST_SYNC, "--replicaof", "127.0.0.1", str(primary.port)],
+        )
+        started.append(replica)
+        group = SentinelGroup(primary, replica)
+        for n in range(sentinels):
+            group.sentinels.append(_start_sentinel(folder / f"sentinel-{n}", primary.port))
+            started.append(group.sentinels[-1])
+        group.until_ready()
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    return group
+
+
+# The replica's first full copy at once: Redis 7 waits 5 s for more replicas by default.
+_FAST_SYNC = ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
+
+
+def _start_sentinel(folder: Path, primary_port: int) -> Server:
+    folder.mkdir()
+    port = free_port()
+    log = folder / "sentinel.log"
+    config = folder / "sentinel.conf"  # the sentinel rewrites it with what it learns
+    config.write_text(
+        f"port {port}\n"
+        "bind 127.0.0.1\n"
+        f"dir {folder}\n"
+        f"logfile {log}\n"
+        f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary_port} 2\n"
+        f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {DOWN_AFTER_MS}\n"
+        f"sentinel failover-timeout {SENTINEL_SERVICE} {FAILOVER_TIMEOUT_MS}\n"
+        f"sentinel parallel-syncs {SENTINEL_SERVICE} 1\n",
+        encoding="utf-8",
+    )
+    command = [_binary("redis-server"), str(config), "--sentinel"]
+    return Server(_launch(command, port), port, log, command)
 
 
 def start_mosquitto(

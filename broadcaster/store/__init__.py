@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from broadcaster.models import (
     Account,
@@ -20,22 +20,41 @@ from broadcaster.models import (
 )
 from broadcaster.store.base import AlertChange, Store
 from broadcaster.store.outage import StoreUnavailable
+from broadcaster.store.urls import SENTINEL_FORM, SENTINEL_SCHEME, redacted
 
-__all__ = ["AlertChange", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["AlertChange", "ReplicaWait", "Store", "StoreUnavailable", "open_store"]
 
 DEFAULT_OUTAGE_LIMIT = timedelta(seconds=60)
+DEFAULT_REPLICA_TIMEOUT = timedelta(milliseconds=500)
 # How long the record of a taken broker message is kept: far longer than a trigger may be
 # old (security.max_trigger_age), so a copy that arrives late is still recognised.
 BROKER_MESSAGE_MEMORY = timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class ReplicaWait:
+    """After the writes that guard a promise, wait until `replicas` replicas have them
+    (Redis WAIT), at most `timeout`; 0 replicas: no waiting (store.replicas_to_wait)."""
+
+    replicas: int = 0
+    timeout: timedelta = DEFAULT_REPLICA_TIMEOUT
+
+
+NO_REPLICA_WAIT = ReplicaWait()
+
+
 def open_store(
-    url: str, base_dir: Path, *, outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT
+    url: str,
+    base_dir: Path,
+    *,
+    outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
+    replica_wait: ReplicaWait = NO_REPLICA_WAIT,
 ) -> Store:
     """The store that `store.url` names (contract section 2), not yet opened.
 
     `sqlite:///rel/path.db` is relative to `base_dir` (the config file's folder),
-    `sqlite:////abs/path.db` is absolute; `redis://` and `rediss://` share a Redis.
+    `sqlite:////abs/path.db` is absolute; `redis://` and `rediss://` share a Redis,
+    `redis+sentinel://` a Redis whose primary its sentinels name (store/urls.py).
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
@@ -43,10 +62,11 @@ def open_store(
     if is_redis(url):
         from broadcaster.store.redis import RedisStore
 
-        return RedisStore(url, outage_limit=outage_limit)
+        return RedisStore(url, outage_limit=outage_limit, replica_wait=replica_wait)
     raise ValueError(
-        f"store.url {_redacted(url)!r}: expected sqlite:///relative/path.db, "
-        "sqlite:////absolute/path.db, redis://host:port/db or rediss://host:port/db"
+        f"store.url {redacted(url)!r}: expected sqlite:///relative/path.db, "
+        "sqlite:////absolute/path.db, redis://host:port/db, rediss://host:port/db "
+        f"or {SENTINEL_FORM}"
     )
 
 
@@ -57,7 +77,8 @@ def _open_sqlite(url: str, base_dir: Path, outage_limit: timedelta) -> Store:
 
 
 def is_redis(url: str) -> bool:
-    return url.split(":", 1)[0].lower() in ("redis", "rediss")
+    """A Redis store, alone or behind Sentinel (backed up by Redis, not by us)."""
+    return url.split(":", 1)[0].lower() in ("redis", "rediss", SENTINEL_SCHEME)
 
 
 def sqlite_file(url: str, base_dir: Path) -> Path:
@@ -67,25 +88,11 @@ def sqlite_file(url: str, base_dir: Path) -> Path:
     rest = url[len(head) :] if url[: len(head)].lower() == head else None
     if not rest or "?" in rest or "#" in rest:
         raise ValueError(
-            f"store.url {_redacted(url)!r}: expected sqlite:///relative/path.db (three slashes) "
+            f"store.url {redacted(url)!r}: expected sqlite:///relative/path.db (three slashes) "
             "or sqlite:////absolute/path.db (four slashes), without query options"
         )
     path = Path(rest)
     return path if path.is_absolute() else base_dir / path
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparsable URL>"
 
 
 # -- rules shared by both implementations -------------------------------------------

@@ -15,7 +15,11 @@ else acted", the same kind of mistake as Alertmanager's duplicate notifications.
 
 Durability is Redis's: run it with `appendonly yes` and `appendfsync always` for the
 writes that guard a promise (the inbox entry before the MQTT acknowledgement, a
-provider's answer) to survive a crash of Redis itself.
+provider's answer) to survive a crash of Redis itself. Behind Redis Sentinel
+(`redis+sentinel://`, store/urls.py) a crash of the primary is a failover instead, and
+the new primary has only what reached its replica: with `store.replicas_to_wait`, those
+writes are followed by WAIT on the same connection, so the promise is made only once a
+replica has them too (a replica that does not answer in time is logged, not fatal).
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
@@ -48,6 +54,8 @@ from broadcaster.models import (
 from broadcaster.store import (
     BROKER_MESSAGE_MEMORY,
     DEFAULT_OUTAGE_LIMIT,
+    NO_REPLICA_WAIT,
+    ReplicaWait,
     apply_alert_changes,
     check_audit,
     check_claim,
@@ -64,6 +72,9 @@ from broadcaster.store import (
 )
 from broadcaster.store.base import AlertChange
 from broadcaster.store.outage import Outage
+from broadcaster.store.urls import is_sentinel_url, parse_sentinel_url, redacted
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -81,6 +92,7 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 PRUNE_CHUNK = 500
+SOCKET_TIMEOUT = 5  # seconds, for the servers and the sentinels alike
 
 
 @dataclass(frozen=True)
@@ -174,7 +186,11 @@ class Keys:
 # trail in one round trip.
 _FRAME = """
 local done = redis.call('GET', KEYS[1])
-if done then return done end
+if done then
+  -- A write, so that a WAIT after this resent call also covers the first try's write.
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  return done
+end
 local count = tonumber(table.remove(ARGV))
 local trail, trail_key = {}, nil
 if count > 0 then
@@ -376,39 +392,78 @@ class RedisStore:
         prefix: str = "broadcaster",
         *,
         outage_limit: timedelta = DEFAULT_OUTAGE_LIMIT,
+        replica_wait: ReplicaWait = NO_REPLICA_WAIT,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.keys = Keys(prefix)
         self.outage = Outage(outage_limit, OUTAGE_ERRORS, store="redis")
+        self.replica_wait = replica_wait
+        # A malformed sentinel URL is refused here, before anything connects.
+        self._sentinel_url = parse_sentinel_url(url) if is_sentinel_url(url) else None
+        self._sentinel: Sentinel | None = None
         self._redis: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     async def open(self) -> None:
         if self._redis is not None:
             return
-        # Options written in the URL's query take precedence over these defaults.
-        client = Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), RETRIES),
-        )
+        client = self._connect()
         try:
             await self.outage.call(client.ping)
         except BaseException:
-            await client.aclose()
+            await self._close(client)
             raise
         self._scripts = {
             name: client.register_script(_FRAME % body) for name, body in _SCRIPTS.items()
         }
         self._redis = client
 
+    def _connect(self) -> Redis:
+        """A client of the URL's Redis, or of the primary its sentinels name (asked again
+        after every connection error, so a failover is followed)."""
+        # A WAIT may take replica_timeout without the server being any less alive.
+        waiting = self.replica_wait.timeout.total_seconds() if self.replica_wait.replicas else 0
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": SOCKET_TIMEOUT + waiting,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1), RETRIES),
+        }
+        parts = self._sentinel_url
+        if parts is None:
+            # Options written in the URL's query take precedence over these defaults.
+            return Redis.from_url(self.url, **options)
+        self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(parts.sentinels),
+            sentinel_kwargs={
+                "socket_timeout": SOCKET_TIMEOUT,
+                "socket_connect_timeout": SOCKET_TIMEOUT,
+                "password": parts.sentinel_password,
+            },
+        )
+        client: Redis = self._sentinel.master_for(
+            parts.service,
+            db=parts.db,
+            username=parts.username,
+            password=parts.password,
+            **options,
+        )
+        return client
+
     async def close(self) -> None:
         client, self._redis = self._redis, None
         if client is not None:
-            await client.aclose()
+            await self._close(client)
+
+    async def _close(self, client: Redis) -> None:
+        await client.aclose()
+        sentinel, self._sentinel = self._sentinel, None
+        if sentinel is not None:
+            await sentinel.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({redacted(self.url)!r}, prefix={self.prefix!r})"
 
     async def ping(self) -> bool:
         if self._redis is None:
@@ -435,10 +490,13 @@ class RedisStore:
         keys: Sequence[str],
         args: Sequence[str | int],
         audit: Sequence[AuditEntry] = (),
+        *,
+        promise: bool = False,
     ) -> str:
         """Run one write script with one token for all its tries: a resent call gets the
         first result back. `audit` entries (all of one alert, or all of none) are appended
-        when the script wrote."""
+        when the script wrote. A `promise` (a write the daemon vouches for to others) is
+        followed by WAIT when store.replicas_to_wait asks for it."""
         client = self._client
         token = uuid.uuid4().hex
         call = self._scripts[script]
@@ -446,8 +504,40 @@ class RedisStore:
         trail_keys = {self._audit_key(entry.alert_id) for entry in audit}
         keys = [self.keys.op(token), *keys, *trail_keys]
         args = [OP_RESULT_TTL_MS, *args, *(e.model_dump_json() for e in audit), len(audit)]
-        result = await self.outage.call(lambda: call(keys=keys, args=args, client=client))
+        if promise and self.replica_wait.replicas > 0:
+            result = await self.outage.call(
+                lambda: self._replicated(client, call, keys, args, script)
+            )
+        else:
+            result = await self.outage.call(lambda: call(keys=keys, args=args, client=client))
         return _str(result) if isinstance(result, bytes | str) else str(result)
+
+    async def _replicated(
+        self,
+        client: Redis,
+        call: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+        script: str,
+    ) -> Any:
+        """The script, then WAIT on the same connection (WAIT counts the replicas that
+        have this connection's writes); fewer replicas than asked is a warning only: the
+        write stands on the primary, and refusing it would lose the trigger for sure."""
+        wanted = self.replica_wait.replicas
+        timeout_ms = max(1, int(self.replica_wait.timeout / timedelta(milliseconds=1)))
+        async with client.pipeline(transaction=False) as pipe:
+            await call(keys=keys, args=args, client=pipe)
+            pipe.wait(wanted, timeout_ms)
+            result, acknowledged = await pipe.execute()
+        if int(acknowledged) < wanted:
+            log.warning(
+                "store_replicas_behind",
+                write=script,
+                replicas=int(acknowledged),
+                wanted=wanted,
+                timeout_ms=timeout_ms,
+            )
+        return result
 
     # -- inbox -----------------------------------------------------------------------
     async def inbox_add(self, entry: InboxEntry, *, broker_session: str | None = None) -> bool:
@@ -459,7 +549,8 @@ class RedisStore:
             keys.append(self.keys.broker_copies(broker_session, digest))
             memory_ms = int(BROKER_MESSAGE_MEMORY / timedelta(milliseconds=1))
             args += [self.keys.broker_message(digest), memory_ms]
-        return await self._write("inbox_add", keys, args) == "1"
+        # The promise behind the MQTT acknowledgement: the broker forgets the trigger.
+        return await self._write("inbox_add", keys, args, promise=True) == "1"
 
     async def inbox_take(
         self,
@@ -596,13 +687,14 @@ class RedisStore:
         if owner is None:
             keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
             args = [delivery.channel_id, touched(delivery).model_dump_json()]
-            if await self._write("save_delivery", keys, args, audit) != "1":
+            if await self._write("save_delivery", keys, args, audit, promise=True) != "1":
                 raise KeyError(f"no alert {delivery.alert_id}")
             return True
         # The claim is checked in the script: one round trip for a delivery's every save.
+        # A provider's answer is a promise: lost, the post would be sent again.
         keys = [self.keys.alert(delivery.alert_id), self.keys.deliveries(delivery.alert_id)]
         args = [delivery.channel_id, owner, touched(delivery).model_dump_json()]
-        result = await self._write("save_claimed", keys, args, audit)
+        result = await self._write("save_claimed", keys, args, audit, promise=True)
         if result == "3":
             raise KeyError(f"no alert {delivery.alert_id}")
         return result == "1"

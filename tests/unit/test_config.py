@@ -81,3 +81,40 @@ def test_missing_config_file(tmp_path):
     settings, problems = read_settings(tmp_path / "nope.yaml")
     assert settings is None
     assert "config file not found" in str(problems[0])
+
+
+def test_store_sentinel_url_and_replica_wait(tmp_path):
+    text = (
+        "store:\n  url: redis+sentinel://:pw@s1:26379,s2:26379,s3:26379/mymaster/0\n"
+        "  replicas_to_wait: 1\n  replica_timeout: 250ms\n"
+    )
+    settings, problems = read_settings(write(tmp_path / "b.yaml", text))
+    assert problems == []
+    assert settings is not None
+    assert settings.store.replica_wait.replicas == 1
+    assert settings.store.replica_wait.timeout == timedelta(milliseconds=250)
+
+
+def test_store_wait_is_off_by_default(tmp_path):
+    settings, _ = read_settings(write(tmp_path / "b.yaml", "store:\n  url: redis://r:6379/0\n"))
+    assert settings is not None
+    assert settings.store.replica_wait.replicas == 0
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ("url: redis+sentinel://:hunter2@s1,s2/mymaster/x", "not a database number"),
+        ("url: redis+sentinel://s1,s2", "expected redis+sentinel://"),
+        ("replicas_to_wait: 1", "needs a Redis store"),
+        ("url: redis://r:6379/0\n  replica_timeout: 0ms", "at least 1ms"),
+        ("url: redis://r:6379/0\n  replicas_to_wait: -1", "greater than or equal to 0"),
+    ],
+)
+def test_store_problems_are_named(tmp_path, store, expected):
+    settings, problems = read_settings(write(tmp_path / "b.yaml", f"store:\n  {store}\n"))
+    assert settings is None
+    lines = "\n".join(map(str, problems))
+    assert "store" in lines
+    assert expected in lines
+    assert "hunter2" not in lines
