@@ -36,8 +36,16 @@ class _Section(BaseModel):
 
 class MqttSettings(_Section):
     url: str | None = None  # None: the daemon starts an embedded broker on 127.0.0.1:1883
+    # More brokers, tried in turn when the one in use goes away (two mosquitto, or the
+    # nodes of a clustered broker); the daemon and the fire brigade use the same list.
+    fallback_urls: list[str] = Field(default_factory=list)
     username: str | None = None
     password: str | None = None
+    # mqtts://: the CA that signed the broker's certificate (default: the system's), and
+    # a client certificate where the broker asks for one (require_certificate).
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     topic_prefix: str = "broadcaster"
     client_id: str = Field(default_factory=lambda: f"broadcaster-{socket.gethostname()}")
     # Where the embedded broker listens when `url` is absent (not in the contract; for trials).
@@ -53,6 +61,27 @@ class MqttSettings(_Section):
         if value is not None and not value.startswith(("mqtt://", "mqtts://")):
             raise ValueError("must start with mqtt:// or mqtts://")
         return value
+
+    @field_validator("fallback_urls")
+    @classmethod
+    def _schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("mqtt://", "mqtts://")):
+                raise ValueError(f"{url!r} must start with mqtt:// or mqtts://")
+        return value
+
+    @model_validator(mode="after")
+    def _brokers(self) -> MqttSettings:
+        if self.fallback_urls and self.url is None:
+            raise ValueError("fallback_urls needs url (the first broker) as well")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+    @property
+    def urls(self) -> list[str | None]:
+        """Every broker in the order tried (None: the embedded one)."""
+        return [self.url, *self.fallback_urls]
 
     @field_validator("topic_prefix")
     @classmethod

@@ -59,14 +59,45 @@ class Topics:
         return f"{self.prefix}/alerts/{alert_id}"
 
 
-def broker_address(settings: MqttSettings) -> tuple[str, int, bool]:
-    """(host, port, tls) of the broker; the embedded one when no url is set."""
-    if settings.url is None:
+def broker_address(
+    settings: MqttSettings, url: str | None = None, *, first: bool = True
+) -> tuple[str, int, bool]:
+    """(host, port, tls) of the broker at `url` (by default the first one); the embedded
+    one when no url is set."""
+    url = settings.url if first and url is None else url
+    if url is None:
         host, _, port = settings.embedded_listen.rpartition(":")
         return host, int(port), False
-    parts = urlsplit(settings.url)
+    parts = urlsplit(url)
     tls = parts.scheme == "mqtts"
     return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The broker's certificate checked against `tls_ca_file` (else the system's CAs),
+    its name against the URL's host; a client certificate when one is set."""
+    context = ssl.create_default_context(
+        cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None
+    )
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
+    return context
+
+
+def tls_refusal(exc: BaseException, settings: MqttSettings, broker: str) -> str | None:
+    """What to do when the TLS handshake with the broker failed, else None."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    ca = settings.tls_ca_file or "the system's CAs"
+    return (
+        f"TLS with the broker {broker} failed ({getattr(seen, 'reason', None) or seen}): its "
+        f"certificate is not signed by {ca}, or is not made out to the URL's host. Set "
+        "mqtt.tls_ca_file to the CA that signed the broker's certfile, and use the host "
+        "name (or IP address) the certificate names"
+    )
 
 
 NO_DELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -84,9 +115,14 @@ def protocol_of(settings: MqttSettings) -> aiomqtt.ProtocolVersion:
 
 
 def make_client(
-    settings: MqttSettings, *, identifier: str | None = None, **extra: Any
+    settings: MqttSettings,
+    *,
+    identifier: str | None = None,
+    url: str | None = None,
+    **extra: Any,
 ) -> aiomqtt.Client:
-    host, port, tls = broker_address(settings)
+    """A client of the broker at `url` (by default the first one)."""
+    host, port, tls = broker_address(settings, url, first=url is None)
     return aiomqtt.Client(
         host,
         port,
@@ -94,7 +130,7 @@ def make_client(
         password=settings.password,
         identifier=identifier,
         protocol=protocol_of(settings),
-        tls_context=ssl.create_default_context() if tls else None,
+        tls_context=tls_context(settings) if tls else None,
         timeout=10,
         # A trigger and its PUBACK are small packets: without this, Nagle's algorithm and
         # the broker's delayed ACK hold each for about 40 ms.
@@ -127,10 +163,15 @@ class MqttLink:
         self.disconnected.set()
         self.client: aiomqtt.Client | None = None
         self.intake_open = True
+        # Why the last attempt to connect failed (a TLS refusal says what to do), and an
+        # event set after each failed attempt: /healthz says mqtt false meanwhile.
+        self.last_error: str | None = None
+        self.attempt_failed = asyncio.Event()
 
-    def new_client(self) -> aiomqtt.Client:
+    def new_client(self, url: str | None) -> aiomqtt.Client:
         client = make_client(
             self.settings,
+            url=url,
             identifier=self.settings.client_id,
             keepalive=30,
             will=aiomqtt.Will(self.topics.daemon, "offline", qos=1, retain=True),
@@ -143,11 +184,17 @@ class MqttLink:
         return client
 
     async def run(self) -> None:
-        """Connected whenever the broker can be reached; an error that is not MQTT's (the
-        store gave up, a bug) ends the loop for the daemon's supervisor to handle."""
+        """Connected whenever a broker can be reached: when the one in use goes away, the
+        next of `url` and `fallback_urls` at once, a pause only after a whole round. An
+        error that is not MQTT's (the store gave up, a bug) ends the loop for the
+        daemon's supervisor to handle."""
         backoff = 0.5
+        brokers = self.settings.urls
+        turn = 0
         while True:
-            client = self.new_client()
+            url = brokers[turn % len(brokers)]
+            host, port, _ = broker_address(self.settings, url, first=False)
+            client = self.new_client(url)
             try:
                 async with client:
                     self.client = client
@@ -156,11 +203,10 @@ class MqttLink:
                     await client.publish(self.topics.daemon, "online", qos=1, retain=True)
                     self.connected.set()
                     self.disconnected.clear()
+                    self.last_error = None
                     backoff = 0.5
                     log.info(
-                        "mqtt_connected",
-                        broker=broker_address(self.settings)[:2],
-                        client_id=self.settings.client_id,
+                        "mqtt_connected", broker=(host, port), client_id=self.settings.client_id
                     )
                     await self.on_connect()
                     async for message in client.messages:
@@ -171,6 +217,7 @@ class MqttLink:
                         await self.on_message(str(message.topic), raw)
                         client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
+                self.last_error = tls_refusal(exc, self.settings, f"{host}:{port}") or str(exc)
                 if getattr(getattr(exc, "rc", None), "value", None) == SESSION_TAKEN_OVER:
                     log.error(
                         "mqtt_client_id_in_use",
@@ -179,12 +226,23 @@ class MqttLink:
                         "daemon its own mqtt.client_id",
                     )
                     backoff = TAKEN_OVER_BACKOFF
+                elif self.last_error != str(exc):
+                    log.error("mqtt_tls_refused", broker=(host, port), detail=self.last_error)
                 else:
-                    log.warning("mqtt_disconnected", error=str(exc), retry_in=round(backoff, 2))
+                    log.warning(
+                        "mqtt_disconnected",
+                        broker=(host, port),
+                        error=str(exc),
+                        retry_in=round(backoff, 2),
+                    )
+                self.attempt_failed.set()
             finally:
                 self.connected.clear()
                 self.disconnected.set()
                 self.client = None
+            turn += 1
+            if turn % len(brokers):
+                continue  # the next broker at once
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0) + 0.1)  # reconnect backoff
             backoff = min(backoff * 2, 30.0)
 

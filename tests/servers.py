@@ -11,6 +11,7 @@ so, and fails over when its primary is killed.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -378,3 +379,20 @@ def running(server: Server) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+def start_mosquitto_tls(folder: Path, ca: Path, cert: Path, key: Path) -> MosquittoServer:
+    """mosquitto with a TLS listener only (the test's own CA and server certificate)."""
+    port = free_port()
+    log = folder / f"mosquitto-tls-{port}.log"
+    config = folder / f"mosquitto-tls-{port}.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+        "allow_anonymous true\npersistence false\n"
+        f"log_dest file {log}\nlog_type error\nlog_type warning\nlog_type notice\n"
+        + ("user root\n" if os.geteuid() == 0 else ""),
+        encoding="utf-8",
+    )
+    command = [_binary("mosquitto"), "-c", str(config)]
+    return MosquittoServer(_launch(command, port), port, log, command)

@@ -103,7 +103,7 @@ async def test_the_daemons_mqtt_socket_sends_small_packets_at_once(mosquitto: Mo
         return None
 
     link = MqttLink(MqttSettings(url=mosquitto.url, client_id="nodelay"), ignore, ignore)
-    async with link.new_client() as client:
+    async with link.new_client(mosquitto.url) as client:
         sock = client._client.socket()
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
