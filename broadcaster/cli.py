@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import aiohttp
 import typer
 from jinja2 import TemplateError
 from rich.console import Console
@@ -432,6 +433,57 @@ async def _watch(deployment: Deployment, limit: int) -> None:
                 live.update(view, refresh=True)
     finally:
         await store.close()
+
+
+@app.command()
+def selftest(
+    playbook: Annotated[
+        str | None, typer.Option(help="default: selftest.playbook of broadcaster.yaml")
+    ] = None,
+    stage: Annotated[str | None, typer.Option(help="default: the playbook's first stage")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the self-test now on the running daemon: a drill to every channel set up for
+    drills; exit 0 when each answered, 1 when one did not, 2 when the daemon cannot."""
+    settings = _settings(config)
+    if settings.http.api_token is None:
+        raise _fail("the self-test is asked for over the HTTP API: set http.api_token", 2)
+    body: dict[str, object] = {}
+    if playbook is not None:
+        try:
+            params = parse_param_args(param or [])
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+        body = {"playbook": playbook, "stage": stage, "params": params}
+    url = f"http://{settings.http.listen}/api/selftest"
+    try:
+        status, answer = asyncio.run(_post_json(url, body, settings.http.api_token))
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        raise _fail(f"cannot reach the daemon at {url}: {exc}", 2) from None
+    if status != 200:
+        raise _fail(f"the daemon refused: {answer.get('detail', status)}", 2)
+    alert = str(answer["alert_id"])
+    if answer.get("refused"):
+        raise _fail(f"self-test {alert} was refused: {answer['refused']}", 1)
+    for channel in answer["answered"]:
+        out.print(Text(f"{channel}: answered", style="green"))
+    for channel, why in dict(answer["failed"]).items():
+        out.print(Text(f"{channel}: did not answer: {why}", style="bold red"))
+    if answer["failed"]:
+        raise _fail(f"self-test {alert}: {len(answer['failed'])} channel(s) did not answer", 1)
+    out.print(Text(f"self-test {alert}: every channel set up for drills answered"))
+
+
+async def _post_json(url: str, body: dict[str, object], token: str) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=600)  # the drill runs to its end first
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as http,
+        http.post(url, json=body, headers=headers) as answer,
+    ):
+        data: dict[str, Any] = await answer.json(content_type=None)
+        return answer.status, data
 
 
 @app.command()

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -283,6 +283,15 @@ class OidcSettings(_Section):
         return value.rstrip("/")
 
 
+class SelftestSettings(_Section):
+    """The weekly self-test (selftest.py): a drill through the whole path."""
+
+    every: Duration = timedelta(days=7)
+    playbook: str
+    stage: str | None = None  # default: the playbook's first stage
+    params: dict[str, Any] = Field(default_factory=dict)  # the drill's params
+
+
 class ConsoleSettings(_Section):
     """The newsroom console's sign-in (not in the contract: sensible defaults)."""
 
@@ -319,6 +328,7 @@ class Settings(_Section):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     warning_page: WarningPageSettings = Field(default_factory=WarningPageSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    selftest: SelftestSettings | None = None  # unset: no scheduled self-test
 
 
 def config_path(explicit: Path | None = None) -> Path:

@@ -28,6 +28,7 @@ from broadcaster.models import utcnow
 from broadcaster.mqtt import MqttLink, MqttPublisher, start_embedded_broker
 from broadcaster.pipeline import build_pipeline
 from broadcaster.reload import Reloader
+from broadcaster.selftest import Selftest
 from broadcaster.store import open_store
 from broadcaster.store.outage import StoreUnavailable
 from broadcaster.supervision import Supervisor, process_id, same_host_and_dead
@@ -47,6 +48,7 @@ from broadcaster.web.hooks import HookState, add_hook_routes
 from broadcaster.web.media import add_media_routes
 from broadcaster.web.push import add_push_routes
 from broadcaster.web.recipients import add_recipient_routes
+from broadcaster.web.selftest import add_selftest_route
 from broadcaster.web.warnings import add_warning_routes
 
 log = structlog.get_logger(__name__)
@@ -107,6 +109,15 @@ class Daemon:
             self.store, self.inbox, p.receiver, p.dispatcher, p.desk, p.retractor, p.metrics
         )
         self.reloader = Reloader(deployment, self.pool, p.officers, self.store)
+        self.selftest = Selftest(
+            deployment,
+            p.receiver,
+            p.dispatcher,
+            self.store,
+            p.metrics,
+            p.officers,
+            owner=self.owner,
+        )
         self.mqtt = MqttLink(s.mqtt, self.on_mqtt_message, self.on_mqtt_connect)
         self.events.subscribe(MqttPublisher(self.mqtt, self.store))
         self.web = WebState(
@@ -148,6 +159,7 @@ class Daemon:
         self.supervisor.loop("prune", self.prune)
         self.supervisor.loop("watch", self.reloader.watch)
         self.supervisor.loop("mqtt", self.mqtt.run)
+        self.supervisor.loop("selftest", self.selftest.schedule)
         for item in self.reloader.set_aside():
             log.error("set_aside", **item)
         self.supervisor.spawn("tell_set_aside", self.reloader.tell_set_aside())
@@ -188,6 +200,7 @@ class Daemon:
         add_new_alert_routes(app, self.deployment)
         add_drill_routes(app, self.deployment)
         add_adhoc_routes(app, self.deployment)
+        add_selftest_route(app, self.selftest)
         tester = ChannelTest(self.deployment, self.dispatcher, self.store, dry_run=self.dry_run)
         add_channel_routes(app, self.deployment, tester)
         # No access log: confirm URLs carry a secret token.

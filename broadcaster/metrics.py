@@ -105,6 +105,21 @@ class Metrics:
             ["mode"],
             registry=self.registry,
         )
+        self.selftest_ok = Gauge(
+            "broadcaster_selftest_ok",
+            "1 when the last self-test reached every channel set up for drills, else 0",
+            registry=self.registry,
+        )
+        self.selftest_failed = Gauge(
+            "broadcaster_selftest_failed_channels",
+            "Channels set up for drills that the last self-test did not reach",
+            registry=self.registry,
+        )
+        self.selftest_last = Gauge(
+            "broadcaster_selftest_last_run_timestamp_seconds",
+            "Unix time of the last self-test run by this daemon",
+            registry=self.registry,
+        )
         self.breaker = Gauge(
             "broadcaster_channel_circuit",
             "A channel's circuit breaker: 0 closed (sending), 1 half open (probing), 2 open",

@@ -41,6 +41,9 @@ WORDS = {
         "playbook_consequence": "Auslösungen dafür werden abgewiesen.",
         "channel_consequence": "Über diesen Kanal geht nichts hinaus.",
         "unknown": "unbekannt",
+        "selftest_title": "Wöchentlicher Selbsttest: {count} Kanal/Kanäle ohne Antwort",
+        "selftest_text": "Die Selbsttest-Übung {alert} hat nicht erreicht: {failed}. Bitte diese "
+        "Kanäle prüfen (Konsole: Kanäle), bevor eine echte Warnung sie braucht.",
         "task_title": "Von Hand zu tun: Beitrag löschen ({channel})",
         "task_text": "Die Warnung {alert} wurde zurückgezogen und die Korrektur auf {channel} "
         "veröffentlicht. Der falsche Beitrag ist noch online: {task}. "
@@ -57,6 +60,9 @@ WORDS = {
         "playbook_consequence": "Its triggers are refused.",
         "channel_consequence": "Nothing goes out on this channel.",
         "unknown": "unknown",
+        "selftest_title": "Weekly self-test: {count} channel(s) did not answer",
+        "selftest_text": "The self-test drill {alert} did not reach: {failed}. Check these "
+        "channels (console: Channels) before a real warning needs them.",
         "task_title": "To do by hand: delete a post ({channel})",
         "task_text": "Alert {alert} was retracted and the correction is out on {channel}. The "
         "false post is still up: {task}. Then: broadcaster task done {alert} {channel}",
@@ -177,6 +183,28 @@ class OfficerNotices:
             detail={"channel": original.channel_id, "task": task.task},
             alert_id=original.alert_id,
         )
+
+    def selftest_failed(self, alert_id: str, failed: Mapping[str, str]) -> None:
+        """The weekly self-test found channels that did not answer (selftest.py)."""
+        lang = self.language()
+        w = WORDS.get(lang, WORDS["en"])
+        listed = "; ".join(f"{cid} ({why})" for cid, why in failed.items())
+        prefix = self.drill_prefix(lang)
+        message = OutgoingMessage(
+            kind="refusal",
+            alert_id=alert_id,
+            incident=alert_id,
+            scenario="",
+            stage="",
+            mode="drill",
+            language=lang,
+            title=f"{prefix}: " + w["selftest_title"].format(count=len(failed)),
+            text=f"{prefix}: " + w["selftest_text"].format(alert=alert_id, failed=listed),
+            idempotency_key=f"selftest:{alert_id}",
+            error="selftest_failed",
+            detail=listed,
+        )
+        self._send(message, event="selftest_told", detail={"failed": sorted(failed)})
 
     def drill_prefix(self, language: str) -> str:
         return drill_word(self.settings.drill.prefix, language)
