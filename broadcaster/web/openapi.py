@@ -376,6 +376,17 @@ _SCHEMAS: dict[str, Schema] = {
             "error": {"type": "string"},
         },
     },
+    "SelftestResult": {
+        "type": "object",
+        "required": ["ok", "alert_id", "answered", "failed", "refused"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "alert_id": {"type": "string"},
+            "answered": {"type": "array", "items": {"type": "string"}},
+            "failed": {"type": "object", "additionalProperties": {"type": "string"}},
+            "refused": _nullable({"type": "string"}),
+        },
+    },
     "ReloadResult": {
         "type": "object",
         "required": ["loaded", "set_aside", "changed"],
@@ -593,6 +604,39 @@ _PATHS: dict[str, Schema] = {
             "aside with its error and the others keep working.",
             "responses": {
                 "200": _json(_ref("ReloadResult"), "What was loaded and what was set aside."),
+                **_COMMON,
+            },
+        }
+    },
+    "/api/selftest": {
+        "post": {
+            "operationId": "selftest",
+            "summary": "Run the self-test now: a drill to every `drill: send` channel",
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": "Another drill than `selftest:` of broadcaster.yaml",
+                            "properties": {
+                                "playbook": {"type": "string"},
+                                "stage": _nullable({"type": "string"}),
+                                "params": {"type": "object"},
+                            },
+                        }
+                    }
+                },
+            },
+            "description": "Answers once each such channel answered or its delivery "
+            "deadline passed; a failure is told to the duty officers.",
+            "responses": {
+                "200": _json(_ref("SelftestResult"), "Which channels answered, which not."),
+                "400": _json(
+                    _ref("Error"),
+                    "No `selftest:` in broadcaster.yaml and no playbook named in the body, "
+                    "or a body that is no self-test (error: invalid_request).",
+                ),
                 **_COMMON,
             },
         }

@@ -121,6 +121,8 @@ async def test_every_api_route_is_documented_and_answers_as_documented(tmp_path,
             ("GET", delivery, f"{one}/deliveries/log_de", None, AUTH, 200),
             ("GET", delivery, f"{one}/deliveries/nowhere", None, AUTH, 404),
             ("POST", "/api/reload", "/api/reload", None, AUTH, 200),
+            # No selftest: in this deployment and no playbook asked for: told so.
+            ("POST", "/api/selftest", "/api/selftest", None, AUTH, 400),
             ("POST", retract, f"{one}/retract", {"why": "no reason"}, AUTH, 400),
             ("POST", retract, f"{one}/retract", reason, AUTH, 202),
             ("POST", retract, f"{one}/retract", reason, AUTH, 409),
