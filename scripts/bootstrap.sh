@@ -2,16 +2,18 @@
 # What a fresh Debian/Ubuntu machine needs before the broadcaster runs: uv, then the
 # locked Python dependencies in .venv. With --test also what the tests start for real:
 # mosquitto, redis-server and Chromium (for the duty officer page; Playwright drives the
-# Debian package, it cannot download a browser here), and jq and openssl (the shell recipes
-# of docs/signing.md are run as written). Used by scripts/run.sh and
-# scripts/test.sh; safe to repeat.
+# Debian package, it cannot download a browser here), jq and openssl (the shell recipes
+# of docs/signing.md are run as written) and promtool, from the prometheus package (it
+# checks deploy/monitoring/). Used by scripts/run.sh and scripts/test.sh; safe to repeat.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ "${1:-}" = "--test" ]; then
   packages=()
-  for tool in mosquitto redis-server chromium jq openssl; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$tool")
+  # tool:package, where the Debian package is named otherwise than its command.
+  for pair in mosquitto redis-server chromium jq openssl promtool:prometheus; do
+    tool="${pair%%:*}" package="${pair#*:}"
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("$package")
   done
   if [ "${#packages[@]}" -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
