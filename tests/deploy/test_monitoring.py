@@ -1,12 +1,16 @@
 """deploy/monitoring/: promtool accepts the rules and the scrape config, the rules' unit
 tests pass (alerts_test.yml, alerts_weekly_test.yml), every rule tells the operator what
-to do, and every metric the files use is one the daemon exports, with its labels."""
+to do, the dashboard's panels have titles and valid queries, and every metric the files
+use is one the daemon exports, with its labels."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,6 +21,10 @@ from tests.servers import REPO
 
 MONITORING = REPO / "deploy" / "monitoring"
 ALERTS = MONITORING / "alerts.yml"
+DASHBOARD = MONITORING / "dashboard.json"
+DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+# Grafana's interval variables, as Prometheus would get them.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "6h"}
 # The runbook's sections (docs/operations.md) that a rule's description may point at.
 RUNBOOK = (
     "a channel is failing during a real incident",
@@ -73,7 +81,7 @@ def check_expression(expr: str) -> set[str]:
         family = names[series]  # the table lists a counter with `_total`
         own = documented_labels.get(family, documented_labels.get(family + "_total"))
         assert own is not None, f"{family} is not in docs/metrics.md"
-        return TARGET_LABELS | own
+        return TARGET_LABELS | own | ({"le"} if series.endswith("_bucket") else set())
 
     used = set(METRIC.findall(expr))
     assert used <= names.keys(), f"not exported: {used - names.keys()} in {expr}"
@@ -142,3 +150,49 @@ def test_the_checks_see_a_wrong_name_and_a_wrong_label() -> None:
         except AssertionError:
             continue
         raise AssertionError(f"not caught: {wrong}")
+
+
+def panels() -> list[dict[str, Any]]:
+    def walk(found: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for panel in found:
+            yield panel
+            yield from walk(panel.get("panels", []))
+
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [panel for panel in walk(dashboard["panels"]) if panel["type"] != "row"]
+
+
+def queries() -> list[str]:
+    found = [target["expr"] for panel in panels() for target in panel["targets"]]
+    for variable, value in GRAFANA_VARIABLES.items():
+        found = [expr.replace(variable, value) for expr in found]
+    return found
+
+
+def test_the_dashboard_imports_with_a_prometheus_datasource() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert [(i["name"], i["type"], i["pluginId"]) for i in dashboard["__inputs"]] == [
+        ("DS_PROMETHEUS", "datasource", "prometheus")
+    ]
+    assert dashboard["schemaVersion"] == 39
+    found = panels()
+    assert len(found) == 14
+    assert len({panel["id"] for panel in found}) == len(found)
+    for panel in found:
+        assert panel["title"], panel["id"]
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"], panel["title"]
+            assert target["datasource"] == DATASOURCE, panel["title"]
+
+
+def test_the_dashboard_queries_are_promql_and_show_every_metric(tmp_path: Path) -> None:
+    """promtool parses each query (as a recording rule); together they show every metric
+    the daemon exports."""
+    rules_file = tmp_path / "dashboard-queries.yml"
+    recorded = [{"record": f"dashboard:query{n}", "expr": e} for n, e in enumerate(queries())]
+    rules_file.write_text(yaml.safe_dump({"groups": [{"name": "q", "rules": recorded}]}))
+    assert f"SUCCESS: {len(recorded)} rules found" in promtool("check", "rules", str(rules_file))
+    used = set().union(*map(check_expression, queries()))
+    assert {exported()[name] for name in used} == set(exported().values())
