@@ -196,3 +196,9 @@ def test_the_dashboard_queries_are_promql_and_show_every_metric(tmp_path: Path) 
     assert f"SUCCESS: {len(recorded)} rules found" in promtool("check", "rules", str(rules_file))
     used = set().union(*map(check_expression, queries()))
     assert {exported()[name] for name in used} == set(exported().values())
+
+
+def test_docs_monitoring_lists_every_alert() -> None:
+    text = (REPO / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `(Broadcaster\w+)` \|", text, re.MULTILINE)
+    assert listed == [rule["alert"] for rule in rules()]
