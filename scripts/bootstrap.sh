@@ -2,16 +2,19 @@
 # What a fresh Debian/Ubuntu machine needs before the broadcaster runs: uv, then the
 # locked Python dependencies in .venv. With --test also what the tests start for real:
 # mosquitto and its clients, redis-server and Chromium (for the duty officer page;
-# Playwright drives the Debian package, it cannot download a browser here), and jq and
-# openssl (the shell recipes of docs/signing.md are run as written). Used by
-# scripts/run.sh and scripts/test.sh; safe to repeat.
+# Playwright drives the Debian package, it cannot download a browser here), jq and
+# openssl (the shell recipes of docs/signing.md are run as written) and promtool, from
+# the prometheus package (it checks deploy/monitoring/). Used by scripts/run.sh and
+# scripts/test.sh; safe to repeat.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ "${1:-}" = "--test" ]; then
   packages=()
-  # tool:package where the two differ; mosquitto_sub runs the compose health check.
-  for entry in mosquitto redis-server chromium jq openssl mosquitto_sub:mosquitto-clients; do
+  # tool:package where the Debian package is named otherwise than its command;
+  # mosquitto_sub runs the compose health check, promtool checks deploy/monitoring/.
+  for entry in mosquitto redis-server chromium jq openssl mosquitto_sub:mosquitto-clients \
+      promtool:prometheus; do
     tool=${entry%%:*}
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || packages+=("${entry#*:}")
   done
