@@ -96,7 +96,7 @@ def check_expression(expr: str) -> set[str]:
 
 
 def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
-    assert "SUCCESS: 16 rules found" in promtool("check", "rules", str(ALERTS))
+    assert "SUCCESS: 17 rules found" in promtool("check", "rules", str(ALERTS))
     checked = promtool("check", "config", str(MONITORING / "prometheus.yml"))
     assert "is valid prometheus config file syntax" in checked
     assert "SUCCESS: 1 rule files found" in checked
@@ -121,7 +121,7 @@ def test_the_rules_unit_tests_pass() -> None:
 
 def test_every_rule_waits_has_a_severity_and_says_what_to_do() -> None:
     found = rules()
-    assert len(found) == 16
+    assert len(found) == 17
     for rule in found:
         assert "for" in rule, rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
@@ -135,7 +135,7 @@ def test_every_rule_waits_has_a_severity_and_says_what_to_do() -> None:
 
 def test_the_rules_use_only_exported_metrics_and_labels() -> None:
     used = set().union(*(check_expression(rule["expr"]) for rule in rules()))
-    assert len(used) == 11, used  # every metric but the histograms, takeovers
+    assert len(used) == 12, used  # every metric but the histograms, takeovers
 
 
 def test_the_checks_see_a_wrong_name_and_a_wrong_label() -> None:
@@ -176,7 +176,7 @@ def test_the_dashboard_imports_with_a_prometheus_datasource() -> None:
     ]
     assert dashboard["schemaVersion"] == 39
     found = panels()
-    assert len(found) == 14
+    assert len(found) == 15
     assert len({panel["id"] for panel in found}) == len(found)
     for panel in found:
         assert panel["title"], panel["id"]
