@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The production topology on one machine without Docker, from Debian's packages and the
 # project's venv, on loopback ports: mosquitto with accounts and the ACL of
-# deploy/mosquitto/acl, Redis with its append-only file, and two broadcaster daemons
-# sharing both (the repository's playbooks, templates and log channels).
+# deploy/mosquitto/acl, Redis with its append-only file, a replica and three sentinels
+# (the daemons find the primary through Sentinel), and two broadcaster daemons sharing
+# both (the repository's playbooks, templates and log channels).
 #
 #   deploy/local-stack.sh up       start it (made afresh: new passwords and secrets)
 #   deploy/local-stack.sh status   what runs, and each daemon's /healthz
@@ -11,13 +12,16 @@
 # Everything lives in $LOCAL_STACK_DIR (default var/local-stack): the generated
 # credentials (credentials.env: the fire brigade's MQTT account, the trigger secret, the
 # API token), the configuration, the data and each process's log. Ports:
-# LOCAL_STACK_MQTT_PORT (18831), LOCAL_STACK_REDIS_PORT (16380),
-# LOCAL_STACK_HTTP_PORTS ("18081 18082").
+# LOCAL_STACK_MQTT_PORT (18831), LOCAL_STACK_REDIS_PORT (16380), LOCAL_STACK_REPLICA_PORT
+# (16381), LOCAL_STACK_SENTINEL_PORTS ("26380 26381 26382"), LOCAL_STACK_HTTP_PORTS
+# ("18081 18082").
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${LOCAL_STACK_DIR:-$repo/var/local-stack}"
 mqtt_port="${LOCAL_STACK_MQTT_PORT:-18831}"
 redis_port="${LOCAL_STACK_REDIS_PORT:-16380}"
+replica_port="${LOCAL_STACK_REPLICA_PORT:-16381}"
+read -r -a sentinel_ports <<<"${LOCAL_STACK_SENTINEL_PORTS:-26380 26381 26382}"
 read -r -a http_ports <<<"${LOCAL_STACK_HTTP_PORTS:-18081 18082}"
 names=(a b)
 
@@ -85,10 +89,32 @@ EOF
   wait_until 10 "mosquitto" bash -c "exec 3<>/dev/tcp/127.0.0.1/$mqtt_port"
 
   # The store: every write to the append-only file before it is acknowledged.
+  # its replica, and three sentinels that fail it over (Redis Sentinel, docs/deploy.md).
   "$redis_server" --bind 127.0.0.1 --port "$redis_port" --dir "$dir/redis" \
-    --appendonly yes --appendfsync always --requirepass "$redis_pw" \
+    --appendonly yes --appendfsync always --requirepass "$redis_pw" --masterauth "$redis_pw" \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
   wait_until 10 "redis" bash -c "exec 3<>/dev/tcp/127.0.0.1/$redis_port"
+  mkdir -p "$dir/redis-replica"
+  "$redis_server" --bind 127.0.0.1 --port "$replica_port" --dir "$dir/redis-replica" \
+    --appendonly yes --appendfsync always --requirepass "$redis_pw" --masterauth "$redis_pw" \
+    --replicaof 127.0.0.1 "$redis_port" \
+    --daemonize yes --pidfile "$dir/redis-replica.pid" --logfile "$dir/redis-replica.log"
+  wait_until 10 "the redis replica" bash -c "exec 3<>/dev/tcp/127.0.0.1/$replica_port"
+  local i=0 sentinel_hosts=()
+  for port in "${sentinel_ports[@]}"; do
+    i=$((i + 1))
+    printf '%s\n' "port $port" "bind 127.0.0.1" "dir $dir" \
+      "sentinel monitor mymaster 127.0.0.1 $redis_port 2" \
+      "sentinel auth-pass mymaster $redis_pw" \
+      "sentinel down-after-milliseconds mymaster 3000" \
+      "sentinel failover-timeout mymaster 10000" >"$dir/sentinel-$i.conf"
+    "$redis_server" "$dir/sentinel-$i.conf" --sentinel --daemonize yes \
+      --pidfile "$dir/sentinel-$i.pid" --logfile "$dir/sentinel-$i.log"
+    wait_until 10 "sentinel $i" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+    sentinel_hosts+=("127.0.0.1:$port")
+  done
+  local sentinels
+  sentinels="$(IFS=,; echo "${sentinel_hosts[*]}")"
 
   # Two daemons on one deployment (the repository's files), each with its own port
   # and client id, sharing the broker and the store.
@@ -104,7 +130,8 @@ mqtt:
   topic_prefix: broadcaster
   client_id: broadcaster-local-$name
 store:
-  url: redis://:\${REDIS_PASSWORD}@127.0.0.1:$redis_port/0
+  url: redis+sentinel://:\${REDIS_PASSWORD}@$sentinels/mymaster/0
+  replicas_to_wait: 1
 http:
   listen: 127.0.0.1:$port
   public_url: http://127.0.0.1:$port
@@ -130,14 +157,15 @@ EOF
   done
   say "up in $dir"
   say "  broker mqtt://127.0.0.1:$mqtt_port (accounts firebrigade, broadcaster; no anonymous)"
-  say "  store  redis://127.0.0.1:$redis_port (append-only file)"
+  say "  store  redis://127.0.0.1:$redis_port (append-only file), its replica on $replica_port,"
+  say "         three sentinels on ${sentinel_ports[*]} (the daemons' store.url: redis+sentinel://)"
   say "  daemons http://127.0.0.1:${http_ports[0]} and http://127.0.0.1:${http_ports[1]}"
   say "  credentials in $dir/credentials.env"
 }
 
 status() {
   local running=0 file name
-  for name in mosquitto redis daemon-a daemon-b; do
+  for name in mosquitto redis redis-replica sentinel-1 sentinel-2 sentinel-3 daemon-a daemon-b; do
     file="$dir/$name.pid"
     if pid_alive "$file"; then
       say "$name: running (pid $(cat "$file"))"
@@ -168,7 +196,9 @@ stop_pid() {  # stop_pid FILE: SIGTERM, wait for the end, then SIGKILL
 down() {
   # The daemons first (they drain and say goodbye on the broker), then broker and store.
   local name
-  for name in daemon-a daemon-b mosquitto redis; do stop_pid "$dir/$name.pid"; done
+  for name in daemon-a daemon-b mosquitto sentinel-1 sentinel-2 sentinel-3 redis-replica redis; do
+    stop_pid "$dir/$name.pid"
+  done
   say "down: nothing of $dir is running"
 }
 

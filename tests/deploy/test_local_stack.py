@@ -47,6 +47,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
         "LOCAL_STACK_DIR": str(folder),
         "LOCAL_STACK_MQTT_PORT": str(free_port()),
         "LOCAL_STACK_REDIS_PORT": str(free_port()),
+        "LOCAL_STACK_REPLICA_PORT": str(free_port()),
+        "LOCAL_STACK_SENTINEL_PORTS": f"{free_port()} {free_port()} {free_port()}",
         "LOCAL_STACK_HTTP_PORTS": f"{free_port()} {free_port()}",
     }
     started = run(env, "up")
@@ -90,7 +92,7 @@ async def test_the_stack_takes_the_fire_brigades_trigger_and_nothing_else(stack)
     fire = {"username": "firebrigade", "password": secrets["FIREBRIGADE_PASSWORD"]}
     status = run(env, "status")
     assert status.returncode == 0
-    assert status.stdout.count(": running") == 4
+    assert status.stdout.count(": running") == 8  # broker, 2 redis, 3 sentinels, 2 daemons
 
     async with client(env, **fire) as listener, client(env, **fire) as publisher:
         await listener.subscribe("broadcaster/alerts/#", qos=1)
@@ -127,12 +129,14 @@ async def test_down_leaves_nothing_running(tmp_path: Path) -> None:
         "LOCAL_STACK_DIR": str(folder),
         "LOCAL_STACK_MQTT_PORT": str(free_port()),
         "LOCAL_STACK_REDIS_PORT": str(free_port()),
+        "LOCAL_STACK_REPLICA_PORT": str(free_port()),
+        "LOCAL_STACK_SENTINEL_PORTS": f"{free_port()} {free_port()} {free_port()}",
         "LOCAL_STACK_HTTP_PORTS": f"{free_port()} {free_port()}",
     }
     started = await asyncio.to_thread(run, env, "up")
     assert started.returncode == 0, started.stdout + started.stderr
     pids = [int(p.read_text()) for p in folder.glob("*.pid")]
-    assert len(pids) == 4
+    assert len(pids) == 8
     stopped = await asyncio.to_thread(run, env, "down")
     assert stopped.returncode == 0
     assert list(folder.glob("*.pid")) == []
