@@ -183,13 +183,26 @@ class MqttLink:
         client._client.manual_ack_set(True)
         return client
 
+    async def open_standby(self, url: str | None) -> None:
+        """Our session and subscriptions at a standby broker, then a clean disconnect: it
+        queues what is published to it while we are on another (for `session_expiry`).
+        What it delivers meanwhile stays unacknowledged, so it keeps that too."""
+        host, port, _ = broker_address(self.settings, url, first=False)
+        try:
+            async with self.new_client(url) as client:
+                await client.subscribe([(self.topics.trigger, 1), (self.topics.retract, 1)])
+            log.info("mqtt_standby_session", broker=(host, port))
+        except aiomqtt.MqttError as exc:
+            log.warning("mqtt_standby_unreachable", broker=(host, port), error=str(exc))
+
     async def run(self) -> None:
         """Connected whenever a broker can be reached: when the one in use goes away, the
         next of `url` and `fallback_urls` at once, a pause only after a whole round. An
         error that is not MQTT's (the store gave up, a bug) ends the loop for the
         daemon's supervisor to handle."""
-        backoff = 0.5
         brokers = self.settings.urls
+        await asyncio.gather(*(self.open_standby(url) for url in brokers[1:]))
+        backoff = 0.5
         turn = 0
         while True:
             url = brokers[turn % len(brokers)]

@@ -82,3 +82,35 @@ async def test_the_daemon_moves_to_the_second_broker_and_nothing_is_lost(
     assert set(before) <= set(ids[: BURST // 2])
     assert set(verdicts.values()) <= {"sent", "duplicate"}
     print(f"of {BURST // 2} acknowledged by the first broker, {len(before)} reached the daemon")
+
+
+async def test_a_trigger_published_to_the_standby_broker_waits_there(
+    tmp_path: Path, mosquitto: MosquittoServer, hooks
+):
+    """The daemon opened its session at the second broker at start: a trigger the fire
+    brigade publishes there while the daemon is on the first is kept, and sent when the
+    daemon comes over."""
+    (tmp_path / "second").mkdir()
+    second = start_mosquitto(tmp_path / "second")
+    hook = hooks[0]
+    config = write_deployment(tmp_path, mqtt_url=mosquitto.url, channels={"web": webhook(hook.url)})
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings["mqtt"]["fallback_urls"] = [second.url]
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    try:
+        async with running_daemon(config) as daemon:
+            async with client(second) as fire:  # the daemon is on the first broker
+                trigger = json.dumps(signed_trigger("FW-SB-1", incident="E-SB"))
+                await fire.publish("bc/trigger", trigger, qos=1)
+            assert await daemon.store.get_alert("FW-SB-1") is None  # waiting at broker 2
+            async with client(second) as watch:
+                await watch.subscribe("bc/alerts/FW-SB-1", qos=1)
+                mosquitto.process.kill()
+                mosquitto.process.wait()
+                async with asyncio.timeout(30):  # a safety net, not synchronisation
+                    async for message in watch.messages:
+                        if json.loads(bytes(message.payload)).get("state") == "sent":
+                            break
+    finally:
+        second.stop()
+    assert [p.json["alert_id"] for p in hook.posts] == ["FW-SB-1"]
