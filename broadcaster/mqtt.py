@@ -59,12 +59,10 @@ class Topics:
         return f"{self.prefix}/alerts/{alert_id}"
 
 
-def broker_address(
-    settings: MqttSettings, url: str | None = None, *, first: bool = True
-) -> tuple[str, int, bool]:
+def broker_address(settings: MqttSettings, url: str | None = None) -> tuple[str, int, bool]:
     """(host, port, tls) of the broker at `url` (by default the first one); the embedded
-    one when no url is set."""
-    url = settings.url if first and url is None else url
+    one when no url is set (fallback_urls need url, so a missing url is no broker list)."""
+    url = url or settings.url
     if url is None:
         host, _, port = settings.embedded_listen.rpartition(":")
         return host, int(port), False
@@ -122,7 +120,7 @@ def make_client(
     **extra: Any,
 ) -> aiomqtt.Client:
     """A client of the broker at `url` (by default the first one)."""
-    host, port, tls = broker_address(settings, url, first=url is None)
+    host, port, tls = broker_address(settings, url)
     return aiomqtt.Client(
         host,
         port,
@@ -187,7 +185,7 @@ class MqttLink:
         """Our session and subscriptions at a standby broker, then a clean disconnect: it
         queues what is published to it while we are on another (for `session_expiry`).
         What it delivers meanwhile stays unacknowledged, so it keeps that too."""
-        host, port, _ = broker_address(self.settings, url, first=False)
+        host, port, _ = broker_address(self.settings, url)
         try:
             async with self.new_client(url) as client:
                 await client.subscribe([(self.topics.trigger, 1), (self.topics.retract, 1)])
@@ -206,7 +204,7 @@ class MqttLink:
         turn = 0
         while True:
             url = brokers[turn % len(brokers)]
-            host, port, _ = broker_address(self.settings, url, first=False)
+            host, port, _ = broker_address(self.settings, url)
             client = self.new_client(url)
             try:
                 async with client:
@@ -230,7 +228,8 @@ class MqttLink:
                         await self.on_message(str(message.topic), raw)
                         client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
-                self.last_error = tls_refusal(exc, self.settings, f"{host}:{port}") or str(exc)
+                refusal = tls_refusal(exc, self.settings, f"{host}:{port}")
+                self.last_error = refusal or str(exc)
                 if getattr(getattr(exc, "rc", None), "value", None) == SESSION_TAKEN_OVER:
                     log.error(
                         "mqtt_client_id_in_use",
@@ -239,8 +238,8 @@ class MqttLink:
                         "daemon its own mqtt.client_id",
                     )
                     backoff = TAKEN_OVER_BACKOFF
-                elif self.last_error != str(exc):
-                    log.error("mqtt_tls_refused", broker=(host, port), detail=self.last_error)
+                elif refusal is not None:
+                    log.error("mqtt_tls_refused", broker=(host, port), detail=refusal)
                 else:
                     log.warning(
                         "mqtt_disconnected",
