@@ -36,6 +36,7 @@ from broadcaster.intake import (
 )
 from broadcaster.messages import (
     AlertContext,
+    ChannelMessage,
     RenderedAlert,
     TemplateNotApproved,
     cannot_render,
@@ -44,7 +45,7 @@ from broadcaster.messages import (
 from broadcaster.metrics import Metrics
 from broadcaster.models import Alert, AuditEntry, Delivery, InboxEntry, Texts
 from broadcaster.officers import OfficerNotices
-from broadcaster.playbooks import ADHOC_STAGE, Playbook
+from broadcaster.playbooks import ADHOC_STAGE
 from broadcaster.refusals import RefusalSampler
 from broadcaster.retraction import Retractor
 from broadcaster.store.base import Store
@@ -179,7 +180,8 @@ class Receiver:
             inbox_id=entry.id,
             proposed_by=entry.proposed_by,
         )
-        return await self.create(alert, playbook, rendered, entry)
+        messages = channel_messages(playbook, self.deployment.channels, rendered)
+        return await self.create(alert, messages, entry)
 
     async def receive_update(
         self, update: AdhocUpdate, source: str, *, owner: str, proposed_by: str
@@ -211,11 +213,8 @@ class Receiver:
             detail = "; ".join(f"{field}: {why}" for field, why in problems.items())
             raise Refusal("invalid_params", detail, update.id)
         rendered = rendered_update(update, playbook, channels, base.mode, self.renderer.prefix)
-        too_long = [
-            f"{m.channel_id}: {m.measurement}"
-            for m in channel_messages(playbook, channels, rendered)
-            if not m.measurement.fits
-        ]
+        messages = channel_messages(playbook, channels, rendered)
+        too_long = [f"{m.channel_id}: {m.measurement}" for m in messages if not m.measurement.fits]
         if too_long:
             raise Refusal("invalid_params", "too long for " + "; ".join(too_long), update.id)
         alert = Alert(
@@ -232,13 +231,12 @@ class Receiver:
             inbox_id=entry.id,
             proposed_by=entry.proposed_by,
         )
-        return await self.create(alert, playbook, rendered, entry)
+        return await self.create(alert, messages, entry)
 
     async def create(
-        self, alert: Alert, playbook: Playbook, rendered: RenderedAlert, entry: InboxEntry
+        self, alert: Alert, messages: list[ChannelMessage], entry: InboxEntry
     ) -> Outcome:
-        """Store a new alert with one delivery per channel, then gate or release it."""
-        messages = channel_messages(playbook, self.deployment.channels, rendered)
+        """Store a new alert with one delivery per channel message, then gate or release it."""
         deliveries = [
             Delivery(
                 alert_id=alert.id,
