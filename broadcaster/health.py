@@ -14,10 +14,8 @@ from datetime import datetime, timedelta, tzinfo
 from broadcaster.channel_test import EVENT as TEST_EVENT
 from broadcaster.channels.settings import ChannelConfig
 from broadcaster.models import AuditEntry, ChannelState
+from broadcaster.status import SCAN_LIMIT
 from broadcaster.store.base import Store
-
-SCAN_LIMIT = 200  # newest alerts (and audit lines) looked at
-
 
 HOUR = timedelta(hours=1)
 LOOKBACK = timedelta(days=7)  # how far back a last success is looked for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,10 @@ from rich.text import Text
 from broadcaster.models import Alert, ChannelState, Delivery
 from broadcaster.refusals import recent_refusals
 from broadcaster.store import open_store
+
+# What the operator's views look at (the board, the Channels screen, `status --watch`).
+RECENT = timedelta(hours=12)  # a finished incident stays in view this long
+SCAN_LIMIT = 200  # newest alerts looked at: far more than a day of incidents
 
 STATE_STYLE = {
     "sent": "green",

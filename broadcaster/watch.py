@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import timedelta
 
 import aiomqtt
 import structlog
@@ -18,14 +17,13 @@ from broadcaster.deployment import Deployment
 from broadcaster.health import Health, read_health
 from broadcaster.models import FINAL_ALERT_STATES, utcnow
 from broadcaster.mqtt import Topics, make_client
-from broadcaster.status import STATE_STYLE, alerts_list, local_time
+from broadcaster.status import RECENT, STATE_STYLE, alerts_list, local_time
 from broadcaster.store.base import Store
 
 log = structlog.get_logger(__name__)
 
 EVERY = 5.0  # seconds between redraws without a state message
 SETTLE = 0.2  # a burst of state messages (the retained ones at start) is one redraw
-RECENT = timedelta(hours=12)  # a finished alert stays in view this long
 
 
 async def frame(store: Store, deployment: Deployment, limit: int, note: str = "") -> Group:

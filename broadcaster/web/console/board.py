@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +22,7 @@ from broadcaster.models import FINAL_ALERT_STATES, Alert, Delivery, Mode, utcnow
 from broadcaster.playbooks import Playbook
 from broadcaster.refusals import recent_refusals
 from broadcaster.report import PAGES
-from broadcaster.status import open_tasks
+from broadcaster.status import RECENT, SCAN_LIMIT, open_tasks
 from broadcaster.store.base import Store
 from broadcaster.web.console.auth import account_of, csrf_token
 from broadcaster.web.console.board_texts import BOARD_TEXTS, STATE_WORDS
@@ -33,8 +33,6 @@ from broadcaster.web.i18n import LANGUAGES, pick_language
 # `web_link` filter (only http(s) becomes a link: a provider's answer is not trusted).
 BOARD_PATH = "/console"
 EVENTS_PATH = "/console/events"
-RECENT = timedelta(hours=12)  # a finished incident stays on the board this long
-SCAN_LIMIT = 200  # newest alerts looked at: far more than a day of incidents
 REFUSALS_SHOWN = 10
 # The board names no one outside; it links to providers' posts, which learn nothing of it.
 HEADERS = {

@@ -18,9 +18,10 @@ from aiohttp import web
 from broadcaster.deployment import Deployment
 from broadcaster.models import FINAL_ALERT_STATES, Alert
 from broadcaster.report import PAGES
+from broadcaster.status import RECENT, SCAN_LIMIT
 from broadcaster.web.api import STATE
 from broadcaster.web.console.auth import account_of, csrf_token, requires
-from broadcaster.web.console.board import RECENT, SCAN_LIMIT, board_language
+from broadcaster.web.console.board import board_language
 from broadcaster.web.console.board_texts import STATE_WORDS
 from broadcaster.web.console.new_alert import DRILL_PATH, NEW_PATH, page, texts
 
