@@ -39,10 +39,9 @@ def credentials(folder: Path) -> dict[str, str]:
     return {key: value.strip('"') for key, value in pairs}
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
-    folder = tmp_path / "stack"
-    env = {
+def stack_env(folder: Path) -> dict[str, str]:
+    """The script's environment: its folder and free loopback ports for every process."""
+    return {
         **os.environ,
         "LOCAL_STACK_DIR": str(folder),
         "LOCAL_STACK_MQTT_PORT": str(free_port()),
@@ -51,6 +50,12 @@ def stack(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
         "LOCAL_STACK_SENTINEL_PORTS": f"{free_port()} {free_port()} {free_port()}",
         "LOCAL_STACK_HTTP_PORTS": f"{free_port()} {free_port()}",
     }
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
+    folder = tmp_path / "stack"
+    env = stack_env(folder)
     started = run(env, "up")
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -124,15 +129,7 @@ async def test_the_stack_takes_the_fire_brigades_trigger_and_nothing_else(stack)
 
 async def test_down_leaves_nothing_running(tmp_path: Path) -> None:
     folder = tmp_path / "stack"
-    env = {
-        **os.environ,
-        "LOCAL_STACK_DIR": str(folder),
-        "LOCAL_STACK_MQTT_PORT": str(free_port()),
-        "LOCAL_STACK_REDIS_PORT": str(free_port()),
-        "LOCAL_STACK_REPLICA_PORT": str(free_port()),
-        "LOCAL_STACK_SENTINEL_PORTS": f"{free_port()} {free_port()} {free_port()}",
-        "LOCAL_STACK_HTTP_PORTS": f"{free_port()} {free_port()}",
-    }
+    env = stack_env(folder)
     started = await asyncio.to_thread(run, env, "up")
     assert started.returncode == 0, started.stdout + started.stderr
     pids = [int(p.read_text()) for p in folder.glob("*.pid")]
