@@ -29,7 +29,7 @@ def _trusted(address: str | None, trusted: list[Network]) -> bool:
     return any(ip in net for net in trusted)
 
 
-def client_of(peer: str | None, forwarded_for: str, trusted: list[Network]) -> str | None:
+def forwarded_client(peer: str | None, forwarded_for: str, trusted: list[Network]) -> str | None:
     """The right-most address of the chain that is not a trusted proxy (the ones left of
     it were written by the client itself and prove nothing)."""
     if not _trusted(peer, trusted):
@@ -46,7 +46,8 @@ def forwarded_middleware(trusted: list[Network]) -> Middleware:
     async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not trusted or not _trusted(request.remote, trusted):
             return await handler(request)
-        client = client_of(request.remote, request.headers.get("X-Forwarded-For", ""), trusted)
+        chain = request.headers.get("X-Forwarded-For", "")
+        client = forwarded_client(request.remote, chain, trusted)
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         scheme = proto if proto in ("http", "https") else request.scheme
         if client is None:
